@@ -168,3 +168,36 @@ class ImageTable:
     def __getitem__(self, index):
         image = self.transform(image=read_image(self.paths[index]))["image"]
         return image, self.targets[index]
+
+
+# ---------------------------------------------------------------- folds
+FOLD_COLUMNS = ["image_id", "target", "group", "fold"]
+
+
+def assign_folds(table, n_folds=5, seed=42):
+    """One row per image: image_id, target, group, fold; stratified by target, never
+    splitting a group (each image is its own group until duplicates are grouped)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    counts = table["target"].value_counts()
+    if len(table) < n_folds or counts.min() < n_folds:
+        raise UserError(f"{n_folds} folds need at least {n_folds} images of each class; the table has {counts.to_dict()}")
+    folds = table[["image_id", "target"]].copy()
+    folds["group"] = table["group"] if "group" in table else table["image_id"]
+    folds["fold"] = -1
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, val) in enumerate(splitter.split(folds, folds["target"], folds["group"])):
+        folds.iloc[val, folds.columns.get_loc("fold")] = k
+    return folds[FOLD_COLUMNS]
+
+
+def read_folds(path):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: fold file not found (run `python src/make_folds.py --dataset {path.stem}` first)")
+    folds = pd.read_csv(path, dtype={"image_id": str, "group": str})
+    folds.attrs["source"] = str(path)
+    missing = [c for c in FOLD_COLUMNS if c not in folds.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    return folds

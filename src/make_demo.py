@@ -53,7 +53,7 @@ def draw_chest(rng, width, height):
 def random_object(rng, width, height):
     """A foreign object inside the lung fields: (Shape in integer pixels, mask-drawing args)."""
     kind = int(rng.integers(0, 3))
-    size = rng.uniform(0.05, 0.11) * min(width, height)
+    size = rng.uniform(0.04, 0.09) * min(width, height)
     x = rng.uniform(0.22, 0.78) * width
     y = rng.uniform(0.28, 0.75) * height
     if kind in (0, 1):
@@ -84,7 +84,7 @@ def make_image(rng, positive, size_range):
     image = draw_chest(rng, width, height)
     shapes = [random_object(rng, width, height) for _ in range(int(rng.integers(1, 4)))] if positive else []
     for shape in shapes:
-        draw_object(image, shape, float(rng.uniform(0.9, 1.0)))
+        draw_object(image, shape, float(rng.uniform(0.6, 0.9)))  # as dense as bone, or denser
     if shapes:  # objects sit under the same detector blur as the anatomy
         image = cv2.GaussianBlur(image, (3, 3), 0)
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), shapes

@@ -1,0 +1,65 @@
+"""The settings of a training run: one dataclass, every default in one visible place.
+
+`train.py`'s flags are generated from these fields (`img_size` -> `--img-size`), and the
+values used are saved as `config.json` beside the checkpoints, so any later step knows
+how a model was made (arch, image size, normalization)."""
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def option(default, help):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    arch: str = option("resnet18", "any timm architecture name (resnet101, densenet121, efficientnet_b0, ...)")
+    fold: int = option(0, "validation fold; the model trains on the other folds")
+    name: str = option("", "model name in oof/ and weights/ (default: the arch); lets one arch run with two settings")
+    pretrained: bool = option(False, "start from timm's pretrained weights (downloaded or from the local cache)")
+    weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
+    # data
+    dataset: str = option("demo", "data set folder name under --input-dir")
+    input_dir: str = option("input", "where data sets live")
+    folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
+    img_size: int = option(128, "square input size the images are resized to")
+    # optimization
+    epochs: int = option(6, "training epochs")
+    batch_size: int = option(32, "batch size")
+    lr: float = option(1e-3, "peak learning rate (AdamW, cosine schedule)")
+    weight_decay: float = option(1e-2, "AdamW weight decay")
+    seed: int = option(42, "seed for initialization, augmentation and loader order")
+    # hardware
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; CPU runs fp32")
+    channels_last: bool = option(True, "channels_last memory format on CUDA (ignored on CPU)")
+    cudnn_benchmark: bool = option(True, "let cuDNN pick the fastest kernels (CUDA only)")
+    compile: bool = option(False, "torch.compile the model")
+    num_workers: int = option(0, "data loader worker processes")
+    # outputs
+    exp: str = option("demo", "experiment name: ties weights/<exp>, oof/<exp>, submissions/<exp>")
+    weights_dir: str = option("weights", "checkpoints, config.json and log.csv go to <weights-dir>/<exp>/<name>/fold_<k>/")
+    oof_dir: str = option("oof", "OOF and test predictions go to <oof-dir>/<exp>/<name>/")
+
+    @property
+    def model_name(self):
+        return self.name or self.arch
+
+
+def build_parser(cls=TrainConfig, description=None):
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
+            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
+    return parser
+
+
+def parse_config(argv=None, cls=TrainConfig, description=None):
+    args = build_parser(cls, description).parse_args(argv)
+    return cls(**vars(args))

@@ -1,0 +1,130 @@
+"""Train one epoch, evaluate, predict; device, AMP and memory format; checkpoints.
+
+GPU-only speed-ups (AMP, channels_last, cudnn.benchmark, torch.compile) are switches in
+TrainConfig; on a CPU they fall back to plain fp32, which the tests exercise."""
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from artifacts import save_torch
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the forward pass runs: autocast dtype (None = fp32) and whether to scale the loss."""
+
+    dtype: torch.dtype | None
+    scale_loss: bool
+
+    @property
+    def name(self):
+        return {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from errors import UserError
+
+        raise UserError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def resolve_precision(amp, device):
+    """auto: bf16 where the GPU supports it, else fp16 with a GradScaler; fp32 on a CPU."""
+    if device.type != "cuda" or amp == "off":
+        return Precision(None, False)
+    if amp == "auto":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if amp == "bf16":
+        return Precision(torch.bfloat16, False)
+    if amp == "fp16":
+        return Precision(torch.float16, True)
+    raise ValueError(f"amp must be auto, fp16, bf16 or off, not {amp!r}")
+
+
+def autocast(device, precision):
+    if precision.dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=precision.dtype)
+
+
+def prepare_model(model, device, channels_last=True, compile=False, cudnn_benchmark=True):
+    """Move the model to its device; channels_last, cudnn.benchmark and compile only where they pay (CUDA)."""
+    model = model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+    return model
+
+
+def to_device(images, device, channels_last):
+    images = images.to(device, non_blocking=True)
+    if channels_last and device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True, desc="train"):
+    """One pass over `loader`; the scheduler steps every batch. Returns the mean loss."""
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    for images, targets in bar:
+        images = to_device(images, device, channels_last)
+        targets = targets.to(device, dtype=torch.float32)
+        with autocast(device, precision):
+            logits = model(images).squeeze(1)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total += loss.item() * len(targets)
+        count += len(targets)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict(model, loader, device, precision, channels_last=True, desc="predict"):
+    """Sigmoid probabilities and the mean loss over labelled rows (NaN when there are none)."""
+    model.eval()
+    probs, losses, count = [], 0.0, 0
+    for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+        images = to_device(images, device, channels_last)
+        with autocast(device, precision):
+            logits = model(images).squeeze(1).float().cpu()
+        labelled = targets >= 0
+        if labelled.any():
+            losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(), reduction="sum").item()
+            count += int(labelled.sum())
+        probs.append(torch.sigmoid(logits).numpy())
+    probs = np.concatenate(probs) if probs else np.zeros(0)
+    return probs, (losses / count if count else float("nan"))
+
+
+def unwrap(model):
+    return getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+
+
+def save_checkpoint(path, model, config, epoch, score, optimizer=None, scheduler=None, scaler=None):
+    """Atomically save weights (+ training state when given) with the config that made them."""
+    state = {"model": unwrap(model).state_dict(), "config": config, "epoch": int(epoch), "score": float(score)}
+    if optimizer is not None:
+        state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
+    save_torch(path, state)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    return torch.load(path, map_location=map_location, weights_only=True)
