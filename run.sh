@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole flow: demo data (if missing) -> folds -> every arch x fold -> blend -> submission.
+#
+#   bash run.sh                                             # the demo, about 6 minutes on 2 CPU cores
+#   DATASET=objectcxr ARCHS="resnet101 densenet121" IMG_SIZE=512 EPOCHS=20 BATCH_SIZE=16 \
+#       EXP=full bash run.sh --pretrained                   # a real run on a GPU
+#
+# Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
+# N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 (retrain finished folds).
+# Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DATASET=${DATASET:-demo}
+EXP=${EXP:-$DATASET}
+ARCHS=${ARCHS:-"resnet18 efficientnet_b0"}
+N_FOLDS=${N_FOLDS:-5}
+FOLDS=${FOLDS:-$(seq -s " " 0 $((N_FOLDS - 1)))}
+IMG_SIZE=${IMG_SIZE:-96}
+EPOCHS=${EPOCHS:-5}
+BATCH_SIZE=${BATCH_SIZE:-32}
+LR=${LR:-1e-3}
+SEED=${SEED:-42}
+TRIALS=${TRIALS:-100}
+FORCE=${FORCE:-0}
+PY=${PYTHON:-python3}
+
+if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
+    $PY src/make_demo.py --out input/demo
+fi
+$PY src/make_folds.py --dataset "$DATASET" --n-folds "$N_FOLDS" --seed "$SEED"
+
+start=$(date +%s)
+for arch in $ARCHS; do
+    for fold in $FOLDS; do
+        if [ "$FORCE" != 1 ] && [ -f "oof/$EXP/$arch/fold_$fold.csv" ] && [ -f "oof/$EXP/$arch/test_fold_$fold.csv" ]; then
+            echo "== $arch fold $fold: done already (FORCE=1 retrains)"
+            continue
+        fi
+        echo "== $arch fold $fold"
+        $PY src/train.py --dataset "$DATASET" --exp "$EXP" --arch "$arch" --fold "$fold" \
+            --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" "$@"
+    done
+done
+echo "== training took $(( $(date +%s) - start )) s"
+
+$PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $ARCHS --trials "$TRIALS" --seed "$SEED"

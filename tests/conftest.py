@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(SRC))
+
+
+def run_script(script, *args, cwd, check=True):
+    """Run src/<script> as a user would, in `cwd`; return the CompletedProcess."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([sys.executable, str(SRC / script), *map(str, args)], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (the real data sets live beside the project, not in it)")
+    return SHARED_DATA
