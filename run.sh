@@ -13,11 +13,11 @@ cd "$(dirname "$0")"
 
 DATASET=${DATASET:-demo}
 EXP=${EXP:-$DATASET}
-ARCHS=${ARCHS:-"resnet18 efficientnet_b0"}
+ARCHS=${ARCHS:-"resnet18 regnety_002"}
 N_FOLDS=${N_FOLDS:-5}
 FOLDS=${FOLDS:-$(seq -s " " 0 $((N_FOLDS - 1)))}
 IMG_SIZE=${IMG_SIZE:-96}
-EPOCHS=${EPOCHS:-5}
+EPOCHS=${EPOCHS:-6}
 BATCH_SIZE=${BATCH_SIZE:-32}
 LR=${LR:-1e-3}
 SEED=${SEED:-42}

@@ -24,7 +24,7 @@ class TrainConfig:
     dataset: str = option("demo", "data set folder name under --input-dir")
     input_dir: str = option("input", "where data sets live")
     folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
-    img_size: int = option(128, "square input size the images are resized to")
+    img_size: int = option(96, "square input size the images are resized to")
     # optimization
     epochs: int = option(6, "training epochs")
     batch_size: int = option(32, "batch size")

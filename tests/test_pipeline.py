@@ -1,0 +1,152 @@
+"""The real scripts, end to end, on a tiny generated demo; and bad input on the way."""
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import run_script
+from submission import validate_classification
+
+TRAIN = ["--dataset", "tiny", "--exp", "e2e", "--img-size", "32", "--epochs", "1", "--batch-size", "8"]
+ARCHS = ["resnet18", "mobilenetv3_small_100"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A working folder after demo -> folds -> 2 archs x 2 folds -> blend."""
+    cwd = tmp_path_factory.mktemp("project")
+    run_script("make_demo.py", "--out", "input/tiny", "--n-train", 24, "--n-dev", 6, "--min-size", 64,
+               "--max-size", 96, cwd=cwd)
+    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, cwd=cwd)
+    for arch in ARCHS:
+        for fold in (0, 1):
+            run_script("train.py", "--arch", arch, "--fold", fold, *TRAIN, cwd=cwd)
+    blend = run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", "--trials", 5, cwd=cwd)
+    return cwd, blend.stdout
+
+
+def test_pipeline_writes_a_valid_submission(project):
+    cwd, stdout = project
+    dev_ids = pd.read_csv(cwd / "input/tiny/dev.csv")["image_name"].map(lambda n: f"dev/{n}")
+    submission = cwd / "submissions/e2e/prediction_classification.csv"
+    validate_classification(submission, dev_ids)
+    assert submission.read_text().splitlines()[0] == "image_path,prediction"
+    report = pd.read_csv(cwd / "oof/e2e/blend_report.csv")
+    assert set(report["name"]) == {*ARCHS, "mean", "rank_mean", "majority_vote", "softmax_auc", "optuna"}
+    assert report["chosen"].sum() == 1 and "chosen:" in stdout
+
+
+def test_pipeline_writes_every_run_artifact(project):
+    cwd, _ = project
+    for arch in ARCHS:
+        for fold in (0, 1):
+            run = cwd / f"weights/e2e/{arch}/fold_{fold}"
+            assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "config.json", "log.csv"}
+            log = pd.read_csv(run / "log.csv")
+            assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
+            oof = pd.read_csv(cwd / f"oof/e2e/{arch}/fold_{fold}.csv")
+            assert list(oof.columns) == ["image_id", "target", "fold", "prediction"]
+            assert (oof["fold"] == fold).all() and oof["prediction"].between(0, 1).all()
+            assert len(pd.read_csv(cwd / f"oof/e2e/{arch}/test_fold_{fold}.csv")) == 6
+
+
+def one_error_line(result, *fragments):
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def broken(project, tmp_path):
+    """A copy of the tiny data set to break, with the project's fold file."""
+    cwd, _ = project
+    shutil.copytree(cwd / "input", tmp_path / "input")
+    shutil.copytree(cwd / "folds", tmp_path / "folds")
+    return tmp_path
+
+
+def edit_train_csv(folder, line, new_text):
+    path = folder / "input/tiny/train.csv"
+    lines = path.read_text().splitlines()
+    lines[line - 1] = new_text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_malformed_annotation_names_file_and_line(broken):
+    edit_train_csv(broken, 4, "00003.jpg,0 1 2 3")
+    folds_before = (broken / "folds/tiny.csv").read_bytes()
+    result = run_script("make_folds.py", "--dataset", "tiny", "--overwrite", cwd=broken, check=False)
+    one_error_line(result, "train.csv line 4", "rectangle", "needs 4 coordinates")
+    assert (broken / "folds/tiny.csv").read_bytes() == folds_before
+
+
+def test_missing_column(broken):
+    path = broken / "input/tiny/train.csv"
+    path.write_text(path.read_text().replace("image_name,annotation", "image_name,label", 1))
+    one_error_line(run_script("make_folds.py", "--dataset", "tiny", cwd=broken, check=False),
+                   "train.csv", "no 'annotation' column")
+
+
+def test_missing_and_unreadable_images(broken):
+    (broken / "input/tiny/train/00005.jpg").unlink()
+    one_error_line(run_script("make_folds.py", "--dataset", "tiny", cwd=broken, check=False),
+                   "train.csv line 6", "00005.jpg not found")
+    (broken / "input/tiny/train/00005.jpg").write_bytes(b"this is not a jpeg")
+    one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False),
+                   "folds/tiny.csv line", "00005.jpg cannot be read")
+
+
+def test_oof_files_from_other_folds_are_refused_and_the_submission_survives(project, tmp_path):
+    cwd, _ = project
+    for folder in ("input", "folds", "oof", "submissions"):
+        shutil.copytree(cwd / folder, tmp_path / folder)
+    submission = tmp_path / "submissions/e2e/prediction_classification.csv"
+    before = submission.read_bytes()
+    refused = run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--seed", 9, cwd=tmp_path, check=False)
+    one_error_line(refused, "folds/tiny.csv exists with different folds")
+    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--seed", 9, "--overwrite", cwd=tmp_path)
+    result = run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", "--trials", 5, cwd=tmp_path, check=False)
+    one_error_line(result, "oof/e2e/", "line", "made with other folds")
+    assert submission.read_bytes() == before
+
+
+def test_missing_fold_is_refused(project, tmp_path):
+    cwd, _ = project
+    for folder in ("folds", "oof"):
+        shutil.copytree(cwd / folder, tmp_path / folder)
+    (tmp_path / "oof/e2e/resnet18/fold_1.csv").unlink()
+    one_error_line(run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", cwd=tmp_path, check=False),
+                   "resnet18", "fold(s) 1 missing")
+
+
+def test_make_demo_same_seed_same_bytes(tmp_path):
+    args = ["--n-train", 6, "--n-dev", 2, "--min-size", 64, "--max-size", 96]
+    run_script("make_demo.py", "--out", "a", *args, cwd=tmp_path)
+    run_script("make_demo.py", "--out", "b", *args, cwd=tmp_path)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert {str(f) for f in files} >= {"train.csv", "dev.csv", "train/00001.jpg", "dev/00007.jpg"}
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    run_script("make_demo.py", "--out", "c", *args, "--seed", 1, cwd=tmp_path)
+    assert (tmp_path / "c/train/00001.jpg").read_bytes() != (tmp_path / "a/train/00001.jpg").read_bytes()
+
+
+def test_demo_looks_like_object_cxr(tmp_path):
+    run_script("make_demo.py", "--out", "demo", "--n-train", 60, "--n-dev", 10, cwd=tmp_path)
+    from PIL import Image
+
+    from data import parse_annotation, read_dataset
+
+    train, dev = read_dataset(tmp_path / "demo")
+    assert list(pd.read_csv(tmp_path / "demo/train.csv").columns) == ["image_name", "annotation"]
+    assert 0.3 < train["target"].mean() < 0.7
+    shapes = [s for text in train["annotation"] for s in parse_annotation(text)]
+    assert {s.kind for s in shapes} == {0, 1, 2}
+    sizes = {Image.open(tmp_path / "demo" / i).size for i in train["image_id"]}
+    assert len(sizes) > 10 and any(w != h for w, h in sizes)
+    for image_id, text in zip(train["image_id"], train["annotation"]):  # objects inside their image
+        w, h = Image.open(tmp_path / "demo" / image_id).size
+        for s in parse_annotation(text):
+            assert (s.points >= 0).all() and (s.points[:, 0] < w).all() and (s.points[:, 1] < h).all()
