@@ -150,3 +150,30 @@ def test_demo_looks_like_object_cxr(tmp_path):
         w, h = Image.open(tmp_path / "demo" / image_id).size
         for s in parse_annotation(text):
             assert (s.points >= 0).all() and (s.points[:, 0] < w).all() and (s.points[:, 1] < h).all()
+
+
+def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
+    """run.sh as a user runs it (in a copy of the repository), with small settings."""
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "TQDM_DISABLE": "1", "N_FOLDS": "2", "ARCHS": "resnet18", "IMG_SIZE": "32",
+           "EPOCHS": "1", "TRIALS": "5"}
+
+    def run():
+        result = subprocess.run(["bash", "run.sh", "--batch-size", "64"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first = run()
+    assert "== resnet18 fold 1" in first and "chosen:" in first
+    dev = pd.read_csv(tmp_path / "input/demo/dev.csv")
+    validate_classification(tmp_path / "submissions/demo/prediction_classification.csv",
+                            "dev/" + dev["image_name"])
+    second = run()
+    assert "== resnet18 fold 0: done already" in second and "chosen:" in second
