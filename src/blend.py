@@ -134,6 +134,9 @@ def main(argv=None):
     def test_auc(scores):  # the labelled test side (Object-CXR's dev set) is a true hold-out
         return safe_roc_auc(test_y, scores) if test_y is not None else float("nan")
 
+    def test_auc_of(combine, weights):
+        return test_auc(combine(T, weights)) if len(T) else float("nan")
+
     rows = [{"kind": "model", "name": m, "oof_auc": safe_roc_auc(y, P[:, i]), "test_auc": test_auc(T[:, i]),
              "weights": ""} for i, m in enumerate(models)]
     fitted = []
@@ -141,7 +144,7 @@ def main(argv=None):
         weights = method.fit(P, y)
         fitted.append((method, weights))
         rows.append({"kind": "blend", "name": method.name, "oof_auc": safe_roc_auc(y, method.combine(P, weights)),
-                     "test_auc": test_auc(method.combine(T, weights)),
+                     "test_auc": test_auc_of(method.combine, weights),
                      "weights": json.dumps(dict(zip(models, np.round(weights, 4).tolist())))})
     report = pd.DataFrame(rows)
     blends = report[report["kind"] == "blend"].reset_index(drop=True)
@@ -150,13 +153,15 @@ def main(argv=None):
     write_csv(exp_dir / "blend_report.csv", report, float_format="%.6f")
 
     out = Path(args.submissions_dir) / args.exp
-    write_classification(out / "prediction_classification.csv", test["image_id"], chosen.combine(T, weights))
+    if len(test):
+        write_classification(out / "prediction_classification.csv", test["image_id"], chosen.combine(T, weights))
     write_json(out / "blend.json", {"method": chosen.name, "models": models, "weights": weights.tolist(),
                                     "dataset": args.dataset, "oof_auc": float(blends["oof_auc"].max())})
     shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"]))
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"chosen: {chosen.name} (OOF AUC {blends['oof_auc'].max():.4f}); "
-          f"wrote {out / 'prediction_classification.csv'} ({len(test)} images) and {exp_dir / 'blend_report.csv'}")
+    written = f"{out / 'prediction_classification.csv'} ({len(test)} images)" if len(test) else \
+        "no submission (the data set has no test side)"
+    print(f"chosen: {chosen.name} (OOF AUC {blends['oof_auc'].max():.4f}); wrote {written} and {exp_dir / 'blend_report.csv'}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,26 @@ def option(default, help):
 
 
 @dataclass
-class TrainConfig:
+class DataSettings:
+    """Which data set, read how: shared by make_folds.py and train.py."""
+
+    dataset: str = option("demo", "data set folder name under --input-dir")
+    input_dir: str = option("input", "where data sets live")
+    folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
+    layout: str = option("auto", "auto | objectcxr | kaggle | imagefolder (see src/readers.py)")
+    positive_classes: str = option("", "image folder layout: comma-separated positive class folders")
+    label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
+
+
+@dataclass
+class FoldSettings(DataSettings):
+    n_folds: int = option(5, "number of folds")
+    seed: int = option(42, "shuffle seed")
+    overwrite: bool = option(False, "replace an existing, different fold file (old OOF files then no longer match)")
+
+
+@dataclass
+class TrainConfig(DataSettings):
     # what to train
     arch: str = option("resnet18", "any timm architecture name (resnet101, densenet121, efficientnet_b0, ...)")
     fold: int = option(0, "validation fold; the model trains on the other folds")
@@ -21,9 +40,6 @@ class TrainConfig:
     pretrained: bool = option(False, "start from timm's pretrained weights (downloaded or from the local cache)")
     weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
     # data
-    dataset: str = option("demo", "data set folder name under --input-dir")
-    input_dir: str = option("input", "where data sets live")
-    folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
     img_size: int = option(96, "square input size the images are resized to")
     # optimization
     epochs: int = option(6, "training epochs")

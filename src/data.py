@@ -1,14 +1,6 @@
-"""Reading a data set into one table, Object-CXR annotations, images, and the torch Dataset.
+"""Object-CXR annotations, image checks and reading, folds, and the torch Dataset.
 
-A data set is a folder under `input/`. In the Object-CXR layout it holds `train.csv` and
-`dev.csv` (columns `image_name` or `image_path`, and `annotation`) beside the image folders
-`train/` and `dev/`. Every table this module returns has one row per image with:
-
-    image_id    the image's path relative to the data set folder (`train/00001.jpg`);
-                it is the key of every fold, OOF and submission file
-    annotation  the original annotation string ('' = no object)
-    target      1 if the image has at least one object, else 0
-"""
+Data set tables (one row per image: image_id, target, ...) come from readers.py."""
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +11,6 @@ import pandas as pd
 from errors import UserError
 
 SHAPE_NAMES = {0: "rectangle", 1: "ellipse", 2: "polygon"}
-ID_COLUMNS = ("image_name", "image_path")
 
 
 # ---------------------------------------------------------------- annotations
@@ -66,56 +57,6 @@ def parse_annotation(text):
 def format_annotation(shapes):
     """Inverse of parse_annotation."""
     return ";".join(" ".join(str(v) for v in (s.kind, *s.coords)) for s in shapes)
-
-
-# ---------------------------------------------------------------- tables
-def read_objectcxr_table(csv_path, image_folder):
-    """Read one Object-CXR table (`train.csv`, `dev.csv`) into the common table.
-
-    Image names are made relative to the data set folder (`00001.jpg` -> `train/00001.jpg`)
-    unless they already start with the image folder."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise UserError(f"{csv_path}: file not found")
-    try:
-        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise UserError(f"{csv_path}: not a readable CSV table ({str(err).strip().splitlines()[0]})") from None
-    id_col = next((c for c in ID_COLUMNS if c in raw.columns), None)
-    if id_col is None:
-        raise UserError(f"{csv_path}: no image column (expected one of {', '.join(ID_COLUMNS)}; found {', '.join(raw.columns)})")
-    if "annotation" not in raw.columns:
-        raise UserError(f"{csv_path}: no 'annotation' column (found {', '.join(raw.columns)})")
-    targets = []
-    for row, (name, text) in enumerate(zip(raw[id_col], raw["annotation"])):
-        if not name.strip():
-            raise UserError(f"{csv_path} line {row + 2}: empty image name")
-        try:
-            targets.append(int(len(parse_annotation(text)) > 0))
-        except ValueError as err:
-            raise UserError(f"{csv_path} line {row + 2} ({name}): malformed annotation: {err}") from None
-    names = raw[id_col].str.strip()
-    prefix = f"{image_folder}/"
-    image_ids = [n if n.startswith(prefix) else prefix + n for n in names]
-    table = pd.DataFrame({"image_id": image_ids, "annotation": raw["annotation"], "target": targets})
-    duplicated = table["image_id"].duplicated()
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise UserError(f"{csv_path} line {row + 2}: image {names.iloc[row]} is listed twice")
-    table.attrs["source"] = str(csv_path)
-    return table
-
-
-def read_dataset(root):
-    """Return (train_table, test_table) of an Object-CXR-layout data set folder.
-
-    The test side is `dev.csv` (the public dev set: labelled, so its AUC can be reported)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"{root}: data set folder not found (run `python src/make_demo.py` for the demo)")
-    train = read_objectcxr_table(root / "train.csv", "train")
-    test = read_objectcxr_table(root / "dev.csv", "dev")
-    return train, test
 
 
 def check_images(table, root):

@@ -1,10 +1,10 @@
 """Cut the cross-validation folds of a data set once: folds/<dataset>.csv.
 
     python src/make_folds.py --dataset demo --n-folds 5 --seed 42
+    python src/make_folds.py --dataset pneumonia_folder --positive-classes BacterialPneumonia,ViralPneumonia
 
 The file is frozen: every OOF file refers to it. An existing file with different folds is
 never replaced unless --overwrite is given (and then old OOF files no longer match)."""
-import argparse
 import sys
 from pathlib import Path
 
@@ -12,23 +12,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 
 from artifacts import folds_file, write_csv  # noqa: E402
-from data import assign_folds, check_images, read_dataset, read_folds  # noqa: E402
+from config import FoldSettings, parse_config  # noqa: E402
+from data import assign_folds, check_images, read_folds  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
+from readers import read_dataset  # noqa: E402
 
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="demo", help="data set folder under --input-dir (default: demo)")
-    parser.add_argument("--input-dir", default="input", help="where data sets live (default: input)")
-    parser.add_argument("--folds-dir", default="folds", help="where fold files go (default: folds)")
-    parser.add_argument("--n-folds", type=int, default=5, help="number of folds (default: 5)")
-    parser.add_argument("--seed", type=int, default=42, help="shuffle seed (default: 42)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing, different fold file")
-    args = parser.parse_args(argv)
+    args = parse_config(argv, FoldSettings, description=__doc__)
 
     root = Path(args.input_dir) / args.dataset
-    train, _ = read_dataset(root)
+    train, _ = read_dataset(root, args.layout, args.positive_classes, args.label_column)
     check_images(train, root)
     folds = assign_folds(train, args.n_folds, args.seed)
     path = folds_file(args.folds_dir, args.dataset)

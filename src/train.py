@@ -28,10 +28,11 @@ from torch.utils.data import DataLoader  # noqa: E402
 import engine  # noqa: E402
 from artifacts import folds_file, oof_file, run_dir, test_pred_file, write_csv, write_json  # noqa: E402
 from config import parse_config  # noqa: E402
-from data import ImageTable, check_images, read_dataset, read_folds  # noqa: E402
+from data import ImageTable, check_images, read_folds  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import safe_roc_auc  # noqa: E402
 from models import create_model  # noqa: E402
+from readers import read_dataset  # noqa: E402
 from transforms import eval_transform, train_transform  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def seed_everything(seed):
 def load_split(cfg):
     """(train rows, validation rows, test table, data root) for cfg.fold, checked against the data set."""
     root = Path(cfg.input_dir) / cfg.dataset
-    train_table, test = read_dataset(root)
+    train_table, test = read_dataset(root, cfg.layout, cfg.positive_classes, cfg.label_column)
     folds = read_folds(folds_file(cfg.folds_dir, cfg.dataset))
     if set(folds["image_id"]) != set(train_table["image_id"]):
         raise UserError(f"{folds.attrs['source']} was cut from a different {train_table.attrs['source']}; "

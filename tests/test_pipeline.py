@@ -137,7 +137,8 @@ def test_demo_looks_like_object_cxr(tmp_path):
     run_script("make_demo.py", "--out", "demo", "--n-train", 60, "--n-dev", 10, cwd=tmp_path)
     from PIL import Image
 
-    from data import parse_annotation, read_dataset
+    from data import parse_annotation
+    from readers import read_dataset
 
     train, dev = read_dataset(tmp_path / "demo")
     assert list(pd.read_csv(tmp_path / "demo/train.csv").columns) == ["image_name", "annotation"]
@@ -177,3 +178,22 @@ def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
                             "dev/" + dev["image_name"])
     second = run()
     assert "== resnet18 fold 0: done already" in second and "chosen:" in second
+
+
+def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_path):
+    """Real radiographs in the Kaggle layout: 40 training and 8 unlabelled test images (linked, not copied)."""
+    source = shared_data / "pneumoniamnist"
+    train = pd.read_csv(source / "train.csv").groupby("label").head(20)
+    test = pd.read_csv(source / "test.csv").head(8)
+    root = tmp_path / "input" / "pm"
+    for split, table in (("train", train), ("test", test)):
+        (root / split).mkdir(parents=True)
+        for name in table["image_name"]:
+            (root / split / name).symlink_to(source / split / name)
+        table.to_csv(root / f"{split}.csv", index=False)
+    run_script("make_folds.py", "--dataset", "pm", "--n-folds", 2, cwd=tmp_path)
+    for fold in (0, 1):
+        run_script("train.py", "--dataset", "pm", "--exp", "pm", "--arch", "resnet18", "--fold", fold,
+                   "--img-size", 28, "--epochs", 1, cwd=tmp_path)
+    run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, cwd=tmp_path)
+    validate_classification(tmp_path / "submissions/pm/prediction_classification.csv", "test/" + test["image_name"])

@@ -1,0 +1,175 @@
+"""Read a data set folder, whatever its layout, into one table per side (train, test).
+
+Every table has one row per image with
+    image_id    the image's path relative to the data set folder (`train/00001.jpg`); the key
+                of every fold, OOF and submission file
+    target      1 / 0 (NaN on an unlabelled test side)
+    annotation  Object-CXR annotation string ('' = no object; Object-CXR layout only)
+and `table.attrs["source"]` names the file it came from, for error messages.
+
+Layouts (auto-detected, or forced with --layout):
+    objectcxr    train.csv + dev.csv (image_name|image_path, annotation), train/ and dev/ folders;
+                 the test side is dev.csv, or image_path.csv (a header-less list) when there is no dev.csv
+    kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only) + test/ folder
+    imagefolder  one sub-folder per class; --positive-classes names the positive ones; no test side
+"""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data import parse_annotation
+from errors import UserError
+
+ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
+LABEL_COLUMNS = ("label", "target", "labels")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
+LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder")
+
+
+def read_csv(path, header="infer"):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, header=0 if header == "infer" else None)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a readable CSV table ({str(err).strip().splitlines()[0]})") from None
+    if raw.empty:
+        raise UserError(f"{path}: the table has no rows")
+    return raw
+
+
+def id_column(raw, path):
+    found = next((c for c in ID_COLUMNS if c in raw.columns), None)
+    if found is None:
+        raise UserError(f"{path}: no image column (expected one of {', '.join(ID_COLUMNS)}; "
+                        f"found {', '.join(raw.columns)})")
+    return found
+
+
+def as_image_ids(names, folder, path, first_line=2):
+    """Names relative to `folder` -> ids relative to the data set folder; refuse empty and repeated names."""
+    ids = []
+    for row, name in enumerate(names):
+        name = str(name).strip()
+        if not name:
+            raise UserError(f"{path} line {row + first_line}: empty image name")
+        ids.append(name if not folder or name.startswith(f"{folder}/") else f"{folder}/{name}")
+    repeated = pd.Series(ids).duplicated()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated.to_numpy())[0])
+        raise UserError(f"{path} line {row + first_line}: image {ids[row]} is listed twice")
+    return ids
+
+
+def framed(columns, path):
+    table = pd.DataFrame(columns)
+    table.attrs["source"] = str(path)
+    return table
+
+
+def read_objectcxr_table(csv_path, image_folder):
+    """One Object-CXR table (`train.csv`, `dev.csv`): target 1 where the annotation is not empty."""
+    raw = read_csv(csv_path)
+    id_col = id_column(raw, csv_path)
+    if "annotation" not in raw.columns:
+        raise UserError(f"{csv_path}: no 'annotation' column (found {', '.join(raw.columns)})")
+    ids = as_image_ids(raw[id_col], image_folder, csv_path)
+    targets = []
+    for row, text in enumerate(raw["annotation"]):
+        try:
+            targets.append(int(len(parse_annotation(text)) > 0))
+        except ValueError as err:
+            raise UserError(f"{csv_path} line {row + 2} ({ids[row]}): malformed annotation: {err}") from None
+    return framed({"image_id": ids, "annotation": raw["annotation"], "target": targets}, csv_path)
+
+
+def read_image_list(path):
+    """A header-less list of image paths (Object-CXR's image_path.csv), unlabelled."""
+    raw = read_csv(path, header=None)
+    ids = as_image_ids(raw[0], "", path, first_line=1)
+    return framed({"image_id": ids, "target": np.nan}, path)
+
+
+def label_column(raw, path, requested):
+    if requested:
+        if requested not in raw.columns:
+            raise UserError(f"{path}: no label column '{requested}' (found {', '.join(raw.columns)})")
+        return requested
+    named = [c for c in LABEL_COLUMNS if c in raw.columns]
+    if named:
+        return named[0]
+    id_col = id_column(raw, path)
+    numeric = [c for c in raw.columns if c != id_col and pd.to_numeric(raw[c], errors="coerce").notna().all()]
+    if len(numeric) == 1:
+        return numeric[0]
+    if not numeric:
+        raise UserError(f"{path}: no label column found (name it one of {', '.join(LABEL_COLUMNS)}, or pass --label-column)")
+    raise UserError(f"{path}: several label columns ({', '.join(numeric)}): multi-label training is not supported "
+                    f"yet; choose one with --label-column")
+
+
+def binary_targets(values, path, column):
+    targets = []
+    for row, value in enumerate(values):
+        if value.strip() not in ("0", "1", "0.0", "1.0"):
+            raise UserError(f"{path} line {row + 2}: label '{value}' in column '{column}' is not 0 or 1 "
+                            f"(a binary task)")
+        targets.append(int(float(value)))
+    return targets
+
+
+def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True):
+    raw = read_csv(csv_path)
+    ids = as_image_ids(raw[id_column(raw, csv_path)], image_folder, csv_path)
+    if not labelled:
+        return framed({"image_id": ids, "target": np.nan}, csv_path)
+    column = label_column(raw, csv_path, requested_label)
+    return framed({"image_id": ids, "target": binary_targets(raw[column], csv_path, column)}, csv_path)
+
+
+def read_imagefolder(root, positive_classes):
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not positive_classes:
+        raise UserError(f"{root}: an image folder with classes {', '.join(classes)} needs --positive-classes "
+                        f"(comma-separated) for a binary task")
+    unknown = set(positive_classes) - set(classes)
+    if unknown:
+        raise UserError(f"{root}: --positive-classes {', '.join(sorted(unknown))} not found (classes: {', '.join(classes)})")
+    rows = [(f"{c}/{f.name}", int(c in positive_classes)) for c in classes
+            for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    train = framed({"image_id": [r[0] for r in rows], "target": [r[1] for r in rows]}, root)
+    return train, framed({"image_id": pd.Series(dtype=str), "target": pd.Series(dtype=float)}, root)
+
+
+def detect_layout(root):
+    train_csv = root / "train.csv"
+    if train_csv.is_file():
+        header = read_csv(train_csv).columns
+        return "objectcxr" if "annotation" in header else "kaggle"
+    if any(p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()) for p in root.iterdir()):
+        return "imagefolder"
+    raise UserError(f"{root}: cannot tell the layout (no train.csv, no class folders of images); see --layout")
+
+
+def read_dataset(root, layout="auto", positive_classes="", label_column=""):
+    """(train table, test table) of a data set folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: data set folder not found (run `python src/make_demo.py` for the demo)")
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
+    layout = detect_layout(root) if layout == "auto" else layout
+    if layout == "objectcxr":
+        train = read_objectcxr_table(root / "train.csv", "train")
+        if (root / "dev.csv").is_file():
+            return train, read_objectcxr_table(root / "dev.csv", "dev")
+        return train, read_image_list(root / "image_path.csv")
+    if layout == "kaggle":
+        train = read_kaggle_table(root / "train.csv", "train", label_column)
+        return train, read_kaggle_table(root / "test.csv", "test", labelled=False)
+    positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
+    return read_imagefolder(root, positives)

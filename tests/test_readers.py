@@ -1,0 +1,109 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from errors import UserError
+from readers import detect_layout, read_dataset, read_image_list
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def kaggle(tmp_path):
+    write(tmp_path / "train.csv", "image_name,label,split\na.png,0,train\nb.png,1,train\nc.png,1,val\n")
+    write(tmp_path / "test.csv", "image_name\nt1.png\nt2.png\n")
+    return tmp_path
+
+
+def test_kaggle_layout(kaggle):
+    assert detect_layout(kaggle) == "kaggle"
+    train, test = read_dataset(kaggle)
+    assert train["image_id"].tolist() == ["train/a.png", "train/b.png", "train/c.png"]
+    assert train["target"].tolist() == [0, 1, 1]
+    assert test["image_id"].tolist() == ["test/t1.png", "test/t2.png"] and test["target"].isna().all()
+
+
+@pytest.mark.parametrize("train_csv, why", [
+    ("image_name,label\na.png,0\nb.png,2\n", "train.csv line 3: label '2' in column 'label' is not 0 or 1"),
+    ("image_name,label\na.png,0\nb.png,yes\n", "train.csv line 3: label 'yes'"),
+    ("image_name,effusion,nodule\na.png,0,1\nb.png,1,0\n", "several label columns (effusion, nodule): multi-label"),
+    ("name,label\na.png,0\n", "no image column"),
+    ("image_name,note\na.png,x\n", "no label column found"),
+    ("", "the file is empty"),
+    ("image_name,label\n", "the table has no rows"),
+    ("image_name,label\na.png,0\na.png,1\n", "line 3: image train/a.png is listed twice"),
+])
+def test_kaggle_bad_tables(kaggle, train_csv, why):
+    write(kaggle / "train.csv", train_csv)
+    with pytest.raises(UserError, match=why.replace("(", r"\(").replace(")", r"\)")):
+        read_dataset(kaggle, layout="kaggle")
+
+
+def test_kaggle_label_column_flag(kaggle):
+    write(kaggle / "train.csv", "image_name,effusion,nodule\na.png,0,1\nb.png,1,0\n")
+    train, _ = read_dataset(kaggle, label_column="nodule")
+    assert train["target"].tolist() == [1, 0]
+    with pytest.raises(UserError, match="no label column 'mass'"):
+        read_dataset(kaggle, label_column="mass")
+
+
+def test_image_folder_layout(tmp_path):
+    for cls, n in [("Normal", 2), ("Bacterial", 1), ("Viral", 1)]:
+        for i in range(n):
+            write(tmp_path / cls / f"{i}.jpeg", "")
+    write(tmp_path / "Normal" / "notes.txt", "")  # not an image: ignored
+    assert detect_layout(tmp_path) == "imagefolder"
+    with pytest.raises(UserError, match="needs --positive-classes"):
+        read_dataset(tmp_path)
+    with pytest.raises(UserError, match="--positive-classes Covid not found"):
+        read_dataset(tmp_path, positive_classes="Covid")
+    train, test = read_dataset(tmp_path, positive_classes="Bacterial,Viral")
+    assert dict(zip(train["image_id"], train["target"])) == {
+        "Bacterial/0.jpeg": 1, "Normal/0.jpeg": 0, "Normal/1.jpeg": 0, "Viral/0.jpeg": 1}
+    assert len(test) == 0
+
+
+def test_objectcxr_test_side_from_image_path_list(tmp_path):
+    write(tmp_path / "train.csv", "image_name,annotation\n1.jpg,0 1 2 3 4\n2.jpg,\n")
+    write(tmp_path / "image_path.csv", "images/a.jpg\nimages/b.jpg\n")
+    train, test = read_dataset(tmp_path)
+    assert train["image_id"].tolist() == ["train/1.jpg", "train/2.jpg"] and train["target"].tolist() == [1, 0]
+    assert test["image_id"].tolist() == ["images/a.jpg", "images/b.jpg"] and test["target"].isna().all()
+
+
+def test_unknown_layout_and_folder(tmp_path):
+    with pytest.raises(UserError, match="data set folder not found"):
+        read_dataset(tmp_path / "nothing")
+    with pytest.raises(UserError, match="cannot tell the layout"):
+        read_dataset(tmp_path)
+    with pytest.raises(UserError, match="--layout coco"):
+        read_dataset(tmp_path, layout="coco")
+
+
+# ------------------------------------------------------------ the shared real data sets
+def test_shared_pneumoniamnist(shared_data):
+    train, test = read_dataset(shared_data / "pneumoniamnist")
+    assert len(train) == 5232 and len(test) == 624
+    assert 0.70 < train["target"].mean() < 0.78  # about 74 % pneumonia
+    assert (shared_data / "pneumoniamnist" / train["image_id"].iloc[0]).is_file()
+
+
+def test_shared_objectcxr_semireal(shared_data):
+    train, dev = read_dataset(shared_data / "objectcxr_semireal")
+    assert len(train) == 1602 and len(dev) == 400
+    assert 0.4 < train["target"].mean() < 0.6 and dev["target"].notna().all()
+
+
+def test_shared_image_folder(shared_data):
+    train, _ = read_dataset(shared_data / "cxr_pneumonia_folder", positive_classes="BacterialPneumonia,ViralPneumonia")
+    assert len(train) == 710 and train["target"].sum() == 350
+
+
+def test_shared_objectcxr_sample_list(shared_data):
+    test = read_image_list(shared_data / "objectcxr_sample" / "image_path.csv")
+    assert len(test) == 6 and all((shared_data / "objectcxr_sample" / i).is_file() for i in test["image_id"])
+    assert np.isnan(test["target"]).all() and isinstance(test, pd.DataFrame)
