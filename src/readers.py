@@ -149,7 +149,7 @@ def detect_layout(root):
     train_csv = root / "train.csv"
     if train_csv.is_file():
         header = read_csv(train_csv).columns
-        return "objectcxr" if "annotation" in header else "kaggle"
+        return "objectcxr" if "annotation" in header or (root / "dev.csv").is_file() else "kaggle"
     if any(p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()) for p in root.iterdir()):
         return "imagefolder"
     raise UserError(f"{root}: cannot tell the layout (no train.csv, no class folders of images); see --layout")
