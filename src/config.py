@@ -28,6 +28,8 @@ class DataSettings:
 class FoldSettings(DataSettings):
     n_folds: int = option(5, "number of folds")
     seed: int = option(42, "shuffle seed")
+    dedup: bool = option(True, "group exact and near-duplicate images so no pair straddles train and validation")
+    near_threshold: int = option(8, "near-duplicates: at most this many of the 256 dHash bits differ")
     overwrite: bool = option(False, "replace an existing, different fold file (old OOF files then no longer match)")
 
 

@@ -3,7 +3,9 @@
     python src/make_folds.py --dataset demo --n-folds 5 --seed 42
     python src/make_folds.py --dataset pneumonia_folder --positive-classes BacterialPneumonia,ViralPneumonia
 
-The file is frozen: every OOF file refers to it. An existing file with different folds is
+Exact and near-duplicate images (train and test) are found first and share a group, so a
+pair never straddles training and validation; the pairs are written to
+folds/<dataset>_duplicates.csv. The file is frozen: every OOF file refers to it. An existing file with different folds is
 never replaced unless --overwrite is given (and then old OOF files no longer match)."""
 import sys
 from pathlib import Path
@@ -14,8 +16,21 @@ import pandas as pd  # noqa: E402
 from artifacts import folds_file, write_csv  # noqa: E402
 from config import FoldSettings, parse_config  # noqa: E402
 from data import assign_folds, check_images, read_folds  # noqa: E402
+from dedup import find_duplicates  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from readers import read_dataset  # noqa: E402
+
+
+def group_duplicates(train, test, root, threshold, report_path):
+    """The train table with a `group` column joining duplicates; the pair report written to `report_path`."""
+    ids = list(train["image_id"]) + list(test["image_id"])
+    sides = ["train"] * len(train) + ["test"] * len(test)
+    report, groups = find_duplicates(ids, sides, root, threshold)
+    write_csv(report_path, report)
+    crossing = (report["side_a"] != report["side_b"]).sum()
+    print(f"duplicates: {(report['kind'] == 'exact').sum()} exact and {(report['kind'] == 'near').sum()} near pairs "
+          f"(threshold {threshold} bits), {crossing} between train and test; report {report_path}")
+    return train.assign(group=[ids[g] for g in groups[:len(train)]])
 
 
 @exit_on_user_error
@@ -23,10 +38,13 @@ def main(argv=None):
     args = parse_config(argv, FoldSettings, description=__doc__)
 
     root = Path(args.input_dir) / args.dataset
-    train, _ = read_dataset(root, args.layout, args.positive_classes, args.label_column)
+    train, test = read_dataset(root, args.layout, args.positive_classes, args.label_column)
     check_images(train, root)
-    folds = assign_folds(train, args.n_folds, args.seed)
+    check_images(test, root)
     path = folds_file(args.folds_dir, args.dataset)
+    if args.dedup:
+        train = group_duplicates(train, test, root, args.near_threshold, path.with_name(f"{args.dataset}_duplicates.csv"))
+    folds = assign_folds(train, args.n_folds, args.seed)
     if path.exists():
         old = read_folds(path)
         if old.astype(str).equals(folds.astype(str)):
