@@ -6,7 +6,8 @@
 #       EXP=full bash run.sh --pretrained                   # a real run on a GPU
 #
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
-# N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 (retrain finished folds).
+# N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 (retrain finished folds),
+# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,11 +25,13 @@ SEED=${SEED:-42}
 TRIALS=${TRIALS:-100}
 FORCE=${FORCE:-0}
 PY=${PYTHON:-python3}
+DATA_ARGS=(--dataset "$DATASET" --layout "${LAYOUT:-auto}" --positive-classes "${POSITIVE_CLASSES:-}"
+           --label-column "${LABEL_COLUMN:-}")
 
 if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
     $PY src/make_demo.py --out input/demo
 fi
-$PY src/make_folds.py --dataset "$DATASET" --n-folds "$N_FOLDS" --seed "$SEED"
+$PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED"
 
 start=$(date +%s)
 for arch in $ARCHS; do
@@ -38,7 +41,7 @@ for arch in $ARCHS; do
             continue
         fi
         echo "== $arch fold $fold"
-        $PY src/train.py --dataset "$DATASET" --exp "$EXP" --arch "$arch" --fold "$fold" \
+        $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$fold" \
             --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" "$@"
     done
 done

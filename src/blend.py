@@ -129,7 +129,8 @@ def main(argv=None):
         if not model_test["image_id"].equals(test["image_id"]):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
     T = np.stack([t["prediction"].to_numpy() for _, t in loaded], axis=1)
-    test_y = test["target"].to_numpy() if "target" in test and test["target"].notna().all() else None
+    labelled = len(test) > 0 and "target" in test and test["target"].notna().all()
+    test_y = test["target"].to_numpy() if labelled else None
 
     def test_auc(scores):  # the labelled test side (Object-CXR's dev set) is a true hold-out
         return safe_roc_auc(test_y, scores) if test_y is not None else float("nan")
