@@ -43,6 +43,11 @@ class TrainConfig(DataSettings):
     weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
     # data
     img_size: int = option(96, "square input size the images are resized to")
+    resize: str = option("squash", "squash (ignore the aspect) | letterbox (keep it, pad with black)")
+    clahe: bool = option(False, "CLAHE contrast equalization after resizing")
+    blur: float = option(0.0, "Gaussian blur sigma in pixels after resizing (0 = none)")
+    cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")
+    cache_dir: str = option("cache", "where decoded-image caches live")
     # optimization
     epochs: int = option(6, "training epochs")
     batch_size: int = option(32, "batch size")

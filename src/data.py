@@ -95,20 +95,23 @@ def read_image(path):
 class ImageTable:
     """torch-style Dataset over a table: (image tensor, target) per row.
 
-    `transform` is an albumentations pipeline ending in ToTensorV2; rows without a
-    target (an unlabelled test set) give target -1."""
+    `load(image_id)` gives the network-size grayscale uint8 image (from the cache, or decoded
+    from its file); `transform` is an albumentations pipeline ending in ToTensorV2. Rows
+    without a target (an unlabelled test set) give target -1."""
 
-    def __init__(self, table, root, transform):
-        self.paths = [Path(root) / i for i in table["image_id"]]
-        self.targets = table["target"].to_numpy(dtype=np.float32) if "target" in table else np.full(len(table), -1.0, np.float32)
+    def __init__(self, table, load, transform):
+        self.image_ids = list(table["image_id"])
+        targets = table["target"].to_numpy(dtype=np.float32) if "target" in table else np.full(len(table), np.nan)
+        self.targets = np.where(np.isnan(targets), -1.0, targets).astype(np.float32)
+        self.load = load
         self.transform = transform
 
     def __len__(self):
-        return len(self.paths)
+        return len(self.image_ids)
 
     def __getitem__(self, index):
-        image = self.transform(image=read_image(self.paths[index]))["image"]
-        return image, self.targets[index]
+        image = cv2.cvtColor(self.load(self.image_ids[index]), cv2.COLOR_GRAY2RGB)
+        return self.transform(image=image)["image"], self.targets[index]
 
 
 # ---------------------------------------------------------------- folds

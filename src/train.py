@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import engine  # noqa: E402
+from cache import ImageSpec, build_cache, uncached_loader  # noqa: E402
 from artifacts import folds_file, oof_file, run_dir, test_pred_file, write_csv, write_json  # noqa: E402
 from config import parse_config  # noqa: E402
 from data import ImageTable, check_images, read_folds  # noqa: E402
@@ -58,9 +59,9 @@ def load_split(cfg):
     return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root
 
 
-def make_loader(table, root, transform, cfg, shuffle):
+def make_loader(table, load, transform, cfg, shuffle):
     return DataLoader(
-        ImageTable(table, root, transform), batch_size=cfg.batch_size, shuffle=shuffle, drop_last=False,
+        ImageTable(table, load, transform), batch_size=cfg.batch_size, shuffle=shuffle, drop_last=False,
         num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
         generator=torch.Generator().manual_seed(cfg.seed) if shuffle else None,
     )
@@ -74,9 +75,15 @@ def main(argv=None):
     precision = engine.resolve_precision(cfg.amp, device)
     train_rows, val_rows, test, root = load_split(cfg)
 
-    train_loader = make_loader(train_rows, root, train_transform(cfg.img_size, seed=cfg.seed), cfg, shuffle=True)
-    val_loader = make_loader(val_rows, root, eval_transform(cfg.img_size), cfg, shuffle=False)
-    test_loader = make_loader(test, root, eval_transform(cfg.img_size), cfg, shuffle=False)
+    spec = ImageSpec(cfg.img_size, cfg.resize, cfg.clahe, cfg.blur)
+    if cfg.cache:
+        all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
+        load = build_cache(all_ids, root, Path(cfg.cache_dir) / cfg.dataset, spec).__getitem__
+    else:
+        load = uncached_loader(root, spec)
+    train_loader = make_loader(train_rows, load, train_transform(seed=cfg.seed), cfg, shuffle=True)
+    val_loader = make_loader(val_rows, load, eval_transform(), cfg, shuffle=False)
+    test_loader = make_loader(test, load, eval_transform(), cfg, shuffle=False)
 
     model = create_model(cfg.arch, pretrained=cfg.pretrained, weights=cfg.weights)
     model = engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)

@@ -1,4 +1,6 @@
-"""Augmentation pipelines (albumentations): train and eval, ImageNet normalization."""
+"""Augmentation pipelines (albumentations): train and eval, ImageNet normalization.
+
+Grayscale radiographs are repeated to 3 channels before these (ImageNet-shaped backbones)."""
 import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
@@ -6,21 +8,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def eval_transform(img_size):
-    """Resize (squash) and normalize: nothing random."""
+# Images arrive at network size (resized once, see cache.py): no Resize here.
+def eval_transform():
+    """Normalize: nothing random."""
     return A.Compose([
-        A.Resize(img_size, img_size),
         A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         ToTensorV2(),
     ])
 
 
-def train_transform(img_size, seed=None):
+def train_transform(seed=None):
     """The Object-CXR roadmap's augmentation: flips, a small rotation, brightness/contrast.
 
     Foreign objects do not care about orientation, so both flips are used."""
     return A.Compose([
-        A.Resize(img_size, img_size),
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
         A.Affine(rotate=(-10, 10), p=0.5),

@@ -1,0 +1,92 @@
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+import cache
+from cache import ImageSpec, build_cache, decode_gray, prepare_image, resize, uncached_loader
+from data import read_image
+from errors import UserError
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "gray.png"), rng.integers(0, 256, (60, 40), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "rgb.jpg"), rng.integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "deep.png"), rng.integers(0, 65536, (30, 30), dtype=np.uint16))
+    return tmp_path, ["gray.png", "rgb.jpg", "deep.png"]
+
+
+def test_cache_holds_what_decoding_gives_and_original_sizes(images, tmp_path):
+    root, ids = images
+    spec = ImageSpec(32)
+    built = build_cache(ids, root, tmp_path / "cache", spec, progress=False)
+    assert isinstance(built.images, np.memmap) and built.images.shape == (3, 32, 32)
+    for image_id in ids:
+        assert np.array_equal(built[image_id], prepare_image(root / image_id, spec))
+        assert np.array_equal(built[image_id], uncached_loader(root, spec)(image_id))
+    assert built.original_size("gray.png") == (40, 60) and built.original_size("rgb.jpg") == (70, 50)
+
+
+def test_16_bit_png_maps_to_8_bit(images):
+    root, _ = images
+    deep = cv2.imread(str(root / "deep.png"), cv2.IMREAD_UNCHANGED)
+    assert np.abs(read_image(root / "deep.png")[..., 0].astype(int) - deep / 257).max() <= 0.5
+
+
+def test_only_changed_sources_are_decoded_again(images, tmp_path, monkeypatch):
+    root, ids = images
+    spec = ImageSpec(16)
+    build_cache(ids, root, tmp_path / "cache", spec, progress=False)
+    decoded = []
+    real = cache.prepare_image
+    monkeypatch.setattr(cache, "prepare_image", lambda path, s: decoded.append(path.name) or real(path, s))
+    build_cache(ids, root, tmp_path / "cache", spec, progress=False)
+    assert decoded == []  # nothing changed: nothing decoded
+    cv2.imwrite(str(root / "gray.png"), np.full((60, 40), 200, np.uint8))
+    os.utime(root / "gray.png", ns=(1, 1))  # a new modification time, whatever the clock
+    rebuilt = build_cache(ids, root, tmp_path / "cache", spec, progress=False)
+    assert decoded == ["gray.png"]
+    assert (rebuilt["gray.png"] == 200).all()
+    assert np.array_equal(rebuilt["rgb.jpg"], real(root / "rgb.jpg", spec))
+    cv2.imwrite(str(root / "new.png"), np.zeros((8, 8), np.uint8))
+    rebuilt = build_cache(ids + ["new.png"], root, tmp_path / "cache", spec, progress=False)
+    assert decoded == ["gray.png", "new.png"] and rebuilt.images.shape[0] == 4
+
+
+def test_each_setting_has_its_own_cache(images, tmp_path):
+    root, ids = images
+    keys = {ImageSpec(32).key, ImageSpec(32, "letterbox").key, ImageSpec(32, clahe=True).key,
+            ImageSpec(32, blur=1.5).key, ImageSpec(64).key}
+    assert len(keys) == 5
+    build_cache(ids, root, tmp_path / "c", ImageSpec(32, "letterbox", clahe=True, blur=1.0), progress=False)
+    assert (tmp_path / "c" / "32_letterbox_clahe_blur1").is_dir()
+
+
+def test_letterbox_keeps_the_aspect_and_pads():
+    wide = np.full((50, 100), 255, np.uint8)
+    boxed = resize(wide, 32, "letterbox")
+    assert boxed.shape == (32, 32)
+    assert (boxed[:8] == 0).all() and (boxed[-8:] == 0).all() and (boxed[8:24] == 255).all()
+    assert (resize(wide, 32, "squash") == 255).all()
+    with pytest.raises(UserError, match="--resize crop"):
+        resize(wide, 32, "crop")
+
+
+def test_large_jpegs_decode_at_reduced_scale(tmp_path):
+    cv2.imwrite(str(tmp_path / "big.jpg"), np.full((600, 800), 128, np.uint8))
+    assert decode_gray(tmp_path / "big.jpg", 64).shape == (75, 100)      # 1/8: still >= 64 px
+    assert decode_gray(tmp_path / "big.jpg", 200).shape == (300, 400)    # 1/2
+    assert decode_gray(tmp_path / "big.jpg", 512).shape == (600, 800)    # full
+
+
+def test_shared_full_size_radiographs(shared_data, tmp_path):
+    from readers import read_image_list
+
+    root = shared_data / "objectcxr_sample"
+    ids = read_image_list(root / "image_path.csv")["image_id"]
+    built = build_cache(ids, root, tmp_path / "cache", ImageSpec(256, "letterbox"), progress=False)
+    assert built.images.shape == (6, 256, 256)
+    assert all(min(built.original_size(i)) > 2000 for i in ids)
