@@ -13,11 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, write_csv
-from data import read_image
+from data import image_size, read_image
 from errors import UserError
 
 RESIZE_MODES = ("squash", "letterbox")
@@ -37,14 +36,9 @@ class ImageSpec:
         return f"{self.size}_{self.mode}" + ("_clahe" if self.clahe else "") + (f"_blur{self.blur:g}" if self.blur else "")
 
 
-def original_size(path):
-    with Image.open(path) as im:
-        return im.size  # (width, height), from the header only
-
-
 def decode_gray(path, target):
     """Grayscale uint8; large JPEGs are decoded at 1/2, 1/4 or 1/8 scale when still >= `target` px."""
-    width, height = original_size(path)
+    width, height = image_size(path)
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
         for factor, flag in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
                              (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
@@ -138,7 +132,7 @@ def build_cache(image_ids, root, cache_root, spec, progress=True):
                 images[row] = old.images[reusable[image_id][0]]
         for row in tqdm(fresh, desc=f"cache {spec.key}", disable=not progress, leave=False):
             images[row] = prepare_image(paths[row], spec)
-            sizes[row] = original_size(paths[row])
+            sizes[row] = image_size(paths[row])
         images.flush()
         del images
         (folder / "index.csv").unlink(missing_ok=True)  # a crash before the new index is written means a full rebuild

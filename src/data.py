@@ -63,7 +63,7 @@ def check_images(table, root):
     """Fail with the table's file and line if an image is missing or is not an image.
 
     Reads only each file's header (cheap), so a run fails before training, not in epoch 3."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     source = table.attrs.get("source", "table")
     for row, image_id in enumerate(table["image_id"]):
@@ -71,15 +71,32 @@ def check_images(table, root):
         if not path.is_file():
             raise UserError(f"{source} line {row + 2}: image {path} not found")
         try:
-            with Image.open(path) as im:
-                im.size  # noqa: B018  (the header parse is the check)
+            image_size(path)
         except (UnidentifiedImageError, OSError) as err:
             raise UserError(f"{source} line {row + 2}: image {path} cannot be read ({err})") from None
+        except UserError as err:
+            raise UserError(f"{source} line {row + 2}: {err}") from None
 
 
 # ---------------------------------------------------------------- images
+def image_size(path):
+    """(width, height) from the file's header only."""
+    if Path(path).suffix.lower() == ".dcm":
+        from dicom import dicom_size
+
+        return dicom_size(path)
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
 def read_image(path):
     """Read an image file as uint8 RGB (H, W, 3); grayscale and 16-bit images are converted."""
+    if Path(path).suffix.lower() == ".dcm":
+        from dicom import read_dicom
+
+        return cv2.cvtColor(read_dicom(path), cv2.COLOR_GRAY2RGB)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UserError(f"image {path} cannot be decoded")
