@@ -40,13 +40,19 @@ def decode_gray(path, target):
     """Grayscale uint8; large JPEGs are decoded at 1/2, 1/4 or 1/8 scale when still >= `target` px."""
     width, height = image_size(path)
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        for factor, flag in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
-                             (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
+        data = Path(path).read_bytes()
+        if data.rstrip(b"\0")[-2:] != b"\xff\xd9":  # OpenCV would decode a truncated JPEG half grey, silently
+            raise UserError(f"image {path} is truncated (no JPEG end marker)")
+        flag = cv2.IMREAD_GRAYSCALE
+        for factor, reduced in ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+                                (2, cv2.IMREAD_REDUCED_GRAYSCALE_2)):
             if min(width, height) // factor >= target:
-                image = cv2.imread(str(path), flag)
-                if image is None:
-                    raise UserError(f"image {path} cannot be decoded")
-                return image
+                flag = reduced
+                break
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        if image is None:
+            raise UserError(f"image {path} cannot be decoded")
+        return image
     return cv2.cvtColor(read_image(path), cv2.COLOR_RGB2GRAY)
 
 
@@ -130,7 +136,7 @@ def build_cache(image_ids, root, cache_root, spec, progress=True):
         for row, image_id in enumerate(image_ids):
             if row not in fresh_set:
                 images[row] = old.images[reusable[image_id][0]]
-        for row in tqdm(fresh, desc=f"cache {spec.key}", disable=not progress, leave=False):
+        for row in tqdm(fresh, desc=f"cache {spec.key}", leave=False, **({} if progress else {"disable": True})):
             images[row] = prepare_image(paths[row], spec)
             sizes[row] = image_size(paths[row])
         images.flush()

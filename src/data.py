@@ -60,7 +60,8 @@ def format_annotation(shapes):
 
 
 def check_images(table, root):
-    """Fail with the table's file and line if an image is missing or is not an image.
+    """Fail with the table's file and line if an image is missing or is not an image, or if
+    an annotated object lies outside its image.
 
     Reads only each file's header (cheap), so a run fails before training, not in epoch 3."""
     from PIL import UnidentifiedImageError
@@ -71,11 +72,17 @@ def check_images(table, root):
         if not path.is_file():
             raise UserError(f"{source} line {row + 2}: image {path} not found")
         try:
-            image_size(path)
+            width, height = image_size(path)
         except (UnidentifiedImageError, OSError) as err:
             raise UserError(f"{source} line {row + 2}: image {path} cannot be read ({err})") from None
         except UserError as err:
             raise UserError(f"{source} line {row + 2}: {err}") from None
+        if "annotation" in table:
+            for shape in parse_annotation(table["annotation"].iloc[row]):
+                points = shape.points
+                if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
+                    raise UserError(f"{source} line {row + 2}: {SHAPE_NAMES[shape.kind]} '{format_annotation([shape])}' "
+                                    f"lies outside the {width}x{height} image {image_id}")
 
 
 # ---------------------------------------------------------------- images

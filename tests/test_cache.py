@@ -90,3 +90,12 @@ def test_shared_full_size_radiographs(shared_data, tmp_path):
     built = build_cache(ids, root, tmp_path / "cache", ImageSpec(256, "letterbox"), progress=False)
     assert built.images.shape == (6, 256, 256)
     assert all(min(built.original_size(i)) > 2000 for i in ids)
+
+
+def test_truncated_jpeg_is_refused(tmp_path):
+    cv2.imwrite(str(tmp_path / "whole.jpg"), np.full((64, 64), 100, np.uint8))
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[:-10])
+    assert decode_gray(tmp_path / "whole.jpg", 64).shape == (64, 64)
+    with pytest.raises(UserError, match="cut.jpg is truncated"):
+        decode_gray(tmp_path / "cut.jpg", 32)

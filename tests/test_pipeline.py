@@ -197,3 +197,20 @@ def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_pat
                    "--img-size", 28, "--epochs", 1, cwd=tmp_path)
     run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, cwd=tmp_path)
     validate_classification(tmp_path / "submissions/pm/prediction_classification.csv", "test/" + test["image_name"])
+
+
+def test_object_outside_its_image_names_file_and_line(broken):
+    edit_train_csv(broken, 3, "00002.jpg,0 10 10 5000 20")
+    one_error_line(run_script("make_folds.py", "--dataset", "tiny", "--overwrite", cwd=broken, check=False),
+                   "train.csv line 3", "rectangle '0 10 10 5000 20' lies outside")
+
+
+def test_truncated_image_stops_training_with_its_name(broken):
+    path = broken / "input/tiny/train/00004.jpg"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-200])  # header intact, end cut: found when decoding into the cache
+    one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False),
+                   "00004.jpg is truncated")
+    path.write_bytes(whole[:300])  # cut inside the header: found by the header check, with its line
+    one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False),
+                   "folds/tiny.csv line", "00004.jpg cannot be read")
