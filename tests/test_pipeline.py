@@ -214,3 +214,14 @@ def test_truncated_image_stops_training_with_its_name(broken):
     path.write_bytes(whole[:300])  # cut inside the header: found by the header check, with its line
     one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False),
                    "folds/tiny.csv line", "00004.jpg cannot be read")
+
+
+def test_inspect_data_prints_the_make_up_and_draws_pngs(project):
+    cwd, _ = project
+    out = run_script("inspect_data.py", "--dataset", "tiny", "--samples", 4, "--out", "reports/t", cwd=cwd).stdout
+    train = pd.read_csv(cwd / "input/tiny/train.csv", keep_default_na=False)
+    assert f"train: 24 images, class counts {{0: {(train['annotation'] == '').sum()}, 1:" in out
+    assert "objects: {'rectangle':" in out and "object size" in out
+    assert "duplicates (folds/tiny_duplicates.csv): 0 pairs" in out
+    for name in ("samples.png", "positives_negatives.png"):
+        assert (cwd / "reports/t" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,106 @@
+"""See a data set before training: tables of its make-up and PNGs of its images.
+
+    python src/inspect_data.py --dataset demo
+    python src/inspect_data.py --dataset pneumonia_folder --positive-classes BacterialPneumonia,ViralPneumonia
+
+Prints class balance, image sizes, annotated objects per shape type and their sizes, and
+the duplicates found by make_folds.py; writes to --out (default reports/<dataset>/):
+    samples.png               a grid of training images with their objects drawn
+                              (rectangles red, ellipses green, polygons blue, translucent fill)
+    positives_negatives.png   positives on the top row, negatives below
+"""
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from config import DataSettings, option, parse_config  # noqa: E402
+from data import SHAPE_NAMES, check_images, image_size, parse_annotation, read_image  # noqa: E402
+from errors import exit_on_user_error  # noqa: E402
+from readers import read_dataset  # noqa: E402
+from viz import draw_shapes, grid_figure  # noqa: E402
+
+
+@dataclasses.dataclass
+class InspectSettings(DataSettings):
+    samples: int = option(12, "images in the sample grid")
+    seed: int = option(0, "which images are sampled")
+    out: str = option("", "folder for the PNGs (default: reports/<dataset>)")
+
+
+def describe(table, root):
+    """Per-image facts: side, target, width, height, objects by type, object sizes."""
+    rows = []
+    for image_id, target, text in zip(table["image_id"], table["target"], table.get("annotation", [""] * len(table))):
+        width, height = image_size(Path(root) / image_id)
+        shapes = parse_annotation(text)
+        spans = [np.ptp(s.points, axis=0) for s in shapes]
+        rows.append({"image_id": image_id, "target": target, "width": width, "height": height,
+                     **{name: sum(s.kind == kind for s in shapes) for kind, name in SHAPE_NAMES.items()},
+                     "object_sizes": [float(np.sqrt(max(w, 1) * max(h, 1))) for w, h in spans]})
+    return pd.DataFrame(rows)
+
+
+def summary_tables(facts_by_side):
+    lines = []
+    for side, facts in facts_by_side.items():
+        if facts.empty:
+            lines.append(f"{side}: no images")
+            continue
+        labelled = facts["target"].notna()
+        balance = facts.loc[labelled, "target"].value_counts().sort_index().to_dict() if labelled.any() else "unlabelled"
+        lines.append(f"{side}: {len(facts)} images, class counts {balance}")
+        sizes = facts[["width", "height"]].describe(percentiles=[0.5]).loc[["min", "50%", "max"]].astype(int)
+        lines.append("  image size (px):\n" + "\n".join("    " + l for l in sizes.to_string().splitlines()))
+        per_image = facts[list(SHAPE_NAMES.values())]
+        counts = per_image.sum()
+        if counts.sum():
+            with_objects = int((per_image.sum(axis=1) > 0).sum())
+            lines.append(f"  objects: {counts.to_dict()} in {with_objects} images")
+            sizes = np.concatenate([np.asarray(s, float) for s in facts["object_sizes"] if s])
+            q = np.percentile(sizes, [0, 25, 50, 75, 100]).round(1)
+            lines.append(f"  object size sqrt(w*h) px: min {q[0]}, q1 {q[1]}, median {q[2]}, q3 {q[3]}, max {q[4]}")
+    return "\n".join(lines)
+
+
+def panel(root, row):
+    image = read_image(Path(root) / row.image_id)
+    shapes = parse_annotation(getattr(row, "annotation", ""))
+    return draw_shapes(image, shapes), f"{row.image_id} · target {row.target:g} · {len(shapes)} obj"
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_config(argv, InspectSettings, description=__doc__)
+    root = Path(args.input_dir) / args.dataset
+    train, test = read_dataset(root, args.layout, args.positive_classes, args.label_column)
+    check_images(train, root)
+    check_images(test, root)
+    print(summary_tables({"train": describe(train, root), "test": describe(test, root)}))
+    report = Path(args.folds_dir) / f"{args.dataset}_duplicates.csv"
+    if report.is_file():
+        pairs = pd.read_csv(report)
+        crossing = (pairs["side_a"] != pairs["side_b"]).sum()
+        print(f"duplicates ({report}): {len(pairs)} pairs {pairs['kind'].value_counts().to_dict()}, {crossing} between train and test")
+    else:
+        print(f"duplicates: not searched yet (python src/make_folds.py --dataset {args.dataset} writes {report})")
+
+    out = Path(args.out or Path("reports") / args.dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    sample = train.sample(min(args.samples, len(train)), random_state=args.seed)
+    panels, titles = zip(*(panel(root, row) for row in sample.itertuples()))
+    grid_figure(panels, titles, out / "samples.png", suptitle=f"{args.dataset}: training samples")
+    per_row = 4
+    chosen = [train[train["target"] == t].sample(min(per_row, int((train["target"] == t).sum())), random_state=args.seed)
+              for t in (1, 0)]
+    pairs = [panel(root, row) for side in chosen for row in side.itertuples()]
+    grid_figure([p for p, _ in pairs], [t for _, t in pairs], out / "positives_negatives.png", columns=per_row,
+                suptitle="positives (top) vs negatives (bottom)")
+    print(f"wrote {out / 'samples.png'} and {out / 'positives_negatives.png'}")
+
+
+if __name__ == "__main__":
+    main()
