@@ -19,7 +19,7 @@ class DataSettings:
     dataset: str = option("demo", "data set folder name under --input-dir")
     input_dir: str = option("input", "where data sets live")
     folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
-    layout: str = option("auto", "auto | objectcxr | kaggle | imagefolder (see src/readers.py)")
+    layout: str = option("auto", "auto | objectcxr | kaggle | imagefolder | medmnist (see src/readers.py)")
     positive_classes: str = option("", "image folder layout: comma-separated positive class folders")
     label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
 

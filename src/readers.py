@@ -12,6 +12,9 @@ Layouts (auto-detected, or forced with --layout):
                  the test side is dev.csv, or image_path.csv (a header-less list) when there is no dev.csv
     kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only) + test/ folder
     imagefolder  one sub-folder per class; --positive-classes names the positive ones; no test side
+    medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
+                 unpacked once into PNGs beside it (<name>_png/), read from then on like files;
+                 train and val together form the cross-validated training side
 """
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from errors import UserError
 ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
 LABEL_COLUMNS = ("label", "target", "labels")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
-LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder")
+LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
 
 
 def read_csv(path, header="infer"):
@@ -145,7 +148,74 @@ def read_imagefolder(root, positive_classes):
     return train, framed({"image_id": pd.Series(dtype=str), "target": pd.Series(dtype=float)}, root)
 
 
+def unpack_npz(npz_path):
+    """Write every image of a MedMNIST .npz as a PNG into <name>_png/<split>/NNNNN.png, once
+    (a stamp of the .npz's size and time says the folder is complete and current)."""
+    import shutil
+    import tempfile
+
+    import cv2
+
+    folder = npz_path.with_name(f"{npz_path.stem}_png")
+    stamp = f"{npz_path.stat().st_size} {npz_path.stat().st_mtime_ns}"
+    if (folder / ".unpacked").is_file() and (folder / ".unpacked").read_text() == stamp:
+        return folder
+    try:
+        arrays = np.load(npz_path)
+        splits = {split: arrays[f"{split}_images"] for split in ("train", "val", "test") if f"{split}_images" in arrays}
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{npz_path}: not a readable .npz ({err})") from None
+    if "train" not in splits:
+        raise UserError(f"{npz_path}: no 'train_images' array (found {', '.join(arrays.files)})")
+    staging = Path(tempfile.mkdtemp(prefix=".unpacking_", dir=npz_path.parent))
+    for split, images in splits.items():
+        (staging / split).mkdir()
+        for i, image in enumerate(images):
+            image = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(staging / split / f"{i:05d}.png"), image)
+    (staging / ".unpacked").write_text(stamp)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def npz_targets(labels, npz_path, name):
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise UserError(f"{npz_path}: '{name}' has {labels.shape[1]} columns: multi-label training is not supported yet")
+    labels = labels.reshape(-1)
+    bad = ~np.isin(labels, (0, 1))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{npz_path}: {name}[{row}] is {labels[row]}, not 0 or 1 (a binary task; a multi-class "
+                        f"MedMNIST set needs its classes mapped to 0/1 first)")
+    return labels.astype(int)
+
+
+def read_medmnist(root):
+    npz_files = sorted(root.glob("*.npz"))
+    if len(npz_files) != 1:
+        raise UserError(f"{root}: the medmnist layout needs exactly one .npz file (found {len(npz_files)})")
+    npz_path = npz_files[0]
+    folder = unpack_npz(npz_path)
+    arrays = np.load(npz_path)
+    ids, targets = [], []
+    for split in ("train", "val"):
+        if f"{split}_images" in arrays:
+            count = len(arrays[f"{split}_images"])
+            ids += [f"{folder.name}/{split}/{i:05d}.png" for i in range(count)]
+            targets += list(npz_targets(arrays[f"{split}_labels"], npz_path, f"{split}_labels"))
+    train = framed({"image_id": ids, "target": targets}, npz_path)
+    count = len(arrays["test_images"]) if "test_images" in arrays else 0
+    test_targets = npz_targets(arrays["test_labels"], npz_path, "test_labels") if "test_labels" in arrays else np.nan
+    test = framed({"image_id": [f"{folder.name}/test/{i:05d}.png" for i in range(count)],
+                   "target": test_targets if count else pd.Series(dtype=float)}, npz_path)
+    return train, test
+
+
 def detect_layout(root):
+    if any(root.glob("*.npz")) and not (root / "train.csv").is_file():
+        return "medmnist"
     train_csv = root / "train.csv"
     if train_csv.is_file():
         header = read_csv(train_csv).columns
@@ -171,5 +241,7 @@ def read_dataset(root, layout="auto", positive_classes="", label_column=""):
     if layout == "kaggle":
         train = read_kaggle_table(root / "train.csv", "train", label_column)
         return train, read_kaggle_table(root / "test.csv", "test", labelled=False)
+    if layout == "medmnist":
+        return read_medmnist(root)
     positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
     return read_imagefolder(root, positives)

@@ -107,3 +107,42 @@ def test_shared_objectcxr_sample_list(shared_data):
     test = read_image_list(shared_data / "objectcxr_sample" / "image_path.csv")
     assert len(test) == 6 and all((shared_data / "objectcxr_sample" / i).is_file() for i in test["image_id"])
     assert np.isnan(test["target"]).all() and isinstance(test, pd.DataFrame)
+
+
+def write_npz(folder, with_test_labels=True, labels=None, rgb=False):
+    rng = np.random.default_rng(0)
+    shape = (28, 28, 3) if rgb else (28, 28)
+    arrays = {f"{s}_images": rng.integers(0, 256, (n, *shape), dtype=np.uint8) for s, n in
+              (("train", 6), ("val", 2), ("test", 3))}
+    arrays.update(train_labels=np.array(labels or [0, 1, 0, 1, 1, 0]).reshape(-1, 1),
+                  val_labels=np.array([[1], [0]]))
+    if with_test_labels:
+        arrays["test_labels"] = np.array([[0], [1], [1]])
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "tinymnist.npz", **arrays)
+    return arrays
+
+
+@pytest.mark.parametrize("with_test_labels, rgb", [(True, False), (False, True)])
+def test_medmnist_npz(tmp_path, with_test_labels, rgb):
+    import cv2
+
+    arrays = write_npz(tmp_path, with_test_labels, rgb=rgb)
+    assert detect_layout(tmp_path) == "medmnist"
+    train, test = read_dataset(tmp_path)
+    assert len(train) == 8 and train["target"].tolist() == [0, 1, 0, 1, 1, 0, 1, 0]
+    assert train["image_id"].iloc[6] == "tinymnist_png/val/00000.png"
+    assert len(test) == 3
+    assert test["target"].tolist() == [0, 1, 1] if with_test_labels else test["target"].isna().all()
+    png = cv2.imread(str(tmp_path / train["image_id"].iloc[0]), cv2.IMREAD_UNCHANGED)
+    expected = arrays["train_images"][0]
+    assert np.array_equal(png if not rgb else cv2.cvtColor(png, cv2.COLOR_BGR2RGB), expected)
+    stamp = (tmp_path / "tinymnist_png/.unpacked").stat().st_mtime_ns
+    read_dataset(tmp_path)  # unpacked once: the second read reuses the folder
+    assert (tmp_path / "tinymnist_png/.unpacked").stat().st_mtime_ns == stamp
+
+
+def test_medmnist_labels_must_be_binary(tmp_path):
+    write_npz(tmp_path, labels=[0, 1, 2, 1, 1, 0])
+    with pytest.raises(UserError, match=r"train_labels\[2\] is 2, not 0 or 1"):
+        read_dataset(tmp_path)
