@@ -47,6 +47,10 @@ def folds_file(folds_dir, dataset):
     return Path(folds_dir) / f"{dataset}.csv"
 
 
+def duplicates_file(folds_dir, dataset):
+    return Path(folds_dir) / f"{dataset}_duplicates.csv"
+
+
 def run_dir(weights_dir, exp, model, fold):
     return Path(weights_dir) / exp / model / f"fold_{fold}"
 

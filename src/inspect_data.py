@@ -18,9 +18,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from config import DataSettings, option, parse_config  # noqa: E402
-from data import SHAPE_NAMES, check_images, image_size, parse_annotation, read_image  # noqa: E402
+from artifacts import duplicates_file  # noqa: E402
+from data import SHAPE_NAMES, image_size, parse_annotation, read_image  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
-from readers import read_dataset  # noqa: E402
+from readers import read_checked  # noqa: E402
 from viz import draw_shapes, grid_figure  # noqa: E402
 
 
@@ -75,12 +76,9 @@ def panel(root, row):
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, InspectSettings, description=__doc__)
-    root = Path(args.input_dir) / args.dataset
-    train, test = read_dataset(root, args.layout, args.positive_classes, args.label_column)
-    check_images(train, root)
-    check_images(test, root)
+    train, test, root = read_checked(args)
     print(summary_tables({"train": describe(train, root), "test": describe(test, root)}))
-    report = Path(args.folds_dir) / f"{args.dataset}_duplicates.csv"
+    report = duplicates_file(args.folds_dir, args.dataset)
     if report.is_file():
         pairs = pd.read_csv(report)
         crossing = (pairs["side_a"] != pairs["side_b"]).sum()

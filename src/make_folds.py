@@ -13,12 +13,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 
-from artifacts import folds_file, write_csv  # noqa: E402
+from artifacts import duplicates_file, folds_file, write_csv  # noqa: E402
 from config import FoldSettings, parse_config  # noqa: E402
-from data import assign_folds, check_images, read_folds  # noqa: E402
+from data import assign_folds, read_folds  # noqa: E402
 from dedup import find_duplicates  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from readers import read_dataset  # noqa: E402
+from readers import read_checked  # noqa: E402
 
 
 def group_duplicates(train, test, root, threshold, report_path):
@@ -37,13 +37,10 @@ def group_duplicates(train, test, root, threshold, report_path):
 def main(argv=None):
     args = parse_config(argv, FoldSettings, description=__doc__)
 
-    root = Path(args.input_dir) / args.dataset
-    train, test = read_dataset(root, args.layout, args.positive_classes, args.label_column)
-    check_images(train, root)
-    check_images(test, root)
+    train, test, root = read_checked(args)
     path = folds_file(args.folds_dir, args.dataset)
     if args.dedup:
-        train = group_duplicates(train, test, root, args.near_threshold, path.with_name(f"{args.dataset}_duplicates.csv"))
+        train = group_duplicates(train, test, root, args.near_threshold, duplicates_file(args.folds_dir, args.dataset))
     folds = assign_folds(train, args.n_folds, args.seed)
     if path.exists():
         old = read_folds(path)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data import parse_annotation
+from data import check_images, parse_annotation
 from errors import UserError
 
 ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
@@ -245,3 +245,12 @@ def read_dataset(root, layout="auto", positive_classes="", label_column=""):
         return read_medmnist(root)
     positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
     return read_imagefolder(root, positives)
+
+
+def read_checked(settings):
+    """(train, test, root) of the data set a DataSettings names, every image's header checked."""
+    root = Path(settings.input_dir) / settings.dataset
+    train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column)
+    check_images(train, root)
+    check_images(test, root)
+    return train, test, root

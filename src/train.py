@@ -29,11 +29,11 @@ import engine  # noqa: E402
 from cache import ImageSpec, build_cache, uncached_loader  # noqa: E402
 from artifacts import folds_file, oof_file, run_dir, test_pred_file, write_csv, write_json  # noqa: E402
 from config import parse_config  # noqa: E402
-from data import ImageTable, check_images, read_folds  # noqa: E402
+from data import ImageTable, read_folds  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import safe_roc_auc  # noqa: E402
 from models import create_model  # noqa: E402
-from readers import read_dataset  # noqa: E402
+from readers import read_checked  # noqa: E402
 from transforms import eval_transform, train_transform  # noqa: E402
 
 
@@ -45,8 +45,7 @@ def seed_everything(seed):
 
 def load_split(cfg):
     """(train rows, validation rows, test table, data root) for cfg.fold, checked against the data set."""
-    root = Path(cfg.input_dir) / cfg.dataset
-    train_table, test = read_dataset(root, cfg.layout, cfg.positive_classes, cfg.label_column)
+    train_table, test, root = read_checked(cfg)
     folds = read_folds(folds_file(cfg.folds_dir, cfg.dataset))
     if set(folds["image_id"]) != set(train_table["image_id"]):
         raise UserError(f"{folds.attrs['source']} was cut from a different {train_table.attrs['source']}; "
@@ -54,8 +53,6 @@ def load_split(cfg):
     n_folds = folds["fold"].nunique()
     if not 0 <= cfg.fold < n_folds:
         raise UserError(f"--fold {cfg.fold}: {folds.attrs['source']} has folds 0..{n_folds - 1}")
-    check_images(folds, root)
-    check_images(test, root)
     return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root
 
 

@@ -95,7 +95,7 @@ def test_missing_and_unreadable_images(broken):
                    "train.csv line 6", "00005.jpg not found")
     (broken / "input/tiny/train/00005.jpg").write_bytes(b"this is not a jpeg")
     one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False),
-                   "folds/tiny.csv line", "00005.jpg cannot be read")
+                   "train.csv line 6", "00005.jpg cannot be read")
 
 
 def test_oof_files_from_other_folds_are_refused_and_the_submission_survives(project, tmp_path):
@@ -213,7 +213,7 @@ def test_truncated_image_stops_training_with_its_name(broken):
                    "00004.jpg is truncated")
     path.write_bytes(whole[:300])  # cut inside the header: found by the header check, with its line
     one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False),
-                   "folds/tiny.csv line", "00004.jpg cannot be read")
+                   "train.csv line 5", "00004.jpg cannot be read")
 
 
 def test_inspect_data_prints_the_make_up_and_draws_pngs(project):
