@@ -35,14 +35,26 @@ class InspectSettings(DataSettings):
 def describe(table, root):
     """Per-image facts: side, target, width, height, objects by type, object sizes."""
     rows = []
-    for image_id, target, text in zip(table["image_id"], table["target"], table.get("annotation", [""] * len(table))):
+    for image_id, text in zip(table["image_id"], table.get("annotation", [""] * len(table))):
         width, height = image_size(Path(root) / image_id)
         shapes = parse_annotation(text)
         spans = [np.ptp(s.points, axis=0) for s in shapes]
-        rows.append({"image_id": image_id, "target": target, "width": width, "height": height,
+        rows.append({"width": width, "height": height,
                      **{name: sum(s.kind == kind for s in shapes) for kind, name in SHAPE_NAMES.items()},
                      "object_sizes": [float(np.sqrt(max(w, 1) * max(h, 1))) for w, h in spans]})
-    return pd.DataFrame(rows)
+    return pd.concat([table.drop(columns=["annotation"], errors="ignore").reset_index(drop=True),
+                      pd.DataFrame(rows, columns=["width", "height", *SHAPE_NAMES.values(), "object_sizes"])], axis=1)
+
+
+def label_counts(facts):
+    """Counts per class: of the binary target, of each multi-label column, or of the class names."""
+    if "class_name" in facts:
+        return facts["class_name"].value_counts().sort_index().to_dict()
+    multi = [c for c in facts.columns if c.startswith("target_")]
+    if multi:
+        return {c[len("target_"):]: int(facts[c].sum()) for c in multi}
+    labelled = facts["target"].notna()
+    return facts.loc[labelled, "target"].value_counts().sort_index().to_dict() if labelled.any() else "unlabelled"
 
 
 def summary_tables(facts_by_side):
@@ -51,9 +63,7 @@ def summary_tables(facts_by_side):
         if facts.empty:
             lines.append(f"{side}: no images")
             continue
-        labelled = facts["target"].notna()
-        balance = facts.loc[labelled, "target"].value_counts().sort_index().to_dict() if labelled.any() else "unlabelled"
-        lines.append(f"{side}: {len(facts)} images, class counts {balance}")
+        lines.append(f"{side}: {len(facts)} images, class counts {label_counts(facts)}")
         sizes = facts[["width", "height"]].describe(percentiles=[0.5]).loc[["min", "50%", "max"]].astype(int)
         lines.append("  image size (px):\n" + "\n".join("    " + l for l in sizes.to_string().splitlines()))
         per_image = facts[list(SHAPE_NAMES.values())]
@@ -70,13 +80,14 @@ def summary_tables(facts_by_side):
 def panel(root, row):
     image = read_image(Path(root) / row.image_id)
     shapes = parse_annotation(getattr(row, "annotation", ""))
-    return draw_shapes(image, shapes), f"{row.image_id} · target {row.target:g} · {len(shapes)} obj"
+    label = f"target {row.target:g}" if hasattr(row, "target") else getattr(row, "class_name", "")
+    return draw_shapes(image, shapes), f"{row.image_id} · {label} · {len(shapes)} obj"
 
 
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, InspectSettings, description=__doc__)
-    train, test, root = read_checked(args)
+    train, test, root = read_checked(args, binary=False)
     print(summary_tables({"train": describe(train, root), "test": describe(test, root)}))
     report = duplicates_file(args.folds_dir, args.dataset)
     if report.is_file():
@@ -91,6 +102,9 @@ def main(argv=None):
     sample = train.sample(min(args.samples, len(train)), random_state=args.seed)
     panels, titles = zip(*(panel(root, row) for row in sample.itertuples()))
     grid_figure(panels, titles, out / "samples.png", suptitle=f"{args.dataset}: training samples")
+    if "target" not in train:
+        print(f"wrote {out / 'samples.png'} (no positives vs negatives figure: the targets are {train.attrs['task']})")
+        return
     per_row = 4
     chosen = [train[train["target"] == t].sample(min(per_row, int((train["target"] == t).sum())), random_state=args.seed)
               for t in (1, 0)]

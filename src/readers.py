@@ -3,7 +3,9 @@
 Every table has one row per image with
     image_id    the image's path relative to the data set folder (`train/00001.jpg`); the key
                 of every fold, OOF and submission file
-    target      1 / 0 (NaN on an unlabelled test side)
+    target      1 / 0 (NaN on an unlabelled test side); a multi-label table has one target_<name>
+                column per label instead, a multi-class image folder a class_name column (their
+                `attrs["task"]` says which); the binary steps refuse those with that reason
     annotation  Object-CXR annotation string ('' = no object; Object-CXR layout only)
 and `table.attrs["source"]` names the file it came from, for error messages.
 
@@ -11,7 +13,8 @@ Layouts (auto-detected, or forced with --layout):
     objectcxr    train.csv + dev.csv (image_name|image_path, annotation), train/ and dev/ folders;
                  the test side is dev.csv, or image_path.csv (a header-less list) when there is no dev.csv
     kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only) + test/ folder
-    imagefolder  one sub-folder per class; --positive-classes names the positive ones; no test side
+    imagefolder  one sub-folder per class (class_name column); --positive-classes names the positive
+                 ones for a binary target; no test side
     medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
                  unpacked once into PNGs beside it (<name>_png/), read from then on like files;
                  train and val together form the cross-validated training side
@@ -97,22 +100,20 @@ def read_image_list(path):
     return framed({"image_id": ids, "target": np.nan}, path)
 
 
-def label_column(raw, path, requested):
+def label_columns(raw, path, requested):
+    """The label column(s): the requested one, else label/target, else every all-numeric column."""
     if requested:
         if requested not in raw.columns:
             raise UserError(f"{path}: no label column '{requested}' (found {', '.join(raw.columns)})")
-        return requested
+        return [requested]
     named = [c for c in LABEL_COLUMNS if c in raw.columns]
     if named:
-        return named[0]
+        return named[:1]
     id_col = id_column(raw, path)
     numeric = [c for c in raw.columns if c != id_col and pd.to_numeric(raw[c], errors="coerce").notna().all()]
-    if len(numeric) == 1:
-        return numeric[0]
     if not numeric:
         raise UserError(f"{path}: no label column found (name it one of {', '.join(LABEL_COLUMNS)}, or pass --label-column)")
-    raise UserError(f"{path}: several label columns ({', '.join(numeric)}): multi-label training is not supported "
-                    f"yet; choose one with --label-column")
+    return numeric
 
 
 def binary_targets(values, path, column):
@@ -130,21 +131,27 @@ def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True)
     ids = as_image_ids(raw[id_column(raw, csv_path)], image_folder, csv_path)
     if not labelled:
         return framed({"image_id": ids, "target": np.nan}, csv_path)
-    column = label_column(raw, csv_path, requested_label)
-    return framed({"image_id": ids, "target": binary_targets(raw[column], csv_path, column)}, csv_path)
+    columns = label_columns(raw, csv_path, requested_label)
+    if len(columns) == 1:
+        return framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0])}, csv_path)
+    table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c) for c in columns}}, csv_path)
+    table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
+    return table
 
 
 def read_imagefolder(root, positive_classes):
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not positive_classes:
-        raise UserError(f"{root}: an image folder with classes {', '.join(classes)} needs --positive-classes "
-                        f"(comma-separated) for a binary task")
     unknown = set(positive_classes) - set(classes)
     if unknown:
         raise UserError(f"{root}: --positive-classes {', '.join(sorted(unknown))} not found (classes: {', '.join(classes)})")
-    rows = [(f"{c}/{f.name}", int(c in positive_classes)) for c in classes
+    rows = [(f"{c}/{f.name}", c) for c in classes
             for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    train = framed({"image_id": [r[0] for r in rows], "target": [r[1] for r in rows]}, root)
+    ids, names = [r[0] for r in rows], [r[1] for r in rows]
+    if positive_classes:
+        train = framed({"image_id": ids, "target": [int(n in positive_classes) for n in names]}, root)
+    else:  # multi-class: read as such; binary steps ask for --positive-classes
+        train = framed({"image_id": ids, "class_name": names}, root)
+        train.attrs["task"] = f"multi-class ({len(classes)} classes: {', '.join(classes)}; --positive-classes makes it binary)"
     return train, framed({"image_id": pd.Series(dtype=str), "target": pd.Series(dtype=float)}, root)
 
 
@@ -247,10 +254,19 @@ def read_dataset(root, layout="auto", positive_classes="", label_column=""):
     return read_imagefolder(root, positives)
 
 
-def read_checked(settings):
+def require_binary(table):
+    """The pipeline trains one binary target; refuse, with the reason, a table that has another task."""
+    if "target" not in table:
+        raise UserError(f"{table.attrs['source']}: the targets are {table.attrs.get('task', 'not binary')}; "
+                        f"training and blending are binary for now (use --label-column or --positive-classes)")
+
+
+def read_checked(settings, binary=True):
     """(train, test, root) of the data set a DataSettings names, every image's header checked."""
     root = Path(settings.input_dir) / settings.dataset
     train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column)
+    if binary:
+        require_binary(train)
     check_images(train, root)
     check_images(test, root)
     return train, test, root

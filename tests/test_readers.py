@@ -30,7 +30,6 @@ def test_kaggle_layout(kaggle):
 @pytest.mark.parametrize("train_csv, why", [
     ("image_name,label\na.png,0\nb.png,2\n", "train.csv line 3: label '2' in column 'label' is not 0 or 1"),
     ("image_name,label\na.png,0\nb.png,yes\n", "train.csv line 3: label 'yes'"),
-    ("image_name,effusion,nodule\na.png,0,1\nb.png,1,0\n", "several label columns (effusion, nodule): multi-label"),
     ("name,label\na.png,0\n", "no image column"),
     ("image_name,note\na.png,x\n", "no label column found"),
     ("", "the file is empty"),
@@ -41,6 +40,19 @@ def test_kaggle_bad_tables(kaggle, train_csv, why):
     write(kaggle / "train.csv", train_csv)
     with pytest.raises(UserError, match=why.replace("(", r"\(").replace(")", r"\)")):
         read_dataset(kaggle, layout="kaggle")
+
+
+def test_kaggle_multi_label_is_read_as_such_and_refused_by_the_binary_steps(kaggle):
+    from readers import require_binary
+
+    write(kaggle / "train.csv", "image_name,effusion,nodule\na.png,0,1\nb.png,1,0\n")
+    train, _ = read_dataset(kaggle)
+    assert train["target_effusion"].tolist() == [0, 1] and train["target_nodule"].tolist() == [1, 0]
+    with pytest.raises(UserError, match=r"multi-label \(2 label columns: effusion, nodule\); training .* binary"):
+        require_binary(train)
+    write(kaggle / "train.csv", "image_name,effusion,nodule\na.png,0,1\nb.png,1,3\n")
+    with pytest.raises(UserError, match="line 3: label '3' in column 'nodule'"):
+        read_dataset(kaggle)
 
 
 def test_kaggle_label_column_flag(kaggle):
@@ -57,8 +69,9 @@ def test_image_folder_layout(tmp_path):
             write(tmp_path / cls / f"{i}.jpeg", "")
     write(tmp_path / "Normal" / "notes.txt", "")  # not an image: ignored
     assert detect_layout(tmp_path) == "imagefolder"
-    with pytest.raises(UserError, match="needs --positive-classes"):
-        read_dataset(tmp_path)
+    multi, _ = read_dataset(tmp_path)  # multi-class, read as such
+    assert multi["class_name"].tolist() == ["Bacterial", "Normal", "Normal", "Viral"]
+    assert "multi-class (3 classes" in multi.attrs["task"] and "target" not in multi
     with pytest.raises(UserError, match="--positive-classes Covid not found"):
         read_dataset(tmp_path, positive_classes="Covid")
     train, test = read_dataset(tmp_path, positive_classes="Bacterial,Viral")
