@@ -126,7 +126,7 @@ def build_cache(image_ids, root, cache_root, spec, progress=True):
             reusable[image_id] = (row, (int(size), int(mtime)))
     fresh = [i for i, (image_id, stamp) in enumerate(zip(image_ids, stamps))
              if reusable.get(image_id, (None, None))[1] != stamp]
-    if old is not None and not fresh and len(old.index) == len(image_ids) and list(old.index["image_id"]) == image_ids:
+    if old is not None and not fresh:  # every image present and current (in any order, extras kept)
         return old
     folder.mkdir(parents=True, exist_ok=True)
     sizes = [old.original_size(i) if old is not None and i in reusable else None for i in image_ids]

@@ -45,6 +45,10 @@ def test_only_changed_sources_are_decoded_again(images, tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "prepare_image", lambda path, s: decoded.append(path.name) or real(path, s))
     build_cache(ids, root, tmp_path / "cache", spec, progress=False)
     assert decoded == []  # nothing changed: nothing decoded
+    written = (tmp_path / "cache" / spec.key / "images.npy").stat().st_mtime_ns
+    build_cache(ids[::-1], root, tmp_path / "cache", spec, progress=False)  # another fold's order, a subset
+    build_cache(ids[:1], root, tmp_path / "cache", spec, progress=False)
+    assert decoded == [] and (tmp_path / "cache" / spec.key / "images.npy").stat().st_mtime_ns == written
     cv2.imwrite(str(root / "gray.png"), np.full((60, 40), 200, np.uint8))
     os.utime(root / "gray.png", ns=(1, 1))  # a new modification time, whatever the clock
     rebuilt = build_cache(ids, root, tmp_path / "cache", spec, progress=False)
