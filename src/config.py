@@ -44,6 +44,7 @@ class TrainConfig(DataSettings):
     # data
     img_size: int = option(96, "square input size the images are resized to")
     resize: str = option("squash", "squash (ignore the aspect) | letterbox (keep it, pad with black)")
+    interpolation: str = option("linear", "resize interpolation: linear | area (area blurs objects a few pixels wide)")
     clahe: bool = option(False, "CLAHE contrast equalization after resizing")
     blur: float = option(0.0, "Gaussian blur sigma in pixels after resizing (0 = none)")
     cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")

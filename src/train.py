@@ -72,7 +72,7 @@ def main(argv=None):
     precision = engine.resolve_precision(cfg.amp, device)
     train_rows, val_rows, test, root = load_split(cfg)
 
-    spec = ImageSpec(cfg.img_size, cfg.resize, cfg.clahe, cfg.blur)
+    spec = ImageSpec(cfg.img_size, cfg.resize, cfg.clahe, cfg.blur, cfg.interpolation)
     if cfg.cache:
         all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
         load = build_cache(all_ids, root, Path(cfg.cache_dir) / cfg.dataset, spec).__getitem__
