@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 
 from artifacts import folds_file, write_csv, write_json  # noqa: E402
 from data import read_folds  # noqa: E402
-from ensemble import best_method, methods  # noqa: E402
+from ensemble import best_method, methods, weighted_mean  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import safe_roc_auc  # noqa: E402
 from submission import write_classification  # noqa: E402
@@ -132,20 +132,17 @@ def main(argv=None):
     labelled = len(test) > 0 and "target" in test and test["target"].notna().all()
     test_y = test["target"].to_numpy() if labelled else None
 
-    def test_auc(scores):  # the labelled test side (Object-CXR's dev set) is a true hold-out
-        return safe_roc_auc(test_y, scores) if test_y is not None else float("nan")
+    def test_auc(combine, weights):  # the labelled test side (Object-CXR's dev set) is a true hold-out
+        return safe_roc_auc(test_y, combine(T, weights)) if test_y is not None else float("nan")
 
-    def test_auc_of(combine, weights):
-        return test_auc(combine(T, weights)) if len(T) else float("nan")
-
-    rows = [{"kind": "model", "name": m, "oof_auc": safe_roc_auc(y, P[:, i]), "test_auc": test_auc(T[:, i]),
-             "weights": ""} for i, m in enumerate(models)]
+    rows = [{"kind": "model", "name": m, "oof_auc": safe_roc_auc(y, P[:, i]),
+             "test_auc": test_auc(weighted_mean, np.eye(len(models))[i]), "weights": ""} for i, m in enumerate(models)]
     fitted = []
     for method in methods(args.temperature, args.trials, args.seed):
         weights = method.fit(P, y)
         fitted.append((method, weights))
         rows.append({"kind": "blend", "name": method.name, "oof_auc": safe_roc_auc(y, method.combine(P, weights)),
-                     "test_auc": test_auc_of(method.combine, weights),
+                     "test_auc": test_auc(method.combine, weights),
                      "weights": json.dumps(dict(zip(models, np.round(weights, 4).tolist())))})
     report = pd.DataFrame(rows)
     blends = report[report["kind"] == "blend"].reset_index(drop=True)
