@@ -61,12 +61,13 @@ def format_annotation(shapes):
 
 def check_images(table, root):
     """Fail with the table's file and line if an image is missing or is not an image, or if
-    an annotated object lies outside its image.
+    an annotated object lies outside its image; return the (width, height) of every image.
 
     Reads only each file's header (cheap), so a run fails before training, not in epoch 3."""
     from PIL import UnidentifiedImageError
 
     source = table.attrs.get("source", "table")
+    sizes = []
     for row, image_id in enumerate(table["image_id"]):
         path = Path(root) / image_id
         if not path.is_file():
@@ -83,6 +84,8 @@ def check_images(table, root):
                 if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
                     raise UserError(f"{source} line {row + 2}: {SHAPE_NAMES[shape.kind]} '{format_annotation([shape])}' "
                                     f"lies outside the {width}x{height} image {image_id}")
+        sizes.append((width, height))
+    return sizes
 
 
 # ---------------------------------------------------------------- images

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from config import DataSettings, option, parse_config  # noqa: E402
 from artifacts import duplicates_file  # noqa: E402
-from data import SHAPE_NAMES, image_size, parse_annotation, read_image  # noqa: E402
+from data import SHAPE_NAMES, parse_annotation, read_image  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
 from readers import read_checked  # noqa: E402
 from viz import draw_shapes, grid_figure  # noqa: E402
@@ -32,18 +32,16 @@ class InspectSettings(DataSettings):
     out: str = option("", "folder for the PNGs (default: reports/<dataset>)")
 
 
-def describe(table, root):
-    """Per-image facts: side, target, width, height, objects by type, object sizes."""
+def describe(table):
+    """Per-image facts: the table's columns (sizes included), objects by type, object sizes."""
     rows = []
-    for image_id, text in zip(table["image_id"], table.get("annotation", [""] * len(table))):
-        width, height = image_size(Path(root) / image_id)
+    for text in table.get("annotation", [""] * len(table)):
         shapes = parse_annotation(text)
         spans = [np.ptp(s.points, axis=0) for s in shapes]
-        rows.append({"width": width, "height": height,
-                     **{name: sum(s.kind == kind for s in shapes) for kind, name in SHAPE_NAMES.items()},
+        rows.append({**{name: sum(s.kind == kind for s in shapes) for kind, name in SHAPE_NAMES.items()},
                      "object_sizes": [float(np.sqrt(max(w, 1) * max(h, 1))) for w, h in spans]})
     return pd.concat([table.drop(columns=["annotation"], errors="ignore").reset_index(drop=True),
-                      pd.DataFrame(rows, columns=["width", "height", *SHAPE_NAMES.values(), "object_sizes"])], axis=1)
+                      pd.DataFrame(rows, columns=[*SHAPE_NAMES.values(), "object_sizes"])], axis=1)
 
 
 def label_counts(facts):
@@ -88,7 +86,7 @@ def panel(root, row):
 def main(argv=None):
     args = parse_config(argv, InspectSettings, description=__doc__)
     train, test, root = read_checked(args, binary=False)
-    print(summary_tables({"train": describe(train, root), "test": describe(test, root)}))
+    print(summary_tables({"train": describe(train), "test": describe(test)}))
     report = duplicates_file(args.folds_dir, args.dataset)
     if report.is_file():
         pairs = pd.read_csv(report)

@@ -262,11 +262,17 @@ def require_binary(table):
 
 
 def read_checked(settings, binary=True):
-    """(train, test, root) of the data set a DataSettings names, every image's header checked."""
+    """(train, test, root) of the data set a DataSettings names, every image's header checked;
+    the tables gain the original `width` and `height` read from those headers."""
     root = Path(settings.input_dir) / settings.dataset
     train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column)
     if binary:
         require_binary(train)
-    check_images(train, root)
-    check_images(test, root)
+    train, test = (with_sizes(table, check_images(table, root)) for table in (train, test))
     return train, test, root
+
+
+def with_sizes(table, sizes):
+    sized = table.assign(width=[w for w, _ in sizes], height=[h for _, h in sizes])
+    sized.attrs = dict(table.attrs)
+    return sized
