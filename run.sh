@@ -7,7 +7,8 @@
 #
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 (retrain finished folds),
-# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py).
+# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
+# SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +28,7 @@ FORCE=${FORCE:-0}
 PY=${PYTHON:-python3}
 DATA_ARGS=(--dataset "$DATASET" --layout "${LAYOUT:-auto}" --positive-classes "${POSITIVE_CLASSES:-}"
            --label-column "${LABEL_COLUMN:-}")
+if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
 
 if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
     $PY src/make_demo.py --out input/demo

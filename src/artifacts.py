@@ -51,6 +51,10 @@ def duplicates_file(folds_dir, dataset):
     return Path(folds_dir) / f"{dataset}_duplicates.csv"
 
 
+def skipped_rows_file(reports_dir, dataset):
+    return Path(reports_dir) / dataset / "skipped_rows.csv"
+
+
 def run_dir(weights_dir, exp, model, fold):
     return Path(weights_dir) / exp / model / f"fold_{fold}"
 

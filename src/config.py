@@ -22,6 +22,9 @@ class DataSettings:
     layout: str = option("auto", "auto | objectcxr | kaggle | imagefolder | medmnist (see src/readers.py)")
     positive_classes: str = option("", "image folder layout: comma-separated positive class folders")
     label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
+    skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "
+                                   "stopping; each is listed in <reports-dir>/<dataset>/skipped_rows.csv")
+    reports_dir: str = option("reports", "where data reports go (<reports-dir>/<dataset>/)")
 
 
 @dataclass

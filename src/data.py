@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from errors import UserError
+from errors import STRICT, UserError
 
 SHAPE_NAMES = {0: "rectangle", 1: "ellipse", 2: "polygon"}
 
@@ -59,33 +59,42 @@ def format_annotation(shapes):
     return ";".join(" ".join(str(v) for v in (s.kind, *s.coords)) for s in shapes)
 
 
-def check_images(table, root):
-    """Fail with the table's file and line if an image is missing or is not an image, or if
-    an annotated object lies outside its image; return the (width, height) of every image.
-
-    Reads only each file's header (cheap), so a run fails before training, not in epoch 3."""
-    from PIL import UnidentifiedImageError
-
+def check_images(table, root, problems=STRICT):
+    """The (width, height) of every image, read from its header only (cheap), so a run fails
+    before training, not in epoch 3. A missing or unreadable image, or an annotated object
+    outside its image, goes to `problems` (a UserError naming file and line by default);
+    rows already reported, and rows reported here, get size (0, 0)."""
     source = table.attrs.get("source", "table")
+    already = set(problems.rows_of(source))
     sizes = []
     for row, image_id in enumerate(table["image_id"]):
-        path = Path(root) / image_id
-        if not path.is_file():
-            raise UserError(f"{source} line {row + 2}: image {path} not found")
-        try:
-            width, height = image_size(path)
-        except (UnidentifiedImageError, OSError) as err:
-            raise UserError(f"{source} line {row + 2}: image {path} cannot be read ({err})") from None
-        except UserError as err:
-            raise UserError(f"{source} line {row + 2}: {err}") from None
-        if "annotation" in table:
-            for shape in parse_annotation(table["annotation"].iloc[row]):
-                points = shape.points
-                if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
-                    raise UserError(f"{source} line {row + 2}: {SHAPE_NAMES[shape.kind]} '{format_annotation([shape])}' "
-                                    f"lies outside the {width}x{height} image {image_id}")
-        sizes.append((width, height))
+        problem, size = (None, (0, 0)) if row in already else image_problem(table, row, Path(root))
+        if problem:
+            problems.report(source, row, f"{source} line {row + 2}: {problem}")
+        sizes.append(size if not problem else (0, 0))
     return sizes
+
+
+def image_problem(table, row, root):
+    """(what is wrong with row `row`'s image or its objects, or None; (width, height))."""
+    from PIL import UnidentifiedImageError
+
+    image_id = table["image_id"].iloc[row]
+    path = root / image_id
+    if not path.is_file():
+        return f"image {path} not found", (0, 0)
+    try:
+        width, height = image_size(path)
+    except (UnidentifiedImageError, OSError) as err:
+        return f"image {path} cannot be read ({err})", (0, 0)
+    except UserError as err:
+        return str(err), (0, 0)
+    for shape in parse_annotation(table["annotation"].iloc[row]) if "annotation" in table else []:
+        points = shape.points
+        if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
+            return (f"{SHAPE_NAMES[shape.kind]} '{format_annotation([shape])}' lies outside the "
+                    f"{width}x{height} image {image_id}"), (width, height)
+    return None, (width, height)
 
 
 # ---------------------------------------------------------------- images

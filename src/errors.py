@@ -7,6 +7,29 @@ class UserError(Exception):
     """A mistake in the user's input (file, row, flag): reported as one line, exit code 2."""
 
 
+class RowProblems:
+    """What to do with a bad row of a data table (missing image, malformed annotation, bad label).
+
+    Strict (the default): the first one is a UserError. With --skip-bad: each is recorded
+    (source file, table row, the same message) so the caller can drop the rows and log
+    them; never skipped silently."""
+
+    def __init__(self, skip=False):
+        self.skip = skip
+        self.found = []
+
+    def report(self, source, row, message):
+        if not self.skip:
+            raise UserError(message)
+        self.found.append({"source": str(source), "row": int(row), "problem": message})
+
+    def rows_of(self, source):
+        return sorted({f["row"] for f in self.found if f["source"] == str(source)})
+
+
+STRICT = RowProblems()
+
+
 def exit_on_user_error(main):
     """Run `main`; on a UserError print `error: <message>` to stderr and exit 2."""
 

@@ -29,7 +29,7 @@ from viz import draw_shapes, grid_figure  # noqa: E402
 class InspectSettings(DataSettings):
     samples: int = option(12, "images in the sample grid")
     seed: int = option(0, "which images are sampled")
-    out: str = option("", "folder for the PNGs (default: reports/<dataset>)")
+    out: str = option("", "folder for the PNGs (default: <reports-dir>/<dataset>)")
 
 
 def describe(table):
@@ -95,7 +95,7 @@ def main(argv=None):
     else:
         print(f"duplicates: not searched yet (python src/make_folds.py --dataset {args.dataset} writes {report})")
 
-    out = Path(args.out or Path("reports") / args.dataset)
+    out = Path(args.out or Path(args.reports_dir) / args.dataset)
     out.mkdir(parents=True, exist_ok=True)
     sample = train.sample(min(args.samples, len(train)), random_state=args.seed)
     panels, titles = zip(*(panel(root, row) for row in sample.itertuples()))

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from artifacts import skipped_rows_file, write_csv
 from data import check_images, parse_annotation
-from errors import UserError
+from errors import STRICT, RowProblems, UserError
 
 ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
 LABEL_COLUMNS = ("label", "target", "labels")
@@ -56,18 +57,19 @@ def id_column(raw, path):
     return found
 
 
-def as_image_ids(names, folder, path, first_line=2):
-    """Names relative to `folder` -> ids relative to the data set folder; refuse empty and repeated names."""
-    ids = []
+def as_image_ids(names, folder, path, first_line=2, problems=STRICT):
+    """Names relative to `folder` -> ids relative to the data set folder; empty and repeated
+    names go to `problems` (their rows keep a placeholder id until they are dropped)."""
+    ids, seen = [], set()
     for row, name in enumerate(names):
         name = str(name).strip()
-        if not name:
-            raise UserError(f"{path} line {row + first_line}: empty image name")
-        ids.append(name if not folder or name.startswith(f"{folder}/") else f"{folder}/{name}")
-    repeated = pd.Series(ids).duplicated()
-    if repeated.any():
-        row = int(np.flatnonzero(repeated.to_numpy())[0])
-        raise UserError(f"{path} line {row + first_line}: image {ids[row]} is listed twice")
+        image_id = name if not folder or name.startswith(f"{folder}/") else f"{folder}/{name}"
+        if not name or image_id in seen:
+            problem = "empty image name" if not name else f"image {image_id} is listed twice"
+            problems.report(path, row, f"{path} line {row + first_line}: {problem}")
+            image_id = f"<bad row {row + first_line}>"
+        seen.add(image_id)
+        ids.append(image_id)
     return ids
 
 
@@ -77,19 +79,20 @@ def framed(columns, path):
     return table
 
 
-def read_objectcxr_table(csv_path, image_folder):
+def read_objectcxr_table(csv_path, image_folder, problems=STRICT):
     """One Object-CXR table (`train.csv`, `dev.csv`): target 1 where the annotation is not empty."""
     raw = read_csv(csv_path)
     id_col = id_column(raw, csv_path)
     if "annotation" not in raw.columns:
         raise UserError(f"{csv_path}: no 'annotation' column (found {', '.join(raw.columns)})")
-    ids = as_image_ids(raw[id_col], image_folder, csv_path)
+    ids = as_image_ids(raw[id_col], image_folder, csv_path, problems=problems)
     targets = []
     for row, text in enumerate(raw["annotation"]):
         try:
             targets.append(int(len(parse_annotation(text)) > 0))
         except ValueError as err:
-            raise UserError(f"{csv_path} line {row + 2} ({ids[row]}): malformed annotation: {err}") from None
+            problems.report(csv_path, row, f"{csv_path} line {row + 2} ({ids[row]}): malformed annotation: {err}")
+            targets.append(-1)
     return framed({"image_id": ids, "annotation": raw["annotation"], "target": targets}, csv_path)
 
 
@@ -116,25 +119,28 @@ def label_columns(raw, path, requested):
     return numeric
 
 
-def binary_targets(values, path, column):
+def binary_targets(values, path, column, problems=STRICT):
     targets = []
     for row, value in enumerate(values):
         if value.strip() not in ("0", "1", "0.0", "1.0"):
-            raise UserError(f"{path} line {row + 2}: label '{value}' in column '{column}' is not 0 or 1 "
-                            f"(a binary task)")
+            problems.report(path, row, f"{path} line {row + 2}: label '{value}' in column '{column}' is not 0 or 1 "
+                                       f"(a binary task)")
+            value = "-1"
         targets.append(int(float(value)))
     return targets
 
 
-def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True):
+def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT):
     raw = read_csv(csv_path)
-    ids = as_image_ids(raw[id_column(raw, csv_path)], image_folder, csv_path)
+    ids = as_image_ids(raw[id_column(raw, csv_path)], image_folder, csv_path, problems=problems)
     if not labelled:
         return framed({"image_id": ids, "target": np.nan}, csv_path)
     columns = label_columns(raw, csv_path, requested_label)
     if len(columns) == 1:
-        return framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0])}, csv_path)
-    table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c) for c in columns}}, csv_path)
+        return framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems)},
+                      csv_path)
+    table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems) for c in columns}},
+                   csv_path)
     table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
     return table
 
@@ -186,20 +192,20 @@ def unpack_npz(npz_path):
     return folder
 
 
-def npz_targets(labels, npz_path, name):
+def npz_targets(labels, npz_path, name, problems=STRICT, first_row=0):
+    """0/1 targets of a labels array; a value that is neither goes to `problems` (as table row first_row + i)."""
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] > 1:
         raise UserError(f"{npz_path}: '{name}' has {labels.shape[1]} columns: multi-label training is not supported yet")
-    labels = labels.reshape(-1)
-    bad = ~np.isin(labels, (0, 1))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{npz_path}: {name}[{row}] is {labels[row]}, not 0 or 1 (a binary task; a multi-class "
-                        f"MedMNIST set needs its classes mapped to 0/1 first)")
-    return labels.astype(int)
+    labels = labels.reshape(-1).astype(int)
+    for row in np.flatnonzero(~np.isin(labels, (0, 1))):
+        problems.report(npz_path, first_row + row, f"{npz_path}: {name}[{row}] is {labels[row]}, not 0 or 1 (a binary "
+                                                   f"task; a multi-class MedMNIST set needs its classes mapped to 0/1 first)")
+        labels[row] = -1
+    return labels
 
 
-def read_medmnist(root):
+def read_medmnist(root, problems=STRICT):
     npz_files = sorted(root.glob("*.npz"))
     if len(npz_files) != 1:
         raise UserError(f"{root}: the medmnist layout needs exactly one .npz file (found {len(npz_files)})")
@@ -211,7 +217,7 @@ def read_medmnist(root):
         if f"{split}_images" in arrays:
             count = len(arrays[f"{split}_images"])
             ids += [f"{folder.name}/{split}/{i:05d}.png" for i in range(count)]
-            targets += list(npz_targets(arrays[f"{split}_labels"], npz_path, f"{split}_labels"))
+            targets += list(npz_targets(arrays[f"{split}_labels"], npz_path, f"{split}_labels", problems, len(targets)))
     train = framed({"image_id": ids, "target": targets}, npz_path)
     count = len(arrays["test_images"]) if "test_images" in arrays else 0
     test_targets = npz_targets(arrays["test_labels"], npz_path, "test_labels") if "test_labels" in arrays else np.nan
@@ -227,13 +233,18 @@ def detect_layout(root):
     if train_csv.is_file():
         header = read_csv(train_csv).columns
         return "objectcxr" if "annotation" in header or (root / "dev.csv").is_file() else "kaggle"
+    if (root / "image_path.csv").is_file():
+        raise UserError(f"{root}: only a test list (image_path.csv) and no train.csv: nothing to train on; "
+                        f"this is input for a trained experiment's inference")
     if any(p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()) for p in root.iterdir()):
         return "imagefolder"
     raise UserError(f"{root}: cannot tell the layout (no train.csv, no class folders of images); see --layout")
 
 
-def read_dataset(root, layout="auto", positive_classes="", label_column=""):
-    """(train table, test table) of a data set folder."""
+def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT):
+    """(train table, test table) of a data set folder. Bad training rows go to `problems`
+    (and stay in the table until the caller drops them); the test side is always strict,
+    as a submission must cover every test image."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: data set folder not found (run `python src/make_demo.py` for the demo)")
@@ -241,15 +252,15 @@ def read_dataset(root, layout="auto", positive_classes="", label_column=""):
         raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
     layout = detect_layout(root) if layout == "auto" else layout
     if layout == "objectcxr":
-        train = read_objectcxr_table(root / "train.csv", "train")
+        train = read_objectcxr_table(root / "train.csv", "train", problems)
         if (root / "dev.csv").is_file():
             return train, read_objectcxr_table(root / "dev.csv", "dev")
         return train, read_image_list(root / "image_path.csv")
     if layout == "kaggle":
-        train = read_kaggle_table(root / "train.csv", "train", label_column)
+        train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems)
         return train, read_kaggle_table(root / "test.csv", "test", labelled=False)
     if layout == "medmnist":
-        return read_medmnist(root)
+        return read_medmnist(root, problems)
     positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
     return read_imagefolder(root, positives)
 
@@ -263,13 +274,32 @@ def require_binary(table):
 
 def read_checked(settings, binary=True):
     """(train, test, root) of the data set a DataSettings names, every image's header checked;
-    the tables gain the original `width` and `height` read from those headers."""
+    the tables gain the original `width` and `height` read from those headers.
+
+    With settings.skip_bad, bad training rows are dropped and listed (file, line, problem)
+    in <reports-dir>/<dataset>/skipped_rows.csv, and their count is printed."""
     root = Path(settings.input_dir) / settings.dataset
-    train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column)
+    problems = RowProblems(skip=settings.skip_bad)
+    train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems)
     if binary:
         require_binary(train)
-    train, test = (with_sizes(table, check_images(table, root)) for table in (train, test))
+    train = with_sizes(train, check_images(train, root, problems))
+    test = with_sizes(test, check_images(test, root))
+    if problems.skip:
+        train = drop_skipped(train, problems, skipped_rows_file(settings.reports_dir, settings.dataset))
     return train, test, root
+
+
+def drop_skipped(train, problems, log_path):
+    """The table without its reported rows; the rows and their problems written to `log_path`."""
+    bad = problems.rows_of(train.attrs["source"])
+    write_csv(log_path, pd.DataFrame(problems.found, columns=["source", "row", "problem"]))
+    print(f"--skip-bad: {len(bad)} bad training row(s) dropped, {len(train) - len(bad)} kept; listed in {log_path}")
+    if len(bad) == len(train):
+        raise UserError(f"{train.attrs['source']}: every row is bad (see {log_path})")
+    kept = train.drop(index=train.index[bad]).reset_index(drop=True)
+    kept.attrs = dict(train.attrs)
+    return kept
 
 
 def with_sizes(table, sizes):

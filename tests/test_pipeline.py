@@ -199,6 +199,26 @@ def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_pat
     validate_classification(tmp_path / "submissions/pm/prediction_classification.csv", "test/" + test["image_name"])
 
 
+def test_skip_bad_drops_and_lists_every_bad_row_then_trains(broken):
+    edit_train_csv(broken, 4, "00003.jpg,0 1 2 3")  # malformed annotation
+    edit_train_csv(broken, 3, "00002.jpg,0 10 10 5000 20")  # object outside its image
+    (broken / "input/tiny/train/00005.jpg").unlink()  # missing image
+    edit_train_csv(broken, 8, "00003.jpg,")  # listed twice
+    result = run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--overwrite", "--skip-bad", cwd=broken)
+    assert "--skip-bad: 4 bad training row(s) dropped, 20 kept" in result.stdout
+    skipped = pd.read_csv(broken / "reports/tiny/skipped_rows.csv")
+    assert sorted(skipped["row"]) == [1, 2, 4, 6]  # table rows; the messages carry the file lines
+    for problem in ("line 3: rectangle", "line 4 .*malformed", "line 6: image .*00005.jpg not found",
+                    "line 8: image train/00003.jpg is listed twice"):
+        assert skipped["problem"].str.contains(problem).sum() == 1, problem
+    folds = pd.read_csv(broken / "folds/tiny.csv")
+    dropped = ["train/00002.jpg", "train/00003.jpg", "train/00005.jpg"]
+    assert len(folds) == 20 and not folds["image_id"].isin(dropped).any()
+    one_error_line(run_script("train.py", "--arch", "resnet18", *TRAIN, cwd=broken, check=False), "train.csv line 8")
+    run_script("train.py", "--arch", "resnet18", *TRAIN, "--skip-bad", cwd=broken)
+    assert len(pd.read_csv(broken / "oof/e2e/resnet18/fold_0.csv")) == (folds["fold"] == 0).sum()
+
+
 def test_object_outside_its_image_names_file_and_line(broken):
     edit_train_csv(broken, 3, "00002.jpg,0 10 10 5000 20")
     one_error_line(run_script("make_folds.py", "--dataset", "tiny", "--overwrite", cwd=broken, check=False),

@@ -159,3 +159,30 @@ def test_medmnist_labels_must_be_binary(tmp_path):
     write_npz(tmp_path, labels=[0, 1, 2, 1, 1, 0])
     with pytest.raises(UserError, match=r"train_labels\[2\] is 2, not 0 or 1"):
         read_dataset(tmp_path)
+
+
+def test_skip_bad_records_every_bad_training_row_and_the_test_side_stays_strict(kaggle, tmp_path):
+    from errors import RowProblems
+
+    write(kaggle / "train.csv", "image_name,label\na.png,0\nb.png,2\na.png,1\nd.png,1\n")
+    problems = RowProblems(skip=True)
+    train, _ = read_dataset(kaggle, problems=problems)
+    assert problems.rows_of(kaggle / "train.csv") == [1, 2]
+    assert [p["problem"].split(": ", 1)[1] for p in problems.found] == [
+        "image train/a.png is listed twice", "label '2' in column 'label' is not 0 or 1 (a binary task)"]
+    assert train["target"].tolist() == [0, -1, 1, 1]  # placeholders until read_checked drops the rows
+    write(kaggle / "test.csv", "image_name\nt1.png\nt1.png\n")
+    with pytest.raises(UserError, match="test.csv line 3: image test/t1.png is listed twice"):
+        read_dataset(kaggle, problems=RowProblems(skip=True))
+
+    write_npz(tmp_path / "npz", labels=[0, 1, 2, 1, 1, 0])
+    problems = RowProblems(skip=True)
+    read_dataset(tmp_path / "npz", problems=problems)
+    assert problems.rows_of(tmp_path / "npz/tinymnist.npz") == [2]
+
+
+def test_a_test_list_alone_is_refused_with_the_reason(tmp_path):
+    write(tmp_path / "image_path.csv", "images/a.jpg\n")
+    write(tmp_path / "images/a.jpg", "")
+    with pytest.raises(UserError, match="only a test list .* nothing to train on"):
+        read_dataset(tmp_path)
