@@ -55,9 +55,22 @@ class TrainConfig(DataSettings):
     # optimization
     epochs: int = option(6, "training epochs")
     batch_size: int = option(32, "batch size")
-    lr: float = option(1e-3, "peak learning rate (AdamW, cosine schedule)")
-    weight_decay: float = option(1e-2, "AdamW weight decay")
+    lr: float = option(1e-3, "peak learning rate (AdamW; src/lr_find.py suggests one)")
+    schedule: str = option("cosine", "per-step schedule: cosine (warm-up, cosine to 0) | onecycle | constant")
+    warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
+    weight_decay: float = option(1e-2, "AdamW weight decay (not on biases and norm weights)")
+    clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = no clipping)")
+    drop_rate: float = option(0.0, "dropout before the classifier")
+    drop_path: float = option(0.0, "stochastic depth rate, for backbones that have it (resnets, convnext, efficientnet)")
+    balance: str = option("none", "class imbalance: none | loss (positives weighted n_neg/n_pos) | sampler (balanced batches)")
+    ema: bool = option(False, "keep an exponential moving average of the weights; the better of EMA and raw is kept")
+    ema_decay: float = option(0.999, "EMA decay per step")
+    freeze_epochs: int = option(0, "train only the classifier head for this many epochs first (pretrained backbones)")
+    patience: int = option(0, "early stopping: stop after this many epochs without a better validation AUC (0 = off)")
+    tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions: none | hflip | flips")
     seed: int = option(42, "seed for initialization, augmentation and loader order")
+    deterministic: bool = option(False, "torch deterministic algorithms (bit-identical reruns, slower on GPU)")
+    resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
     # hardware
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; CPU runs fp32")
@@ -69,6 +82,8 @@ class TrainConfig(DataSettings):
     exp: str = option("demo", "experiment name: ties weights/<exp>, oof/<exp>, submissions/<exp>")
     weights_dir: str = option("weights", "checkpoints, config.json and log.csv go to <weights-dir>/<exp>/<name>/fold_<k>/")
     oof_dir: str = option("oof", "OOF and test predictions go to <oof-dir>/<exp>/<name>/")
+    tensorboard: bool = option(True, "write TensorBoard scalars to <tb-dir>/<exp>/<name>/fold_<k>/")
+    tb_dir: str = option("runs", "TensorBoard log folder")
 
     @property
     def model_name(self):

@@ -74,37 +74,52 @@ def to_device(images, device, channels_last):
     return images
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True, desc="train"):
-    """One pass over `loader`; the scheduler steps every batch. Returns the mean loss."""
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True,
+                    pos_weight=None, clip_grad=0.0, ema=None, desc="train"):
+    """One pass over `loader`; the scheduler (and the EMA, when given) steps every batch.
+    `pos_weight` weighs positives in the BCE loss; `clip_grad` > 0 clips the gradient norm.
+    Returns the mean loss."""
     model.train()
     total, count = 0.0, 0
+    pos_weight = pos_weight.to(device) if pos_weight is not None else None
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
     for images, targets in bar:
         images = to_device(images, device, channels_last)
         targets = targets.to(device, dtype=torch.float32)
         with autocast(device, precision):
             logits = model(images).squeeze(1)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if clip_grad > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update(model, step=scheduler.last_epoch)  # steps taken: the EMA warms up over them
         total += loss.item() * len(targets)
         count += len(targets)
         bar.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)
 
 
+# Test-time augmentation: the flips (tensor dims of NCHW) whose logits are averaged.
+TTA_FLIPS = {"none": [()], "hflip": [(), (3,)], "flips": [(), (3,), (2,), (2, 3)]}
+
+
 @torch.no_grad()
-def predict(model, loader, device, precision, channels_last=True, desc="predict"):
-    """Sigmoid probabilities and the mean loss over labelled rows (NaN when there are none)."""
+def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
+    """Sigmoid probabilities (of the logits averaged over the `tta` views) and the mean loss
+    over labelled rows (NaN when there are none)."""
     model.eval()
     probs, losses, count = [], 0.0, 0
     for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
         images = to_device(images, device, channels_last)
         with autocast(device, precision):
-            logits = model(images).squeeze(1).float().cpu()
+            views = [model(torch.flip(images, dims) if dims else images) for dims in TTA_FLIPS[tta]]
+            logits = torch.stack(views).float().mean(0).squeeze(1).cpu()
         labelled = targets >= 0
         if labelled.any():
             losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(), reduction="sum").item()
@@ -118,12 +133,11 @@ def unwrap(model):
     return getattr(model, "_orig_mod", model)  # torch.compile wraps the module
 
 
-def save_checkpoint(path, model, config, epoch, score, optimizer=None, scheduler=None, scaler=None):
-    """Atomically save weights (+ training state when given) with the config that made them."""
+def save_checkpoint(path, model, config, epoch, score, **training_state):
+    """Atomically save weights with the config that made them; `training_state` (optimizer,
+    scheduler, scaler, EMA state dicts, the log...) is stored beside them for --resume."""
     state = {"model": unwrap(model).state_dict(), "config": config, "epoch": int(epoch), "score": float(score)}
-    if optimizer is not None:
-        state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
-    save_torch(path, state)
+    save_torch(path, {**state, **training_state})
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -23,7 +23,7 @@ def hub_reachable(timeout=3.0):
         return False
 
 
-def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0):
+def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0):
     """A timm model with a `num_classes` head (1 = one logit for a binary target).
 
     `weights` (a local .pth/.bin/.safetensors file of timm's layout) wins over `pretrained`;
@@ -32,22 +32,35 @@ def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.
         close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:8]
         raise UserError(f"unknown architecture '{arch}'" + (f" (similar: {', '.join(close)})" if close else ""))
     kwargs = dict(num_classes=num_classes, drop_rate=drop_rate)
+    if drop_path_rate:
+        kwargs["drop_path_rate"] = drop_path_rate
+
+    def make(**how):
+        try:
+            return timm.create_model(arch, **how, **kwargs)
+        except TypeError as err:
+            if "drop_path_rate" in str(err):
+                raise UserError(f"--drop-path: {arch} has no stochastic depth (drop_path_rate)") from None
+            raise
+
     if weights:
         path = Path(weights)
         if not path.is_file():
             raise UserError(f"--weights {weights}: file not found")
         try:
-            return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+            return make(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
         except (RuntimeError, KeyError, ValueError, OSError) as err:
             raise UserError(f"--weights {weights}: cannot load into {arch} ({str(err).splitlines()[0]})") from None
     if not pretrained:
-        return timm.create_model(arch, pretrained=False, **kwargs)
+        return make(pretrained=False)
     if not hub_reachable():
         import huggingface_hub.constants
 
         huggingface_hub.constants.HF_HUB_OFFLINE = True  # use the cache, never wait on retries
     try:
-        return timm.create_model(arch, pretrained=True, **kwargs)
+        return make(pretrained=True)
+    except UserError:
+        raise
     except Exception as err:  # timm/hub raise many types; all mean "no weights"
         raise UserError(
             f"pretrained weights for {arch} are not available ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "

@@ -1,4 +1,5 @@
-"""Figures: annotations drawn on radiographs, sample grids."""
+"""Figures: annotations drawn on radiographs, sample grids, learning curves, ROC curves,
+confusion matrices, the learning-rate sweep. Every PNG is written atomically."""
 import cv2
 import numpy as np
 
@@ -28,13 +29,26 @@ def draw_shapes(image, shapes, alpha=0.35, scale=1.0):
     return cv2.addWeighted(fill, alpha, canvas, 1 - alpha, 0)
 
 
-def grid_figure(panels, titles, path, columns=4, panel_inches=3.0, suptitle=None):
-    """Save RGB panels in a grid with a title each, as a PNG."""
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path, dpi=100):
+    from artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    pyplot().close(fig)
+
+
+def grid_figure(panels, titles, path, columns=4, panel_inches=3.0, suptitle=None):
+    """Save RGB panels in a grid with a title each, as a PNG."""
+    plt = pyplot()
     rows = max(1, -(-len(panels) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * panel_inches, rows * panel_inches), squeeze=False)
     for ax in axes.ravel():
@@ -45,5 +59,68 @@ def grid_figure(panels, titles, path, columns=4, panel_inches=3.0, suptitle=None
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def learning_curves(log, path, title=""):
+    """Loss (train, val), validation AUC and learning rate per epoch, from train.py's log rows."""
+    epochs = [row["epoch"] for row in log]
+    fig, (loss_ax, auc_ax, lr_ax) = pyplot().subplots(1, 3, figsize=(13, 3.6))
+    loss_ax.plot(epochs, [r["train_loss"] for r in log], "o-", label="train")
+    loss_ax.plot(epochs, [r["val_loss"] for r in log], "o-", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    loss_ax.legend()
+    auc_ax.plot(epochs, [r["val_auc"] for r in log], "o-", label="kept weights")
+    if any(np.isfinite(r.get("ema_val_auc", np.nan)) for r in log):
+        auc_ax.plot(epochs, [r["raw_val_auc"] for r in log], ".--", label="raw")
+        auc_ax.plot(epochs, [r["ema_val_auc"] for r in log], ".--", label="EMA")
+    auc_ax.set(xlabel="epoch", ylabel="AUC", title="validation AUC")
+    auc_ax.legend()
+    lr_ax.plot(epochs, [r["lr"] for r in log], "o-")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="learning rate")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def roc_figure(curves, path, title="ROC"):
+    """`curves`: {label: (targets, scores)}; one ROC curve each, AUC in the legend."""
+    from sklearn.metrics import roc_curve
+
+    from metrics import roc_auc
+
+    fig, ax = pyplot().subplots(figsize=(5.5, 5.5))
+    for label, (targets, scores) in curves.items():
+        fpr, tpr, _ = roc_curve(targets, scores)
+        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc(targets, scores):.4f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def confusion_figure(matrix, path, title):
+    """A 2x2 confusion matrix [[TN, FP], [FN, TP]] with counts in the cells."""
+    fig, ax = pyplot().subplots(figsize=(4.2, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="black", fontsize=14)
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["0", "1"], yticklabels=["0", "1"],
+           xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def lr_sweep_figure(lrs, losses, smoothed, suggestion, path, title=""):
+    fig, ax = pyplot().subplots(figsize=(6, 4))
+    ax.plot(lrs, losses, ".", alpha=0.3, label="loss per batch")
+    ax.plot(lrs, smoothed, "-", label="smoothed")
+    ax.axvline(suggestion, color="red", linestyle="--", label=f"suggested {suggestion:.1e}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
+    finite = np.asarray(smoothed)[np.isfinite(smoothed)]
+    if len(finite):
+        ax.set_ylim(finite.min() * 0.9, min(finite.max(), finite[0] * 2.5))
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -87,7 +87,8 @@ def test_training_step_with_gpu_switches_on_runs_on_cpu(tmp_path):
     probs, loss = engine.predict(model, loader[:1], device, precision, channels_last=True)
     assert probs.shape == (16,) and loss < before
 
-    engine.save_checkpoint(tmp_path / "last.pt", model, {"arch": "resnet18"}, 2, 0.9, optimizer, scheduler, scaler)
+    engine.save_checkpoint(tmp_path / "last.pt", model, {"arch": "resnet18"}, 2, 0.9, optimizer=optimizer.state_dict(),
+                           scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
     state = engine.load_checkpoint(tmp_path / "last.pt")  # weights_only=True
     assert state["epoch"] == 2 and state["config"]["arch"] == "resnet18" and "optimizer" in state
     fresh = create_model("resnet18")

@@ -41,9 +41,12 @@ def test_pipeline_writes_every_run_artifact(project):
     for arch in ARCHS:
         for fold in (0, 1):
             run = cwd / f"weights/e2e/{arch}/fold_{fold}"
-            assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "config.json", "log.csv"}
+            assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "config.json", "log.csv", "curves.png"}
+            assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
             log = pd.read_csv(run / "log.csv")
-            assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
+            assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "raw_val_auc", "ema_val_auc",
+                                         "lr", "seconds", "train_images_per_s"]
+            assert list((cwd / f"runs/e2e/{arch}/fold_{fold}").glob("events.out.tfevents.*"))
             oof = pd.read_csv(cwd / f"oof/e2e/{arch}/fold_{fold}.csv")
             assert list(oof.columns) == ["image_id", "target", "fold", "prediction"]
             assert (oof["fold"] == fold).all() and oof["prediction"].between(0, 1).all()

@@ -1,0 +1,193 @@
+"""One fold's training run: its data, its model, and the epoch loop with checkpoints, EMA,
+early stopping and exact resume. train.py and lr_find.py build from here.
+
+Resume is exact on a CPU because nothing random carries over between epochs: every epoch
+reseeds torch, numpy, the loader order and the augmentation from (seed, epoch)
+(recipe.seed_epoch), and last.pt holds everything else (weights, optimizer, scheduler,
+scaler, EMA, the log and the best score). last.pt is written after best.pt, so a run killed
+at any moment resumes from a consistent pair."""
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+import engine
+import recipe
+from artifacts import folds_file, write_csv
+from cache import ImageSpec, build_cache, uncached_loader
+from data import ImageTable, read_folds
+from errors import UserError
+from metrics import safe_roc_auc
+from models import create_model
+from readers import read_checked
+from transforms import eval_transform, train_transform
+
+# Settings that may differ between a run and its resumption (they do not change the result).
+RESUME_FREE = {"resume", "num_workers", "tensorboard", "tb_dir", "device", "patience"}
+
+
+@dataclass
+class FoldData:
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    test: pd.DataFrame
+    train_loader: DataLoader
+    val_loader: DataLoader
+    test_loader: DataLoader
+    generator: torch.Generator  # the training order's; reseeded every epoch
+
+
+def load_split(cfg):
+    """(train rows, validation rows, test table, data root) for cfg.fold, checked against the data set."""
+    train_table, test, root = read_checked(cfg)
+    folds = read_folds(folds_file(cfg.folds_dir, cfg.dataset))
+    if set(folds["image_id"]) != set(train_table["image_id"]):
+        raise UserError(f"{folds.attrs['source']} was cut from a different {train_table.attrs['source']}; "
+                        f"re-run make_folds.py with --overwrite")
+    n_folds = folds["fold"].nunique()
+    if not 0 <= cfg.fold < n_folds:
+        raise UserError(f"--fold {cfg.fold}: {folds.attrs['source']} has folds 0..{n_folds - 1}")
+    return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root
+
+
+def build_data(cfg):
+    if cfg.balance not in recipe.BALANCE_MODES:
+        raise UserError(f"--balance {cfg.balance}: expected one of {', '.join(recipe.BALANCE_MODES)}")
+    if cfg.tta not in engine.TTA_FLIPS:
+        raise UserError(f"--tta {cfg.tta}: expected one of {', '.join(engine.TTA_FLIPS)}")
+    train_rows, val_rows, test, root = load_split(cfg)
+    spec = ImageSpec(cfg.img_size, cfg.resize, cfg.clahe, cfg.blur, cfg.interpolation)
+    if cfg.cache:
+        all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
+        load = build_cache(all_ids, root, Path(cfg.cache_dir) / cfg.dataset, spec).__getitem__
+    else:
+        load = uncached_loader(root, spec)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = recipe.balanced_sampler(train_rows["target"], generator) if cfg.balance == "sampler" else None
+
+    def loader(table, transform, **order):
+        return DataLoader(ImageTable(table, load, transform), batch_size=cfg.batch_size, drop_last=False,
+                          num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(), **order)
+
+    train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
+    return FoldData(train_rows, val_rows, test, loader(train_rows, train_transform(seed=cfg.seed), **train_order),
+                    loader(val_rows, eval_transform()), loader(test, eval_transform()), generator)
+
+
+def build_model(cfg, device):
+    torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
+    model = create_model(cfg.arch, pretrained=cfg.pretrained, weights=cfg.weights, drop_rate=cfg.drop_rate,
+                         drop_path_rate=cfg.drop_path)
+    return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)
+
+
+def check_resumable(saved, cfg):
+    now = asdict(cfg)
+    changed = [k for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
+    if changed:
+        shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} -> {now[k]!r}" for k in changed[:4])
+        raise UserError(f"--resume: the settings differ from the run being resumed ({shown}); "
+                        f"resume with the same settings, or start over without --resume")
+
+
+def evaluate(candidates, data, device, precision, cfg):
+    """{name: (probs, loss, auc, score)} on the validation fold for each candidate model."""
+    results = {}
+    for name, model in candidates.items():
+        probs, loss = engine.predict(model, data.val_loader, device, precision, cfg.channels_last, cfg.tta,
+                                     desc=f"validate {name}")
+        auc = safe_roc_auc(data.val_rows["target"], probs)
+        results[name] = (probs, loss, auc, auc if np.isfinite(auc) else -loss)  # a one-class fold has no AUC
+    return results
+
+
+def fit(cfg, model, data, device, precision, out, config, writer=None):
+    """Train for cfg.epochs (or until early stopping); best.pt, last.pt and log.csv in `out`.
+    Returns the log (one dict per epoch)."""
+    steps = len(data.train_loader)
+    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay)
+    scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
+    ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
+    pos_weight = recipe.positive_weight(data.train_rows["target"], cfg.balance)
+    log, best_score, stopped = [], -math.inf, False
+
+    if cfg.resume and (out / "last.pt").is_file():
+        state = engine.load_checkpoint(out / "last.pt")
+        check_resumable(state["config"], cfg)
+        engine.unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            ema.module.load_state_dict(state["ema"])
+        log, best_score, stopped = state["log"], state["best_score"], state["stopped"]
+        print(f"resuming after epoch {state['epoch']} (best score {best_score:.4f})")
+    elif cfg.resume:
+        print(f"--resume: no {out / 'last.pt'} yet, starting from the beginning")
+
+    for epoch in range(len(log) + 1, cfg.epochs + 1):
+        if stopped:
+            break
+        start = time.time()
+        recipe.seed_epoch(cfg.seed, epoch, data.generator, data.train_loader.dataset.transform)
+        if cfg.freeze_epochs:
+            recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
+        train_loss = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
+                                            cfg.channels_last, pos_weight, cfg.clip_grad, ema,
+                                            desc=f"epoch {epoch}/{cfg.epochs}")
+        train_seconds = time.time() - start
+        candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
+        results = evaluate(candidates, data, device, precision, cfg)
+        chosen = max(results, key=lambda name: results[name][3])
+        _, val_loss, val_auc, score = results[chosen]
+        improved = score > best_score
+        if improved:
+            best_score = float(score)
+            engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
+        row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "raw_val_auc": results["model"][2],
+               "ema_val_auc": results["ema"][2] if ema else math.nan, "lr": scheduler.get_last_lr()[0],
+               "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9)}
+        log.append({"epoch": epoch, **{k: float(v) for k, v in row.items()}})  # plain floats: last.pt loads weights-only
+        stopped = recipe.should_stop([row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
+                                      for row in log], cfg.patience)
+        engine.save_checkpoint(out / "last.pt", model, config, epoch, score, optimizer=optimizer.state_dict(),
+                               scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                               ema=ema.module.state_dict() if ema else None, log=log, best_score=best_score,
+                               stopped=stopped)
+        write_csv(out / "log.csv", pd.DataFrame(log), float_format="%.6g")
+        report_epoch(log[-1], cfg.epochs, improved, chosen if ema else "", writer)
+        if stopped:
+            print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
+    return log
+
+
+def report_epoch(row, epochs, improved, chosen, writer):
+    print(f"epoch {row['epoch']:>3}/{epochs}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+          f"val_auc {row['val_auc']:.4f}{f' ({chosen})' if chosen else ''}  lr {row['lr']:.2e}  "
+          f"{row['seconds']:.1f}s{'  *best' if improved else ''}", flush=True)
+    if writer is not None:
+        step = row["epoch"]
+        writer.add_scalars("loss", {"train": row["train_loss"], "val": row["val_loss"]}, step)
+        writer.add_scalar("val_auc", row["val_auc"], step)
+        if np.isfinite(row["ema_val_auc"]):
+            writer.add_scalars("val_auc_by_weights", {"raw": row["raw_val_auc"], "ema": row["ema_val_auc"]}, step)
+        writer.add_scalar("lr", row["lr"], step)
+        writer.add_scalar("train_images_per_s", row["train_images_per_s"], step)
+        writer.flush()
+
+
+def tensorboard_writer(cfg):
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("TensorBoard is not installed (pip install tensorboard): no event files written")
+        return None
+    return SummaryWriter(str(Path(cfg.tb_dir) / cfg.exp / cfg.model_name / f"fold_{cfg.fold}"))

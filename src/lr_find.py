@@ -1,0 +1,114 @@
+"""Learning-rate finder: train briefly while the learning rate grows exponentially, plot
+the loss against it, and suggest a peak learning rate for --lr.
+
+    python src/lr_find.py --arch resnet18 --fold 0 --img-size 96
+    python src/lr_find.py --arch densenet121 --pretrained --start-lr 1e-6 --end-lr 1 --steps 200
+
+Takes every train.py flag (same data, model and batch size; the weights are not kept).
+Writes <weights-dir>/<exp>/<name>/lr_find.png and lr_find.csv. The suggestion is the
+learning rate where the smoothed loss falls fastest (steepest slope against log lr),
+before the loss minimum: a common, conservative choice."""
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import engine  # noqa: E402
+import recipe  # noqa: E402
+from artifacts import write_csv  # noqa: E402
+from config import TrainConfig, option, parse_config  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
+from fit import build_data, build_model  # noqa: E402
+from viz import lr_sweep_figure  # noqa: E402
+
+
+@dataclasses.dataclass
+class LrFindConfig(TrainConfig):
+    start_lr: float = option(1e-7, "first learning rate of the sweep")
+    end_lr: float = option(10.0, "last learning rate of the sweep")
+    steps: int = option(100, "batches in the sweep (the training loader is repeated if shorter)")
+    diverge: float = option(4.0, "stop once the smoothed loss exceeds this many times its minimum")
+
+
+SMOOTHING = 0.9
+
+
+def smooth(losses, beta=SMOOTHING):
+    """Bias-corrected exponential moving average, as in fastai's finder."""
+    out, avg = [], 0.0
+    for i, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta**i))
+    return np.asarray(out)
+
+
+def suggest(lrs, smoothed):
+    """The learning rate of the steepest descent of the smoothed loss before its minimum."""
+    lrs, smoothed = np.asarray(lrs), np.asarray(smoothed)
+    end = int(np.argmin(smoothed)) + 1
+    if end < 3:
+        return float(lrs[max(end - 1, 0)] / 10)
+    slopes = np.gradient(smoothed[:end], np.log(lrs[:end]))
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def sweep(model, loader, device, precision, cfg):
+    """(learning rates, losses) of one exponential sweep."""
+    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay)
+    factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
+    lrs, losses, best, average, beta = [], [], np.inf, 0.0, SMOOTHING
+    model.train()
+    batches = iter(loader)
+    for step in range(cfg.steps):
+        try:
+            images, targets = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            images, targets = next(batches)
+        lr = cfg.start_lr * factor**step
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with engine.autocast(device, precision):
+            logits = model(engine.to_device(images, device, cfg.channels_last)).squeeze(1)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), targets.to(device, dtype=torch.float32))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        lrs.append(lr)
+        losses.append(loss.item())
+        average = beta * average + (1 - beta) * losses[-1]
+        smoothed = average / (1 - beta ** len(losses))
+        best = min(best, smoothed)
+        if not np.isfinite(smoothed) or smoothed > cfg.diverge * best:
+            break
+    return lrs, losses
+
+
+@exit_on_user_error
+def main(argv=None):
+    cfg = parse_config(argv, LrFindConfig, description=__doc__)
+    if not 0 < cfg.start_lr < cfg.end_lr:
+        raise UserError(f"--start-lr {cfg.start_lr} must be positive and below --end-lr {cfg.end_lr}")
+    recipe.seed_epoch(cfg.seed, 0)
+    device = engine.resolve_device(cfg.device)
+    precision = engine.resolve_precision(cfg.amp, device)
+    data = build_data(cfg)
+    model = build_model(cfg, device)
+    lrs, losses = sweep(model, data.train_loader, device, precision, cfg)
+    smoothed = smooth(losses)
+    suggestion = suggest(lrs, smoothed)
+    out = Path(cfg.weights_dir) / cfg.exp / cfg.model_name
+    write_csv(out / "lr_find.csv", pd.DataFrame({"lr": lrs, "loss": losses, "smoothed": smoothed}), float_format="%.6g")
+    lr_sweep_figure(lrs, losses, smoothed, suggestion, out / "lr_find.png",
+                    title=f"{cfg.model_name}, {cfg.img_size} px, batch {cfg.batch_size}")
+    print(f"swept {len(lrs)} batches from {lrs[0]:.1e} to {lrs[-1]:.1e}; suggested --lr {suggestion:.1e}; "
+          f"wrote {out / 'lr_find.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""How a model learns: optimizer, learning-rate schedule, class balance, EMA, freezing,
+early stopping and per-epoch seeding. Pure builders; train.py wires them into the loop."""
+import math
+import random
+
+import numpy as np
+import torch
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+BALANCE_MODES = ("none", "loss", "sampler")
+
+
+def build_optimizer(model, lr, weight_decay):
+    """AdamW; biases and normalization weights (1-D parameters) get no weight decay."""
+    from timm.optim import param_groups_weight_decay
+
+    return torch.optim.AdamW(param_groups_weight_decay(model, weight_decay), lr=lr)
+
+
+def build_scheduler(optimizer, name, total_steps, warmup_steps, max_lr):
+    """A per-step schedule over `total_steps`.
+
+    cosine:   linear warm-up from 0 over `warmup_steps`, then cosine decay to 0
+    onecycle: torch's OneCycleLR (warm-up share = warmup_steps / total_steps, at least 1 %)
+    constant: linear warm-up, then flat"""
+    total_steps, warmup_steps = max(int(total_steps), 1), max(int(warmup_steps), 0)
+    if name == "onecycle":
+        share = min(max(warmup_steps / total_steps, 0.01), 0.99)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=share)
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {name!r}")
+
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        if name == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def positive_weight(targets, mode):
+    """BCE pos_weight: n_negative / n_positive when mode is 'loss', else None."""
+    if mode != "loss":
+        return None
+    targets = np.asarray(targets)
+    n_pos = int((targets == 1).sum())
+    return torch.tensor(float((targets == 0).sum()) / max(n_pos, 1))
+
+
+def balanced_sampler(targets, generator):
+    """Draw each class equally often (with replacement), one epoch = len(targets) draws."""
+    targets = np.asarray(targets).astype(int)
+    counts = np.bincount(targets, minlength=2).astype(float)
+    weights = 1.0 / counts[targets]
+    return torch.utils.data.WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(targets),
+                                                  replacement=True, generator=generator)
+
+
+def make_ema(model, decay):
+    """timm's EMA of the weights (with warm-up, so short runs are not dominated by the start)."""
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay, use_warmup=True)
+
+
+def set_backbone_trainable(model, trainable):
+    """Freeze (or unfreeze) every parameter except the classifier head's."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    for parameter in model.parameters():
+        parameter.requires_grad_(trainable or id(parameter) in head)
+
+
+def should_stop(scores, patience):
+    """True when the last `patience` epochs brought no better score than the best before them."""
+    if patience <= 0 or len(scores) <= patience:
+        return False
+    return max(scores[-patience:]) <= max(scores[:-patience])
+
+
+def epoch_seed(seed, epoch):
+    """The seed of one epoch: the random streams restart from (seed, epoch), so a run resumed
+    at epoch e draws exactly what an uninterrupted run draws there."""
+    return (int(seed) * 1_000_003 + int(epoch)) % 2**31
+
+
+def seed_epoch(seed, epoch, generator=None, transform=None):
+    value = epoch_seed(seed, epoch)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+    if generator is not None:
+        generator.manual_seed(value)
+    if transform is not None and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(value)
+
+
+def set_deterministic(enabled):
+    """torch's deterministic algorithms (and cuDNN's), for bit-identical reruns at some speed cost."""
+    import os
+
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(enabled)
