@@ -1,0 +1,185 @@
+"""The training recipe: each option changes what it should (tiny data), resume after a real
+kill ends where an uninterrupted run ends, and the same seed gives the same OOF files."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+import engine
+import recipe
+from conftest import SRC, run_script
+from errors import UserError
+from lr_find import smooth, suggest
+from models import create_model
+
+TINY = ["--dataset", "tiny", "--img-size", "32", "--batch-size", "8", "--epochs", "3", "--tta", "none"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("recipe")
+    run_script("make_demo.py", "--out", "input/tiny", "--n-train", 48, "--n-dev", 4, "--min-size", 64,
+               "--max-size", 80, cwd=cwd)
+    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, cwd=cwd)
+    return cwd
+
+
+# ------------------------------------------------------------------ pure parts
+def lrs_of(scheduler, optimizer, steps):
+    values = []
+    for _ in range(steps):
+        values.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(values)
+
+
+@pytest.mark.parametrize("name", ["cosine", "onecycle", "constant"])
+def test_schedules_warm_up_then_follow_their_shape(name):
+    optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.1)
+    lrs = lrs_of(recipe.build_scheduler(optimizer, name, total_steps=100, warmup_steps=10, max_lr=0.1), optimizer, 100)
+    assert np.all(np.diff(lrs[:10]) > 0), "warm-up rises"
+    assert lrs.max() == pytest.approx(0.1, rel=0.02)
+    if name == "constant":
+        assert np.allclose(lrs[10:], 0.1)
+    else:
+        assert np.all(np.diff(lrs[12:]) <= 1e-12) and lrs[-1] < 0.01, "decays after the peak"
+    with pytest.raises(ValueError):
+        recipe.build_scheduler(optimizer, "step", 10, 0, 0.1)
+
+
+def test_no_weight_decay_on_biases_and_norm_weights():
+    optimizer = recipe.build_optimizer(create_model("resnet18"), lr=1e-3, weight_decay=0.05)
+    decays = {group["weight_decay"]: sum(p.ndim for p in group["params"]) for group in optimizer.param_groups}
+    assert set(decays) == {0.0, 0.05}
+    assert all(p.ndim == 1 for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"])
+
+
+def test_class_balance_by_loss_weight_and_by_sampler():
+    targets = np.array([1, 1, 1, 1, 1, 1, 0, 0])
+    assert recipe.positive_weight(targets, "loss").item() == pytest.approx(2 / 6)
+    assert recipe.positive_weight(targets, "none") is None
+    sampler = recipe.balanced_sampler(np.repeat([1, 0], [900, 100]), torch.Generator().manual_seed(0))
+    drawn = np.repeat([1, 0], [900, 100])[list(sampler)]
+    assert len(drawn) == 1000 and 0.45 < drawn.mean() < 0.55  # balanced draws from a 90 % positive set
+
+
+def test_freeze_leaves_only_the_head_trainable():
+    model = create_model("resnet18")
+    recipe.set_backbone_trainable(model, trainable=False)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight", "fc.bias"}
+    recipe.set_backbone_trainable(model, trainable=True)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("scores, patience, stop", [
+    ([0.6, 0.7, 0.65, 0.69], 2, True), ([0.6, 0.7, 0.65, 0.71], 2, False), ([0.6, 0.7, 0.65], 2, False),
+    ([0.6, 0.6, 0.6], 3, False), ([0.6, 0.6, 0.6, 0.6], 3, True), ([0.1, 0.0], 0, False),
+])
+def test_early_stopping(scores, patience, stop):
+    assert recipe.should_stop(scores, patience) is stop
+
+
+class LeftRight(nn.Module):
+    """Logit = mean of the left half minus the right half: a horizontal flip negates it."""
+
+    def forward(self, images):
+        half = images.shape[3] // 2
+        return (images[..., :half].mean((1, 2, 3)) - images[..., half:].mean((1, 2, 3)) + 0.3).unsqueeze(1)
+
+
+def test_tta_averages_the_logits_of_the_flipped_views():
+    images = torch.rand(6, 3, 8, 8)
+    loader = [(images, torch.full((6,), -1.0))]
+    plain, _ = engine.predict(LeftRight(), loader, torch.device("cpu"), engine.Precision(None, False), tta="none")
+    flipped, _ = engine.predict(LeftRight(), loader, torch.device("cpu"), engine.Precision(None, False), tta="hflip")
+    assert not np.allclose(plain, flipped)
+    assert np.allclose(flipped, torch.sigmoid(torch.tensor(0.3)).item(), atol=1e-6)  # the two views cancel out
+    four, _ = engine.predict(LeftRight(), loader, torch.device("cpu"), engine.Precision(None, False), tta="flips")
+    assert np.allclose(four, flipped, atol=1e-6)
+
+
+def test_drop_path_is_refused_for_a_backbone_without_it():
+    assert create_model("resnet18", drop_path_rate=0.1) is not None
+    with pytest.raises(UserError, match="vgg11 has no stochastic depth"):
+        create_model("vgg11", drop_path_rate=0.1)
+
+
+def test_lr_suggestion_is_the_steepest_descent_before_the_minimum():
+    lrs = np.logspace(-6, 0, 61)
+    loss = 1.0 - 0.5 / (1 + np.exp(-(np.log10(lrs) + 3) * 3))  # falls fastest at 1e-3
+    loss[lrs > 0.1] += (np.log10(lrs[lrs > 0.1]) + 1) * 5  # diverges past 0.1
+    assert suggest(lrs, loss) == pytest.approx(1e-3, rel=0.15)
+    assert np.allclose(smooth([2.0, 2.0, 2.0]), 2.0)  # bias-corrected: no start-up dip
+
+
+# ------------------------------------------------------------------ the real script
+def oof_and_weights(cwd, exp):
+    oof = (cwd / f"oof/{exp}/resnet18/fold_0.csv").read_bytes()
+    best = torch.load(cwd / f"weights/{exp}/resnet18/fold_0/best.pt", weights_only=True)
+    return oof, best
+
+
+def test_same_seed_same_oof_file_different_seed_different(tiny):
+    for exp, seed in (("a", 1), ("b", 1), ("c", 2)):
+        run_script("train.py", *TINY, "--exp", exp, "--seed", seed, "--deterministic", "--no-tensorboard", cwd=tiny)
+    (oof_a, _), (oof_b, _), (oof_c, _) = (oof_and_weights(tiny, e) for e in "abc")
+    assert oof_a == oof_b
+    assert oof_a != oof_c
+
+
+def test_resume_after_a_real_kill_ends_with_the_same_weights_and_oof(tiny):
+    args = [*TINY, "--epochs", "4", "--ema", "--balance", "sampler", "--no-tensorboard"]
+    run_script("train.py", *args, "--exp", "whole", cwd=tiny)
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen([sys.executable, str(SRC / "train.py"), *args, "--exp", "cut"], cwd=tiny, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tiny / "weights/cut/resnet18/fold_0/log.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(pd.read_csv(log)) >= 1:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    killed_at = torch.load(tiny / "weights/cut/resnet18/fold_0/last.pt", weights_only=True)["epoch"]
+    assert process.returncode == -signal.SIGKILL and killed_at < 4, "the run must really be cut short"
+    assert not (tiny / "oof/cut/resnet18/fold_0.csv").exists()
+
+    out = run_script("train.py", *args, "--exp", "cut", "--resume", cwd=tiny).stdout
+    assert f"resuming after epoch {killed_at}" in out
+    (oof_whole, best_whole), (oof_cut, best_cut) = oof_and_weights(tiny, "whole"), oof_and_weights(tiny, "cut")
+    assert oof_whole == oof_cut
+    assert best_whole["epoch"] == best_cut["epoch"] and best_whole["weights_from"] == best_cut["weights_from"]
+    assert all(torch.equal(best_whole["model"][k], best_cut["model"][k]) for k in best_whole["model"])
+    whole_log = pd.read_csv(tiny / "weights/whole/resnet18/fold_0/log.csv").drop(columns=["seconds", "train_images_per_s"])
+    cut_log = pd.read_csv(tiny / "weights/cut/resnet18/fold_0/log.csv").drop(columns=["seconds", "train_images_per_s"])
+    pd.testing.assert_frame_equal(whole_log, cut_log)
+    assert whole_log["ema_val_auc"].notna().all()
+
+    changed = run_script("train.py", *args, "--exp", "cut", "--resume", "--lr", "0.1", cwd=tiny, check=False)
+    assert changed.returncode == 2 and "--lr 0.001 -> 0.1" in changed.stderr
+
+
+def test_options_reach_the_run(tiny):
+    """Freeze, class-weighted loss, one-cycle, clipping, drop-path, early stopping and TTA, together: the run
+    records them and the frozen first epoch changes only the head."""
+    args = [*TINY, "--exp", "opts", "--freeze-epochs", "1", "--epochs", "1", "--balance", "loss", "--schedule",
+            "onecycle", "--clip-grad", "1.0", "--drop-path", "0.05", "--drop-rate", "0.2", "--patience", "2",
+            "--tta", "flips", "--no-tensorboard"]
+    out = run_script("train.py", *args, cwd=tiny).stdout
+    assert "summary: resnet18 fold 0: best epoch 1 of 1" in out and "(TTA flips)" in out
+    torch.manual_seed(42)
+    initial = create_model("resnet18", drop_rate=0.2, drop_path_rate=0.05).state_dict()
+    trained = torch.load(tiny / "weights/opts/resnet18/fold_0/last.pt", weights_only=True)["model"]
+    changed = {k for k in initial if initial[k].is_floating_point() and not torch.equal(initial[k], trained[k])}
+    assert {"fc.weight", "fc.bias"} <= changed
+    assert all(k.startswith("fc.") or "running_" in k for k in changed)  # the backbone's weights stayed put
