@@ -7,10 +7,15 @@ Reads oof/<exp>/<model>/fold_<k>.csv and test_fold_<k>.csv of every model, check
 every model covers exactly the images and folds of folds/<dataset>.csv, scores each model
 and each blending method by OOF AUC, picks the best method (a tie goes to the simpler one),
 and applies its weights to the test predictions (each model's test prediction is the mean
-of its fold models). Writes:
+of its fold models). Each model and the chosen blend are then scored at the threshold that
+maximizes Youden's J on the OOF predictions, with bootstrap 95 % intervals. Writes:
     oof/<exp>/blend_report.csv                       models and methods with OOF AUC and weights
-    submissions/<exp>/prediction_classification.csv  Object-CXR format, validated
-    submissions/<exp>/blend.json                     the chosen method, models and weights
+    oof/<exp>/oof_metrics.csv                        AUC, accuracy, sensitivity, specificity with intervals
+    oof/<exp>/roc.png, oof/<exp>/confusion.png       ROC curves (AUC in the legend); the blend's confusion matrix
+    submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
+    submissions/<exp>/submission.csv                 --format kaggle: sample_submission.csv's header and order,
+                                                     else the test table's id column and `prediction`
+    submissions/<exp>/blend.json                     the chosen method, models, weights and threshold
 """
 import argparse
 import json
@@ -26,8 +31,10 @@ from artifacts import folds_file, write_csv, write_json  # noqa: E402
 from data import read_folds  # noqa: E402
 from ensemble import best_method, methods, weighted_mean  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from metrics import safe_roc_auc  # noqa: E402
-from submission import write_classification  # noqa: E402
+from metrics import bootstrap_intervals, confusion, safe_roc_auc, threshold_metrics, youden_threshold  # noqa: E402
+from readers import kaggle_test_ids  # noqa: E402
+from submission import CLASSIFICATION_HEADER, sample_format, write_classification  # noqa: E402
+from viz import confusion_figure, roc_figure  # noqa: E402
 
 FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")
 
@@ -90,6 +97,46 @@ def load_model_predictions(model_dir, folds):
     return oof, test
 
 
+def oof_metrics(y, named_scores, n_boot, seed):
+    """One row per (name, scores): the Youden threshold and each metric with its bootstrap interval."""
+    rows = []
+    for name, scores in named_scores.items():
+        threshold = youden_threshold(y, scores)
+        point = threshold_metrics(y, scores, threshold)
+        intervals = bootstrap_intervals(y, scores, threshold, n_boot=n_boot, seed=seed)
+        row = {"name": name, "threshold": threshold}
+        for metric, value in point.items():
+            row.update({metric: value, f"{metric}_low": intervals[metric][0], f"{metric}_high": intervals[metric][1]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def show_metrics(metrics):
+    """The metrics table as text: value [95 % interval] per cell."""
+    names = ("auc", "accuracy", "sensitivity", "specificity")
+    lines = [f"{'OOF, threshold by Youden J':<32}" + "".join(f"{n:>22}" for n in names)]
+    for row in metrics.to_dict("records"):
+        label = f"{row['name']} (t={row['threshold']:.3f})"
+        cells = [f"{row[n]:.4f} [{row[n + '_low']:.3f}, {row[n + '_high']:.3f}]" for n in names]
+        lines.append(f"{label:<32}" + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
+
+
+def write_submission(args, out, test_ids, predictions):
+    """The submission file in --format; returns its path."""
+    if args.format == "objectcxr":
+        path = out / "prediction_classification.csv"
+        write_classification(path, test_ids, predictions)
+        return path
+    root = Path(args.input_dir) / args.dataset
+    column, written_as = kaggle_test_ids(root)
+    sample = root / "sample_submission.csv"
+    header, order = sample_format(sample) if sample.is_file() else (f"{column},prediction", None)
+    path = out / "submission.csv"
+    write_classification(path, [written_as[i] for i in test_ids], predictions, header=header, order=order)
+    return path
+
+
 def list_models(exp_dir, selected):
     if not exp_dir.is_dir():
         raise UserError(f"{exp_dir}: no predictions (run src/train.py for this experiment first)")
@@ -112,7 +159,12 @@ def main(argv=None):
     parser.add_argument("--models", nargs="*", default=None, help="model names to blend (default: all in oof/<exp>/)")
     parser.add_argument("--temperature", type=float, default=125.0, help="softmax-of-AUC temperature (default: 125)")
     parser.add_argument("--trials", type=int, default=100, help="Optuna trials (default: 100)")
-    parser.add_argument("--seed", type=int, default=42, help="Optuna sampler seed (default: 42)")
+    parser.add_argument("--seed", type=int, default=42, help="Optuna sampler and bootstrap seed (default: 42)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    parser.add_argument("--format", choices=("objectcxr", "kaggle"), default="objectcxr",
+                        help="submission format (default: objectcxr, %s)" % CLASSIFICATION_HEADER.replace(",", " + "))
+    parser.add_argument("--input-dir", default="input", help="where the data set lives (--format kaggle reads its "
+                                                             "test.csv and sample_submission.csv)")
     parser.add_argument("--oof-dir", default="oof")
     parser.add_argument("--folds-dir", default="folds")
     parser.add_argument("--submissions-dir", default="submissions")
@@ -150,16 +202,29 @@ def main(argv=None):
     report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)
     write_csv(exp_dir / "blend_report.csv", report, float_format="%.6f")
 
-    out = Path(args.submissions_dir) / args.exp
-    if len(test):
-        write_classification(out / "prediction_classification.csv", test["image_id"], chosen.combine(T, weights))
-    write_json(out / "blend.json", {"method": chosen.name, "models": models, "weights": weights.tolist(),
-                                    "dataset": args.dataset, "oof_auc": float(blends["oof_auc"].max())})
     shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"]))
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    written = f"{out / 'prediction_classification.csv'} ({len(test)} images)" if len(test) else \
-        "no submission (the data set has no test side)"
-    print(f"chosen: {chosen.name} (OOF AUC {blends['oof_auc'].max():.4f}); wrote {written} and {exp_dir / 'blend_report.csv'}")
+
+    blended = chosen.combine(P, weights)
+    named = {**{m: P[:, i] for i, m in enumerate(models)}, f"blend ({chosen.name})": blended}
+    metrics = oof_metrics(y, named, args.bootstrap, args.seed)
+    write_csv(exp_dir / "oof_metrics.csv", metrics, float_format="%.6f")
+    print(show_metrics(metrics))
+    threshold = float(metrics["threshold"].iloc[-1])
+    roc_figure({name: (y, scores) for name, scores in named.items()}, exp_dir / "roc.png", title=f"{args.exp}: OOF ROC")
+    confusion_figure(confusion(y, blended, threshold), exp_dir / "confusion.png",
+                     title=f"blend ({chosen.name}), threshold {threshold:.3f}")
+
+    out = Path(args.submissions_dir) / args.exp
+    written = "no submission (the data set has no test side)"
+    if len(test):
+        path = write_submission(args, out, test["image_id"], chosen.combine(T, weights))
+        written = f"{path} ({len(test)} images)"
+    write_json(out / "blend.json", {"method": chosen.name, "models": models, "weights": weights.tolist(),
+                                    "dataset": args.dataset, "oof_auc": float(blends["oof_auc"].max()),
+                                    "threshold": threshold})
+    print(f"chosen: {chosen.name} (OOF AUC {blends['oof_auc'].max():.4f}); wrote {written}, "
+          f"{exp_dir / 'blend_report.csv'}, {exp_dir / 'oof_metrics.csv'}, roc.png and confusion.png")
 
 
 if __name__ == "__main__":

@@ -265,6 +265,14 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
     return read_imagefolder(root, positives)
 
 
+def kaggle_test_ids(root):
+    """(id column name, {image_id: the id as test.csv writes it}) of a Kaggle-style data set."""
+    path = Path(root) / "test.csv"
+    raw = read_csv(path)
+    column = id_column(raw, path)
+    return column, dict(zip(as_image_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))
+
+
 def require_binary(table):
     """The pipeline trains one binary target; refuse, with the reason, a table that has another task."""
     if "target" not in table:

@@ -1,7 +1,8 @@
 """Challenge-format submission files, validated before they are written.
 
 Object-CXR's `prediction_classification.csv`: header `image_path,prediction`, one row per
-test image, probabilities in [0, 1]."""
+test image, probabilities in [0, 1]. Other challenges: the header and row order of their
+`sample_submission.csv`, or the test table's id column and `prediction`."""
 import numpy as np
 import pandas as pd
 
@@ -11,15 +12,18 @@ from errors import UserError
 CLASSIFICATION_HEADER = "image_path,prediction"
 
 
-def validate_classification(path, expected_paths, shown_as=None):
+def validate_classification(path, expected_paths, shown_as=None, header=CLASSIFICATION_HEADER, order=None):
     """Raise UserError (naming the file and line) unless `path` is a valid classification
-    submission covering exactly `expected_paths`, each once. Messages name `shown_as` (the
-    final name of a file still being written) when given."""
+    submission with `header`, covering exactly `expected_paths`, each once (in `order`, when
+    given). Messages name `shown_as` (the final name of a file still being written) when given."""
     lines = open(path, encoding="utf-8").read().splitlines()
     path = shown_as or path
-    if not lines or lines[0] != CLASSIFICATION_HEADER:
-        raise UserError(f"{path} line 1: header must be exactly '{CLASSIFICATION_HEADER}', "
-                        f"found '{lines[0] if lines else ''}'")
+    if not lines or lines[0] != header:
+        raise UserError(f"{path} line 1: header must be exactly '{header}', found '{lines[0] if lines else ''}'")
+    if order is not None:
+        for number, (line, expected) in enumerate(zip(lines[1:], order), start=2):
+            if line.rpartition(",")[0] != expected:
+                raise UserError(f"{path} line {number}: expected image {expected} here (the sample submission's order)")
     expected = set(expected_paths)
     seen = set()
     for number, line in enumerate(lines[1:], start=2):
@@ -42,10 +46,30 @@ def validate_classification(path, expected_paths, shown_as=None):
         raise UserError(f"{path}: {len(missing)} test image(s) have no prediction, first {missing[0]}")
 
 
-def write_classification(path, image_paths, predictions, expected_paths=None):
-    """Write the file atomically; the temporary file is validated before it replaces `path`,
-    so an invalid submission never overwrites a valid one."""
-    frame = pd.DataFrame({"image_path": list(image_paths), "prediction": np.asarray(predictions, dtype=float)})
+def write_classification(path, image_paths, predictions, expected_paths=None, header=CLASSIFICATION_HEADER,
+                         order=None):
+    """Write the file atomically (rows in `order` when given); the temporary file is validated
+    before it replaces `path`, so an invalid submission never overwrites a valid one."""
+    id_name, value_name = header.split(",")
+    frame = pd.DataFrame({id_name: list(image_paths), value_name: np.asarray(predictions, dtype=float)})
+    if order is not None:
+        missing = sorted(set(order) - set(frame[id_name]))
+        if missing or len(order) != len(frame):
+            raise UserError(f"{path}: the sample submission lists {len(order)} images, the predictions cover "
+                            f"{len(frame)}" + (f"; first without a prediction: {missing[0]}" if missing else ""))
+        frame = frame.set_index(id_name).loc[list(order)].reset_index()
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.8f", lineterminator="\n")
-        validate_classification(tmp, frame["image_path"] if expected_paths is None else expected_paths, shown_as=path)
+        validate_classification(tmp, frame[id_name] if expected_paths is None else expected_paths, shown_as=path,
+                                header=header, order=order)
+
+
+def sample_format(sample_path):
+    """(header, id order) of a Kaggle-style sample_submission.csv: an id column and one prediction column."""
+    from readers import read_csv
+
+    sample = read_csv(sample_path)
+    if len(sample.columns) != 2:
+        raise UserError(f"{sample_path}: expected 2 columns (id, prediction), found {len(sample.columns)}: "
+                        f"{', '.join(sample.columns)}")
+    return ",".join(sample.columns), list(sample.iloc[:, 0])

@@ -36,3 +36,47 @@ def test_one_class_auc():
     with pytest.raises(ValueError):
         roc_auc([1, 1, 1], [0.1, 0.2, 0.3])
     assert np.isnan(safe_roc_auc([0, 0], [0.1, 0.2]))
+
+
+def test_youden_threshold_and_rates_by_hand():
+    from metrics import confusion, threshold_metrics, youden_threshold
+
+    y = [0, 0, 0, 1, 1, 1]
+    s = [0.1, 0.4, 0.6, 0.5, 0.7, 0.9]
+    # t=0.7: sens 2/3 spec 1 (J 0.667); t=0.5: sens 1 spec 2/3 (J 0.667): a tie goes to the higher threshold
+    assert youden_threshold(y, s) == 0.7
+    assert youden_threshold([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.9]) == 0.3
+    assert confusion(y, s, 0.5).tolist() == [[2, 1], [0, 3]]
+    m = threshold_metrics(y, s, 0.5)
+    assert (m["accuracy"], m["sensitivity"], m["specificity"]) == pytest.approx((5 / 6, 1.0, 2 / 3))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_youden_threshold_agrees_with_sklearn_roc_curve(seed):
+    from sklearn.metrics import roc_curve
+
+    from metrics import youden_threshold
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.random(300) + y * 0.4, 2)
+    fpr, tpr, thresholds = roc_curve(y, s)
+    j = tpr - fpr
+    best = thresholds[np.flatnonzero(j == j.max())].max()
+    assert youden_threshold(y, s) == pytest.approx(best)
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_data():
+    from metrics import bootstrap_intervals, threshold_metrics
+
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (100, 2000):
+        y = rng.integers(0, 2, n)
+        s = rng.random(n) + y * 0.5
+        point = threshold_metrics(y, s, 0.75)
+        intervals = bootstrap_intervals(y, s, 0.75, n_boot=300, seed=1)
+        for name, (low, high) in intervals.items():
+            assert low <= point[name] <= high, name
+        widths.append(intervals["auc"][1] - intervals["auc"][0])
+    assert widths[1] < widths[0] / 2
