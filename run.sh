@@ -8,7 +8,8 @@
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 (retrain finished folds),
 # LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
-# SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping).
+# SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
+# FORMAT (objectcxr | kaggle: the submission file, see src/blend.py), BOOTSTRAP (resamples for the intervals).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -49,4 +50,5 @@ for arch in $ARCHS; do
 done
 echo "== training took $(( $(date +%s) - start )) s"
 
-$PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $ARCHS --trials "$TRIALS" --seed "$SEED"
+$PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $ARCHS --trials "$TRIALS" --seed "$SEED" \
+    --format "${FORMAT:-objectcxr}" --bootstrap "${BOOTSTRAP:-1000}"
