@@ -201,6 +201,22 @@ def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_pat
     run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, cwd=tmp_path)
     validate_classification(tmp_path / "submissions/pm/prediction_classification.csv", "test/" + test["image_name"])
 
+    # Kaggle format: the test table's id column and `prediction`; with a sample submission, its header and order
+    out = run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, "--format", "kaggle", cwd=tmp_path)
+    submission = pd.read_csv(tmp_path / "submissions/pm/submission.csv")
+    assert list(submission.columns) == ["image_name", "prediction"] and set(submission["image_name"]) == set(test["image_name"])
+    assert "blend (" in out.stdout and "[" in out.stdout  # the metrics table with intervals
+    sample = pd.DataFrame({"image_name": test["image_name"][::-1], "label": 0.5})
+    sample.to_csv(root / "sample_submission.csv", index=False)
+    run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, "--format", "kaggle", cwd=tmp_path)
+    submission = pd.read_csv(tmp_path / "submissions/pm/submission.csv")
+    assert list(submission.columns) == ["image_name", "label"]
+    assert submission["image_name"].tolist() == sample["image_name"].tolist()
+    metrics = pd.read_csv(tmp_path / "oof/pm/oof_metrics.csv")
+    assert (metrics["auc_low"] <= metrics["auc"]).all() and (metrics["auc"] <= metrics["auc_high"]).all()
+    for figure in ("roc.png", "confusion.png"):
+        assert (tmp_path / "oof/pm" / figure).read_bytes()[:4] == b"\x89PNG"
+
 
 def test_skip_bad_drops_and_lists_every_bad_row_then_trains(broken):
     edit_train_csv(broken, 4, "00003.jpg,0 1 2 3")  # malformed annotation
