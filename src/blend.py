@@ -1,23 +1,32 @@
 """Blend the models of an experiment on their OOF predictions; write the submission.
 
     python src/blend.py --exp demo --dataset demo
-    python src/blend.py --exp full --dataset objectcxr --models resnet101 densenet121 --trials 300
+    python src/blend.py --exp full --dataset objectcxr --models "resnet*" densenet121 --trials 300
+    python src/blend.py --exp full --storage sqlite:///blend.db     # run it in several shells: one shared search
 
-Reads oof/<exp>/<model>/fold_<k>.csv and test_fold_<k>.csv of every model, checks that
-every model covers exactly the images and folds of folds/<dataset>.csv, scores each model
-and each blending method by OOF AUC, picks the best method (a tie goes to the simpler one),
-and applies its weights to the test predictions (each model's test prediction is the mean
-of its fold models). Each model and the chosen blend are then scored at the threshold that
-maximizes Youden's J on the OOF predictions, with bootstrap 95 % intervals. Writes:
-    oof/<exp>/blend_report.csv                       models and methods with OOF AUC and weights
+Reads oof/<exp>/<model>/fold_<k>.csv and test_fold_<k>.csv of every selected model (names
+or shell patterns), checks that every model covers exactly the images and folds of
+folds/<dataset>.csv, and scores each model and each blending method (src/ensemble.py) twice:
+in-sample OOF AUC (fitted and scored on the same rows: flattering for methods that learn)
+and nested AUC (fitted without each fold, scored on it: honest). The method with the best
+nested AUC is chosen (a tie goes to the simpler one), refitted on all OOF rows and applied
+to the test predictions (each model's test prediction is the mean of its fold models). The
+chosen blend is compared with the best single model by DeLong's paired test, and each model
+and the blend are scored at the threshold maximizing Youden's J with bootstrap 95 % intervals.
+Writes:
+    oof/<exp>/blend_report.csv                       per model and method: OOF AUC, nested AUC and its 95 %
+                                                     interval (DeLong), test AUC (labelled test side), weights
+    oof/<exp>/blend_report.png                       that report as a chart
     oof/<exp>/oof_metrics.csv                        AUC, accuracy, sensitivity, specificity with intervals
     oof/<exp>/roc.png, oof/<exp>/confusion.png       ROC curves (AUC in the legend); the blend's confusion matrix
     submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
     submissions/<exp>/submission.csv                 --format kaggle: sample_submission.csv's header and order,
                                                      else the test table's id column and `prediction`
-    submissions/<exp>/blend.json                     the chosen method, models, weights and threshold
+    submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
+                                                     threshold and the checkpoints, so new images get the same blend
 """
 import argparse
+import fnmatch
 import json
 import re
 import sys
@@ -27,14 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from artifacts import folds_file, write_csv, write_json  # noqa: E402
+from artifacts import folds_file, run_dir, write_csv, write_json  # noqa: E402
 from data import read_folds  # noqa: E402
-from ensemble import best_method, methods, weighted_mean  # noqa: E402
+from ensemble import best_method, methods, nested_predictions  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from metrics import bootstrap_intervals, confusion, safe_roc_auc, threshold_metrics, youden_threshold  # noqa: E402
+from metrics import (bootstrap_intervals, confusion, delong_interval, delong_test, safe_roc_auc,  # noqa: E402
+                     threshold_metrics, youden_threshold)
 from readers import kaggle_test_ids  # noqa: E402
 from submission import CLASSIFICATION_HEADER, sample_format, write_classification  # noqa: E402
-from viz import confusion_figure, roc_figure  # noqa: E402
+from viz import blend_chart, confusion_figure, roc_figure  # noqa: E402
 
 FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")
 
@@ -138,17 +148,71 @@ def write_submission(args, out, test_ids, predictions):
 
 
 def list_models(exp_dir, selected):
+    """The model folders of an experiment, or those matching the names / shell patterns in `selected`."""
     if not exp_dir.is_dir():
         raise UserError(f"{exp_dir}: no predictions (run src/train.py for this experiment first)")
-    models = sorted(p.name for p in exp_dir.iterdir() if p.is_dir())
-    if selected:
-        unknown = [m for m in selected if m not in models]
-        if unknown:
-            raise UserError(f"{exp_dir}: no model named {', '.join(unknown)} (found {', '.join(models) or 'none'})")
-        models = list(selected)
+    found = sorted(p.name for p in exp_dir.iterdir() if p.is_dir())
+    if not selected:
+        models = found
+    else:
+        models = []
+        for pattern in selected:
+            matches = [m for m in found if fnmatch.fnmatchcase(m, pattern)]
+            if not matches:
+                raise UserError(f"{exp_dir}: no model matches '{pattern}' (found {', '.join(found) or 'none'})")
+            models += [m for m in matches if m not in models]
     if not models:
         raise UserError(f"{exp_dir}: no model folders")
     return models
+
+
+def score_methods(P, y, fold_ids, T, test_y, args):
+    """One report row per method (in-sample and nested AUC, nested interval, test AUC, params) and
+    the fitted params and nested predictions of each."""
+    rows, fitted = [], []
+    final = methods(args.temperature, args.trials, args.seed, args.storage, args.study_name, args.bags)
+    inner = methods(args.temperature, args.trials, args.seed, bags=args.bags)  # nested fits never join a shared study
+    for method, inner_method in zip(final, inner):
+        params = method.fit(P, y)
+        nested = nested_predictions(inner_method, P, y, fold_ids)
+        low, high = delong_interval(y, nested)
+        rows.append({"kind": "blend", "name": method.name, "oof_auc": safe_roc_auc(y, method.combine(P, params)),
+                     "nested_auc": safe_roc_auc(y, nested), "nested_low": low, "nested_high": high,
+                     "test_auc": safe_roc_auc(test_y, method.combine(T, params)) if test_y is not None else np.nan,
+                     "weights": json.dumps({k: np.round(v, 4).tolist() if k == "weights" else v
+                                            for k, v in params.items() if k != "quantiles"})})
+        fitted.append((method, params, nested))
+    return rows, fitted
+
+
+def model_rows(models, P, y, T, test_y, args):
+    rows = []
+    for i, model in enumerate(models):
+        low, high = delong_interval(y, P[:, i])
+        auc = safe_roc_auc(y, P[:, i])  # a single model learns nothing from the OOF rows: nested = in-sample
+        rows.append({"kind": "model", "name": model, "oof_auc": auc, "nested_auc": auc, "nested_low": low,
+                     "nested_high": high, "test_auc": safe_roc_auc(test_y, T[:, i]) if test_y is not None else np.nan,
+                     "weights": ""})
+    return rows
+
+
+def compare_with_best_model(y, nested, P, models):
+    """DeLong's paired test: the chosen blend's nested predictions vs the best single model's OOF."""
+    best = int(np.argmax([safe_roc_auc(y, P[:, i]) for i in range(len(models))]))
+    result = delong_test(y, nested, P[:, best])
+    verdict = "significant" if result["p_value"] < 0.05 else "not significant"
+    return {**result, "model": models[best], "verdict": verdict}
+
+
+def blend_spec(args, models, chosen, params, threshold, report, folds):
+    """Everything inference needs to reproduce the blend on new images."""
+    n_folds = int(folds["fold"].nunique())
+    runs = {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in range(n_folds)] for m in models}
+    row = report[(report["kind"] == "blend") & (report["name"] == chosen.name)].iloc[0]
+    return {"exp": args.exp, "dataset": args.dataset, "method": chosen.name, "models": models,
+            "params": params, "weights": params["weights"], "threshold": threshold, "format": args.format,
+            "oof_auc": float(row["oof_auc"]), "nested_auc": float(row["nested_auc"]), "runs": runs,
+            "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
 
 
 @exit_on_user_error
@@ -156,10 +220,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", default="demo", help="experiment name (default: demo)")
     parser.add_argument("--dataset", default="demo", help="data set whose fold file the OOF files must match (default: demo)")
-    parser.add_argument("--models", nargs="*", default=None, help="model names to blend (default: all in oof/<exp>/)")
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="model names or shell patterns ('resnet*') to blend (default: all in oof/<exp>/)")
     parser.add_argument("--temperature", type=float, default=125.0, help="softmax-of-AUC temperature (default: 125)")
     parser.add_argument("--trials", type=int, default=100, help="Optuna trials (default: 100)")
-    parser.add_argument("--seed", type=int, default=42, help="Optuna sampler and bootstrap seed (default: 42)")
+    parser.add_argument("--seed", type=int, default=42, help="Optuna, hill climbing, stacking and bootstrap seed (default: 42)")
+    parser.add_argument("--bags", type=int, default=10, help="Caruana hill climbing: bags of half the models (default: 10)")
+    parser.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///blend.db, postgresql://...): "
+                                                       "processes with the same --study-name search together")
+    parser.add_argument("--study-name", default=None, help="Optuna study name with --storage (default: blend-<exp>)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     parser.add_argument("--format", choices=("objectcxr", "kaggle"), default="objectcxr",
                         help="submission format (default: objectcxr, %s)" % CLASSIFICATION_HEADER.replace(",", " + "))
@@ -168,13 +237,16 @@ def main(argv=None):
     parser.add_argument("--oof-dir", default="oof")
     parser.add_argument("--folds-dir", default="folds")
     parser.add_argument("--submissions-dir", default="submissions")
+    parser.add_argument("--weights-dir", default="weights", help="where the checkpoints are (named in the blend spec)")
     args = parser.parse_args(argv)
+    if args.storage and not args.study_name:
+        args.study_name = f"blend-{args.exp}"
 
     folds = read_folds(folds_file(args.folds_dir, args.dataset))
     exp_dir = Path(args.oof_dir) / args.exp
     models = list_models(exp_dir, args.models)
     loaded = [load_model_predictions(exp_dir / m, folds) for m in models]
-    y = folds["target"].to_numpy()
+    y, fold_ids = folds["target"].to_numpy(), folds["fold"].to_numpy()
     P = np.stack([oof["prediction"].to_numpy() for oof, _ in loaded], axis=1)
     test = loaded[0][1]
     for model, (_, model_test) in zip(models, loaded):
@@ -182,49 +254,43 @@ def main(argv=None):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
     T = np.stack([t["prediction"].to_numpy() for _, t in loaded], axis=1)
     labelled = len(test) > 0 and "target" in test and test["target"].notna().all()
-    test_y = test["target"].to_numpy() if labelled else None
+    test_y = test["target"].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
 
-    def test_auc(combine, weights):  # the labelled test side (Object-CXR's dev set) is a true hold-out
-        return safe_roc_auc(test_y, combine(T, weights)) if test_y is not None else float("nan")
-
-    rows = [{"kind": "model", "name": m, "oof_auc": safe_roc_auc(y, P[:, i]),
-             "test_auc": test_auc(weighted_mean, np.eye(len(models))[i]), "weights": ""} for i, m in enumerate(models)]
-    fitted = []
-    for method in methods(args.temperature, args.trials, args.seed):
-        weights = method.fit(P, y)
-        fitted.append((method, weights))
-        rows.append({"kind": "blend", "name": method.name, "oof_auc": safe_roc_auc(y, method.combine(P, weights)),
-                     "test_auc": test_auc(method.combine, weights),
-                     "weights": json.dumps(dict(zip(models, np.round(weights, 4).tolist())))})
-    report = pd.DataFrame(rows)
+    method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args)
+    report = pd.DataFrame(model_rows(models, P, y, T, test_y, args) + method_rows)
     blends = report[report["kind"] == "blend"].reset_index(drop=True)
-    chosen, weights = fitted[best_method(blends["oof_auc"])]
+    chosen, params, nested = fitted[best_method(blends["nested_auc"])]
     report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)
     write_csv(exp_dir / "blend_report.csv", report, float_format="%.6f")
-
+    blend_chart(report, exp_dir / "blend_report.png", title=f"{args.exp}: in-sample vs nested OOF AUC")
     shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"]))
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}",
+                          formatters={"weights": lambda w: w if len(w) < 70 else w[:67] + "..."}))
 
-    blended = chosen.combine(P, weights)
-    named = {**{m: P[:, i] for i, m in enumerate(models)}, f"blend ({chosen.name})": blended}
+    comparison = compare_with_best_model(y, nested, P, models)
+    print(f"chosen by nested AUC: {chosen.name}; vs the best single model {comparison['model']} (DeLong, paired): "
+          f"difference {comparison['difference']:+.4f} [{comparison['low']:+.4f}, {comparison['high']:+.4f}], "
+          f"p = {comparison['p_value']:.3g}: {comparison['verdict']}")
+
+    in_sample = chosen.combine(P, params)
+    threshold = youden_threshold(y, in_sample)  # the final blend's scale: the one the test predictions have
+    named = {**{m: P[:, i] for i, m in enumerate(models)}, f"blend ({chosen.name}, nested)": nested}
     metrics = oof_metrics(y, named, args.bootstrap, args.seed)
     write_csv(exp_dir / "oof_metrics.csv", metrics, float_format="%.6f")
     print(show_metrics(metrics))
-    threshold = float(metrics["threshold"].iloc[-1])
     roc_figure({name: (y, scores) for name, scores in named.items()}, exp_dir / "roc.png", title=f"{args.exp}: OOF ROC")
-    confusion_figure(confusion(y, blended, threshold), exp_dir / "confusion.png",
-                     title=f"blend ({chosen.name}), threshold {threshold:.3f}")
+    confusion_figure(confusion(y, in_sample, threshold), exp_dir / "confusion.png",
+                     title=f"blend ({chosen.name}), OOF, threshold {threshold:.3f}")
 
     out = Path(args.submissions_dir) / args.exp
     written = "no submission (the data set has no test side)"
     if len(test):
-        path = write_submission(args, out, test["image_id"], chosen.combine(T, weights))
+        path = write_submission(args, out, test["image_id"], chosen.combine(T, params))
         written = f"{path} ({len(test)} images)"
-    write_json(out / "blend.json", {"method": chosen.name, "models": models, "weights": weights.tolist(),
-                                    "dataset": args.dataset, "oof_auc": float(blends["oof_auc"].max()),
-                                    "threshold": threshold})
-    print(f"chosen: {chosen.name} (OOF AUC {blends['oof_auc'].max():.4f}); wrote {written}, "
-          f"{exp_dir / 'blend_report.csv'}, {exp_dir / 'oof_metrics.csv'}, roc.png and confusion.png")
+    spec = blend_spec(args, models, chosen, params, threshold, report, folds)
+    write_json(out / "blend.json", {**spec, "versus_best_model": comparison})
+    print(f"wrote {written}, {out / 'blend.json'}, {exp_dir / 'blend_report.csv'} (+ .png), "
+          f"{exp_dir / 'oof_metrics.csv'}, roc.png and confusion.png")
 
 
 if __name__ == "__main__":

@@ -124,3 +124,22 @@ def lr_sweep_figure(lrs, losses, smoothed, suggestion, path, title=""):
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def blend_chart(report, path, title=""):
+    """Horizontal bars per model and method: in-sample OOF AUC and nested AUC with its interval."""
+    rows = report.iloc[::-1]
+    y = np.arange(len(rows))
+    fig, ax = pyplot().subplots(figsize=(7.5, 0.45 * len(rows) + 1.5))
+    ax.barh(y + 0.2, rows["oof_auc"], height=0.38, label="OOF AUC (in-sample)", color="#bbbbbb")
+    errors = np.vstack([rows["nested_auc"] - rows["nested_low"], rows["nested_high"] - rows["nested_auc"]])
+    colours = ["#d62728" if chosen else "#1f77b4" for chosen in rows.get("chosen", [False] * len(rows))]
+    ax.barh(y - 0.2, rows["nested_auc"], height=0.38, xerr=np.clip(errors, 0, None), color=colours,
+            label="nested AUC (95 % interval; red = chosen)")
+    ax.set_yticks(y, [f"{kind}: {name}" for kind, name in zip(rows["kind"], rows["name"])])
+    low = np.nanmin(rows[["oof_auc", "nested_low"]].to_numpy())
+    ax.set_xlim(max(0.0, low - 0.02), 1.0)
+    ax.set(xlabel="AUC", title=title)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -80,3 +80,42 @@ def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_data():
             assert low <= point[name] <= high, name
         widths.append(intervals["auc"][1] - intervals["auc"][0])
     assert widths[1] < widths[0] / 2
+
+
+def structural_components(y, s):
+    """DeLong's variance the slow way: every positive-negative pair compared explicitly."""
+    y = np.asarray(y).astype(bool)
+    pos, neg = s[y], s[~y]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    return psi.mean(1), psi.mean(0)
+
+
+def test_delong_covariance_equals_the_pairwise_definition():
+    from metrics import delong_covariance
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 60)
+    a = np.round(rng.random(60) + 0.5 * y, 1)  # rounded: ties on purpose
+    b = np.round(a * 0.5 + rng.random(60) * 0.5, 1)
+    aucs, cov = delong_covariance(y, np.column_stack([a, b]))
+    va, wa = structural_components(y, a)
+    vb, wb = structural_components(y, b)
+    m, n = int(y.sum()), int((1 - y).sum())
+    assert aucs == pytest.approx([va.mean(), vb.mean()])
+    assert aucs == pytest.approx([roc_auc_score(y, a), roc_auc_score(y, b)])
+    expected = np.cov(va, vb)[0, 1] / m + np.cov(wa, wb)[0, 1] / n
+    assert cov[0, 1] == pytest.approx(expected)
+    assert cov[0, 0] == pytest.approx(np.var(va, ddof=1) / m + np.var(wa, ddof=1) / n)
+
+
+def test_delong_test_finds_a_real_difference_and_not_a_fake_one():
+    from metrics import delong_test
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    strong = rng.random(2000) + 1.0 * y
+    weak = rng.random(2000) + 0.3 * y
+    result = delong_test(y, strong, weak)
+    assert result["difference"] > 0.1 and result["p_value"] < 1e-6 and result["low"] > 0
+    same = delong_test(y, strong, strong + 1e-9 * rng.random(2000))
+    assert abs(same["difference"]) < 1e-3 and same["p_value"] > 0.05

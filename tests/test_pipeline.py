@@ -1,4 +1,5 @@
 """The real scripts, end to end, on a tiny generated demo; and bad input on the way."""
+import json
 import shutil
 
 import pandas as pd
@@ -32,8 +33,17 @@ def test_pipeline_writes_a_valid_submission(project):
     validate_classification(submission, dev_ids)
     assert submission.read_text().splitlines()[0] == "image_path,prediction"
     report = pd.read_csv(cwd / "oof/e2e/blend_report.csv")
-    assert set(report["name"]) == {*ARCHS, "mean", "rank_mean", "majority_vote", "softmax_auc", "optuna"}
-    assert report["chosen"].sum() == 1 and "chosen:" in stdout
+    assert set(report["name"]) == {*ARCHS, "mean", "rank_mean", "logit_mean", "majority_vote", "softmax_auc", "optuna",
+                                   "caruana", "stacking"}
+    assert (report["nested_low"] <= report["nested_auc"]).all() and (report["nested_auc"] <= report["nested_high"]).all()
+    assert report["chosen"].sum() == 1 and "chosen by nested AUC:" in stdout and "DeLong" in stdout
+    blends = report[report["kind"] == "blend"]
+    assert blends.loc[blends["chosen"], "nested_auc"].iloc[0] == blends["nested_auc"].max()
+    spec = json.loads((cwd / "submissions/e2e/blend.json").read_text())
+    assert spec["method"] == blends.loc[blends["chosen"], "name"].iloc[0] and spec["models"] == sorted(ARCHS)
+    assert len(spec["params"]["weights"]) == 2 and 0 <= spec["threshold"] <= 1
+    assert spec["runs"]["resnet18"] == ["weights/e2e/resnet18/fold_0", "weights/e2e/resnet18/fold_1"]
+    assert (cwd / "oof/e2e/blend_report.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_pipeline_writes_every_run_artifact(project):
@@ -175,12 +185,12 @@ def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
         return result.stdout
 
     first = run()
-    assert "== resnet18 fold 1" in first and "chosen:" in first
+    assert "== resnet18 fold 1" in first and "chosen by nested AUC:" in first
     dev = pd.read_csv(tmp_path / "input/demo/dev.csv")
     validate_classification(tmp_path / "submissions/demo/prediction_classification.csv",
                             "dev/" + dev["image_name"])
     second = run()
-    assert "== resnet18 fold 0: done already" in second and "chosen:" in second
+    assert "== resnet18 fold 0: done already" in second and "chosen by nested AUC:" in second
 
 
 def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_path):
