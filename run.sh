@@ -6,7 +6,7 @@
 #       EXP=full bash run.sh --pretrained                   # a real run on a GPU
 #
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
-# N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 (retrain finished folds),
+# N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 or --force (retrain finished folds),
 # LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
 # FORMAT (objectcxr | kaggle: the submission file, see src/blend.py), BOOTSTRAP (resamples for the intervals).
@@ -26,6 +26,10 @@ LR=${LR:-1e-3}
 SEED=${SEED:-42}
 TRIALS=${TRIALS:-100}
 FORCE=${FORCE:-0}
+TRAIN_ARGS=()
+for arg in "$@"; do  # --force is run.sh's own (retrain finished folds); the rest go to train.py
+    if [ "$arg" = --force ]; then FORCE=1; else TRAIN_ARGS+=("$arg"); fi
+done
 PY=${PYTHON:-python3}
 DATA_ARGS=(--dataset "$DATASET" --layout "${LAYOUT:-auto}" --positive-classes "${POSITIVE_CLASSES:-}"
            --label-column "${LABEL_COLUMN:-}")
@@ -45,7 +49,7 @@ for arch in $ARCHS; do
         fi
         echo "== $arch fold $fold"
         $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$fold" \
-            --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" "$@"
+            --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
     done
 done
 echo "== training took $(( $(date +%s) - start )) s"

@@ -5,7 +5,7 @@
 #   bash bench/pneumoniamnist.sh
 #
 # Folds with duplicates grouped -> resnet18, regnety_002, densenet121 x 5 folds (28 px images
-# upsampled to 32 px, 8 epochs, EMA, hflip TTA) -> blend -> submissions/pneumoniamnist_bench/submission.csv.
+# upsampled to 32 px, 6 epochs, EMA, hflip TTA) -> blend -> submissions/pneumoniamnist_bench/submission.csv.
 # Prints each model's and the blend's OOF AUC, accuracy, sensitivity and specificity (Youden
 # threshold) with bootstrap 95 % intervals; they are kept in oof/pneumoniamnist_bench/oof_metrics.csv
 # and the whole log in reports/pneumoniamnist_bench.log. Settings can be overridden as for run.sh.
@@ -22,7 +22,7 @@ mkdir -p input reports
 
 export DATASET=pneumoniamnist EXP=${EXP:-pneumoniamnist_bench} FORMAT=kaggle
 export ARCHS=${ARCHS:-"resnet18 regnety_002 densenet121"} N_FOLDS=${N_FOLDS:-5}
-export IMG_SIZE=${IMG_SIZE:-32} EPOCHS=${EPOCHS:-8} BATCH_SIZE=${BATCH_SIZE:-64} LR=${LR:-2e-3} TRIALS=${TRIALS:-100}
+export IMG_SIZE=${IMG_SIZE:-32} EPOCHS=${EPOCHS:-6} BATCH_SIZE=${BATCH_SIZE:-64} LR=${LR:-2e-3} TRIALS=${TRIALS:-100}
 export TQDM_DISABLE=1
 
 start=$(date +%s)
