@@ -166,34 +166,32 @@ def list_models(exp_dir, selected):
     return models
 
 
+def report_row(kind, name, y, in_sample, nested, test_y, test_scores, weights=""):
+    """One row of blend_report.csv; the interval is the nested AUC's (DeLong)."""
+    low, high = delong_interval(y, nested)
+    return {"kind": kind, "name": name, "oof_auc": safe_roc_auc(y, in_sample), "nested_auc": safe_roc_auc(y, nested),
+            "nested_low": low, "nested_high": high,
+            "test_auc": safe_roc_auc(test_y, test_scores) if test_y is not None else np.nan, "weights": weights}
+
+
+def model_rows(models, P, y, T, test_y):
+    # a single model learns nothing from the OOF rows: its nested predictions are its OOF predictions
+    return [report_row("model", m, y, P[:, i], P[:, i], test_y, T[:, i]) for i, m in enumerate(models)]
+
+
 def score_methods(P, y, fold_ids, T, test_y, args):
-    """One report row per method (in-sample and nested AUC, nested interval, test AUC, params) and
-    the fitted params and nested predictions of each."""
+    """One report row per method, and the fitted params and nested predictions of each."""
     rows, fitted = [], []
     final = methods(args.temperature, args.trials, args.seed, args.storage, args.study_name, args.bags)
     inner = methods(args.temperature, args.trials, args.seed, bags=args.bags)  # nested fits never join a shared study
     for method, inner_method in zip(final, inner):
         params = method.fit(P, y)
         nested = nested_predictions(inner_method, P, y, fold_ids)
-        low, high = delong_interval(y, nested)
-        rows.append({"kind": "blend", "name": method.name, "oof_auc": safe_roc_auc(y, method.combine(P, params)),
-                     "nested_auc": safe_roc_auc(y, nested), "nested_low": low, "nested_high": high,
-                     "test_auc": safe_roc_auc(test_y, method.combine(T, params)) if test_y is not None else np.nan,
-                     "weights": json.dumps({k: np.round(v, 4).tolist() if k == "weights" else v
-                                            for k, v in params.items() if k != "quantiles"})})
+        shown = {k: np.round(v, 4).tolist() if k == "weights" else v for k, v in params.items() if k != "quantiles"}
+        rows.append(report_row("blend", method.name, y, method.combine(P, params), nested, test_y,
+                               method.combine(T, params), json.dumps(shown)))
         fitted.append((method, params, nested))
     return rows, fitted
-
-
-def model_rows(models, P, y, T, test_y, args):
-    rows = []
-    for i, model in enumerate(models):
-        low, high = delong_interval(y, P[:, i])
-        auc = safe_roc_auc(y, P[:, i])  # a single model learns nothing from the OOF rows: nested = in-sample
-        rows.append({"kind": "model", "name": model, "oof_auc": auc, "nested_auc": auc, "nested_low": low,
-                     "nested_high": high, "test_auc": safe_roc_auc(test_y, T[:, i]) if test_y is not None else np.nan,
-                     "weights": ""})
-    return rows
 
 
 def compare_with_best_model(y, nested, P, models):
@@ -257,7 +255,7 @@ def main(argv=None):
     test_y = test["target"].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
 
     method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args)
-    report = pd.DataFrame(model_rows(models, P, y, T, test_y, args) + method_rows)
+    report = pd.DataFrame(model_rows(models, P, y, T, test_y) + method_rows)
     blends = report[report["kind"] == "blend"].reset_index(drop=True)
     chosen, params, nested = fitted[best_method(blends["nested_auc"])]
     report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)

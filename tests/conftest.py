@@ -21,6 +21,14 @@ def run_script(script, *args, cwd, check=True):
     return result
 
 
+def make_tiny_dataset(cwd, n_train, n_dev, max_size=96):
+    """input/tiny (a small generated demo data set) and folds/tiny.csv with 2 folds, in `cwd`."""
+    run_script("make_demo.py", "--out", "input/tiny", "--n-train", n_train, "--n-dev", n_dev, "--min-size", 64,
+               "--max-size", max_size, cwd=cwd)
+    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, cwd=cwd)
+    return cwd
+
+
 @pytest.fixture
 def shared_data():
     if not SHARED_DATA.is_dir():

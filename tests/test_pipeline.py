@@ -5,7 +5,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import run_script
+from conftest import make_tiny_dataset, run_script
 from submission import validate_classification
 
 TRAIN = ["--dataset", "tiny", "--exp", "e2e", "--img-size", "32", "--epochs", "1", "--batch-size", "8"]
@@ -15,10 +15,7 @@ ARCHS = ["resnet18", "mobilenetv3_small_100"]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A working folder after demo -> folds -> 2 archs x 2 folds -> blend."""
-    cwd = tmp_path_factory.mktemp("project")
-    run_script("make_demo.py", "--out", "input/tiny", "--n-train", 24, "--n-dev", 6, "--min-size", 64,
-               "--max-size", 96, cwd=cwd)
-    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, cwd=cwd)
+    cwd = make_tiny_dataset(tmp_path_factory.mktemp("project"), n_train=24, n_dev=6)
     for arch in ARCHS:
         for fold in (0, 1):
             run_script("train.py", "--arch", arch, "--fold", fold, *TRAIN, cwd=cwd)

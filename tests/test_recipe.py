@@ -14,7 +14,7 @@ import torch.nn as nn
 
 import engine
 import recipe
-from conftest import SRC, run_script
+from conftest import SRC, make_tiny_dataset, run_script
 from errors import UserError
 from lr_find import smooth, suggest
 from models import create_model
@@ -24,11 +24,7 @@ TINY = ["--dataset", "tiny", "--img-size", "32", "--batch-size", "8", "--epochs"
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("recipe")
-    run_script("make_demo.py", "--out", "input/tiny", "--n-train", 48, "--n-dev", 4, "--min-size", 64,
-               "--max-size", 80, cwd=cwd)
-    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, cwd=cwd)
-    return cwd
+    return make_tiny_dataset(tmp_path_factory.mktemp("recipe"), n_train=48, n_dev=4, max_size=80)
 
 
 # ------------------------------------------------------------------ pure parts
