@@ -148,7 +148,7 @@ def write_submission(args, out, test_ids, predictions):
 
 
 def list_models(exp_dir, selected):
-    """The model folders of an experiment, or those matching the names / shell patterns in `selected`."""
+    """The model folders of an experiment, or those matching the names / shell patterns in `selected`, sorted."""
     if not exp_dir.is_dir():
         raise UserError(f"{exp_dir}: no predictions (run src/train.py for this experiment first)")
     found = sorted(p.name for p in exp_dir.iterdir() if p.is_dir())
@@ -163,7 +163,7 @@ def list_models(exp_dir, selected):
             models += [m for m in matches if m not in models]
     if not models:
         raise UserError(f"{exp_dir}: no model folders")
-    return models
+    return sorted(models)  # one order, however they were named: the seeded searches then give one answer
 
 
 def report_row(kind, name, y, in_sample, nested, test_y, test_scores, weights=""):

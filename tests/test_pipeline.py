@@ -43,6 +43,18 @@ def test_pipeline_writes_a_valid_submission(project):
     assert (cwd / "oof/e2e/blend_report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_blend_does_not_depend_on_the_order_models_are_named_in(project):
+    cwd, _ = project
+    report = (cwd / "oof/e2e/blend_report.csv").read_bytes()
+    run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", "--trials", 5, "--models", *ARCHS[::-1], cwd=cwd)
+    assert (cwd / "oof/e2e/blend_report.csv").read_bytes() == report
+    run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", "--trials", 5, "--models", "mobilenet*", "resnet18",
+               cwd=cwd)
+    assert (cwd / "oof/e2e/blend_report.csv").read_bytes() == report  # patterns select the same two
+    missing = run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", "--models", "vit*", cwd=cwd, check=False)
+    one_error_line(missing, "no model matches 'vit*'")
+
+
 def test_pipeline_writes_every_run_artifact(project):
     cwd, _ = project
     for arch in ARCHS:
