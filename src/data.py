@@ -26,6 +26,32 @@ class Shape:
     def points(self):
         return np.asarray(self.coords, dtype=float).reshape(-1, 2)
 
+    def contains(self, x, y):
+        """Whether the point (x, y) hits this object, as the challenge's scorer decides: a
+        rectangle inclusively, an ellipse inscribed in its box, a polygon by point-in-polygon
+        (its boundary counted inside)."""
+        if self.kind == 2:
+            return point_in_polygon(self.points, x, y)
+        x1, y1, x2, y2 = self.coords
+        if not (x1 <= x <= x2 and y1 <= y <= y2):
+            return False
+        if self.kind == 0 or x1 == x2 or y1 == y2:  # a degenerate ellipse is its box's segment
+            return True
+        cx, cy, ax, ay = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+        return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1
+
+
+def point_in_polygon(vertices, x, y):
+    """Even-odd ray casting; a point on an edge or vertex counts as inside."""
+    inside = False
+    for (xa, ya), (xb, yb) in zip(vertices, np.roll(vertices, -1, axis=0)):
+        cross = (xb - xa) * (y - ya) - (yb - ya) * (x - xa)
+        if cross == 0 and min(xa, xb) <= x <= max(xa, xb) and min(ya, yb) <= y <= max(ya, yb):
+            return True  # on this edge
+        if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
+            inside = not inside
+    return inside
+
 
 def parse_annotation(text):
     """`'0 1 2 3 4;2 0 0 5 0 5 5'` -> [Shape(0, (1, 2, 3, 4)), Shape(2, (...))]; '' -> [].

@@ -114,3 +114,43 @@ def delong_interval(targets, scores, level=0.95):
         return float("nan"), float("nan")
     half = norm.ppf(0.5 + level / 2) * np.sqrt(max(cov[0, 0], 0.0))
     return float(max(aucs[0] - half, 0.0)), float(min(aucs[0] + half, 1.0))
+
+
+FROC_THRESHOLDS = (0.125, 0.25, 0.5, 1, 2, 4, 8)  # false positives per image
+
+
+def froc(points, objects, thresholds=FROC_THRESHOLDS):
+    """Object-CXR's FROC, as the challenge's scorer computes it (see the design notes).
+
+    `points`: {image: [(probability, x, y), ...]}; `objects`: {image: [Shape, ...]} for every
+    test image (an image without objects has []). All points of all images are ranked by
+    probability together (a stable sort, images in `objects` order). A point inside objects
+    not hit before hits each of them; a point inside only hit objects counts nothing; a point
+    outside every object is a false positive. After each point, if false positives / images
+    has reached the next threshold, the sensitivity is recorded for it (at most one threshold
+    per point); thresholds never reached repeat the last recorded value; if none was reached,
+    the final sensitivity stands for all. Returns (FROC = mean over thresholds, sensitivities)."""
+    unknown = sorted(set(points) - set(objects))
+    if unknown:
+        raise ValueError(f"predictions for images that are not in the ground truth, first {unknown[0]}")
+    n_images = len(objects)
+    n_objects = sum(len(shapes) for shapes in objects.values())
+    ranked = sorted(((float(p), image, x, y) for image in objects for p, x, y in points.get(image, [])),
+                    key=lambda point: -point[0])
+    hit = {image: [False] * len(shapes) for image, shapes in objects.items()}
+    hits = false_positives = 0
+    recorded = []
+    for _, image, x, y in ranked:
+        inside = [i for i, shape in enumerate(objects[image]) if shape.contains(x, y)]
+        if not inside:
+            false_positives += 1
+        for i in inside:
+            if not hit[image][i]:
+                hit[image][i] = True
+                hits += 1
+        if len(recorded) < len(thresholds) and false_positives / n_images >= thresholds[len(recorded)]:
+            recorded.append(hits / n_objects)
+    if not recorded:
+        recorded = [hits / n_objects]
+    sensitivities = recorded + [recorded[-1]] * (len(thresholds) - len(recorded))
+    return float(np.mean(sensitivities)), sensitivities

@@ -119,3 +119,69 @@ def test_delong_test_finds_a_real_difference_and_not_a_fake_one():
     assert result["difference"] > 0.1 and result["p_value"] < 1e-6 and result["low"] > 0
     same = delong_test(y, strong, strong + 1e-9 * rng.random(2000))
     assert abs(same["difference"]) < 1e-3 and same["p_value"] > 0.05
+
+
+# ------------------------------------------------------------------ FROC (Object-CXR's scorer)
+def shapes(text):
+    from data import parse_annotation
+
+    return parse_annotation(text)
+
+
+def test_hit_tests_for_each_shape():
+    from data import parse_annotation
+
+    rectangle, ellipse, polygon = parse_annotation("0 10 10 20 20;1 0 0 20 10;2 0 0 10 0 0 10")
+    assert rectangle.contains(10, 10) and rectangle.contains(20, 20) and not rectangle.contains(20.01, 15)
+    assert ellipse.contains(10, 5) and ellipse.contains(0, 5) and ellipse.contains(10, 0)  # on the ellipse
+    assert not ellipse.contains(1, 1)  # inside the box, outside the inscribed ellipse
+    assert polygon.contains(2, 2) and polygon.contains(5, 5) and polygon.contains(0, 0)  # inside, hypotenuse, vertex
+    assert not polygon.contains(6, 6) and not polygon.contains(-1, 2)
+
+
+def test_froc_worked_example():
+    """4 images, 3 objects (a rectangle and an ellipse in a, a polygon in b); points in order of
+    probability: hit the rectangle, inside it again, a false positive, hit the ellipse, a false
+    positive, hit the polygon -> sensitivities 1/3, then 2/3 six times: FROC 0.619."""
+    from metrics import froc
+
+    objects = {"a": shapes("0 0 0 10 10;1 50 50 70 60"), "b": shapes("2 0 0 10 0 0 10"), "c": [], "d": []}
+    points = {"a": [(0.9, 5, 5), (0.8, 6, 6), (0.6, 60, 55)], "b": [(0.4, 2, 2)], "c": [(0.7, 1, 1), (0.5, 3, 3)]}
+    score, sensitivities = froc(points, objects)
+    assert sensitivities == pytest.approx([1 / 3] + [2 / 3] * 6)
+    assert score == pytest.approx((1 / 3 + 6 * 2 / 3) / 7) and round(score, 3) == 0.619
+
+
+def test_froc_one_point_hits_every_overlapping_object():
+    from metrics import froc
+
+    objects = {"a": shapes("0 0 0 10 10;1 0 0 10 10"), "b": []}
+    score, sensitivities = froc({"a": [(0.9, 5, 5)], "b": [(0.1, 1, 1)] * 16}, objects)
+    assert sensitivities == [1.0] * 7 and score == 1.0
+
+
+def test_froc_one_false_positive_past_two_thresholds_records_only_one():
+    from metrics import froc
+
+    objects = {"a": shapes("0 0 0 10 10;0 20 20 30 30"), "b": [], "c": [], "d": []}
+    # FP 1 -> 0.25 per image: reaches 0.125 and 0.25, records only 0.125 (sensitivity 0); then a hit
+    # records 0.25 at 1/2; the last hit comes after every threshold it could reach and is lost
+    points = {"a": [(0.5, 5, 5), (0.1, 25, 25)], "b": [(0.9, 50, 50)]}
+    _, sensitivities = froc(points, objects)
+    assert sensitivities == [0.0] + [0.5] * 6
+
+
+def test_froc_with_fewer_false_positives_than_the_first_threshold_does_not_crash():
+    from metrics import froc
+
+    objects = {f"i{k}": shapes("0 0 0 10 10") if k < 2 else [] for k in range(10)}
+    score, sensitivities = froc({"i0": [(0.9, 5, 5)], "i1": [(0.8, 50, 50)]}, objects)  # 1 FP over 10 images
+    assert sensitivities == [0.5] * 7 and score == 0.5
+    assert froc({}, objects)[0] == 0.0
+
+
+def test_froc_refuses_points_on_unknown_images():
+    from metrics import froc
+
+    with pytest.raises(ValueError, match="not in the ground truth"):
+        froc({"x": [(0.5, 1, 1)]}, {"a": []})
