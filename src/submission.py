@@ -2,7 +2,11 @@
 
 Object-CXR's `prediction_classification.csv`: header `image_path,prediction`, one row per
 test image, probabilities in [0, 1]. Other challenges: the header and row order of their
-`sample_submission.csv`, or the test table's id column and `prediction`."""
+`sample_submission.csv`, or the test table's id column and `prediction`.
+
+Object-CXR's `prediction_localization.csv`: the same header, the prediction being zero or
+more `probability x y` triples separated by `;` (original-image pixels); the comma after the
+path stays when the list is empty."""
 import numpy as np
 import pandas as pd
 
@@ -73,3 +77,56 @@ def sample_format(sample_path):
         raise UserError(f"{sample_path}: expected 2 columns (id, prediction), found {len(sample.columns)}: "
                         f"{', '.join(sample.columns)}")
     return ",".join(sample.columns), list(sample.iloc[:, 0])
+
+
+def format_points(points):
+    """[(probability, x, y), ...] -> 'p x y;p x y' (coordinates rounded to whole pixels)."""
+    return ";".join(f"{p:.6f} {int(round(x))} {int(round(y))}" for p, x, y in points)
+
+
+def parse_points(text, where):
+    """'p x y;p x y' -> [(p, x, y), ...]; a UserError naming `where` for a malformed triple."""
+    points = []
+    for part in filter(None, (t.strip() for t in text.split(";"))):
+        fields = part.split()
+        try:
+            probability, x, y = (float(v) for v in fields)
+        except ValueError:
+            raise UserError(f"{where}: '{part}' is not 'probability x y'") from None
+        if not (np.isfinite([probability, x, y]).all() and 0.0 <= probability <= 1.0 and x >= 0 and y >= 0):
+            raise UserError(f"{where}: '{part}' needs a probability in [0, 1] and non-negative pixel coordinates")
+        points.append((probability, x, y))
+    return points
+
+
+def read_localization(path, expected_paths, shown_as=None):
+    """{image_path: [(probability, x, y), ...]} of a localization submission covering exactly
+    `expected_paths`, each once; a UserError naming the file and line otherwise."""
+    lines = open(path, encoding="utf-8").read().splitlines()
+    path = shown_as or path
+    if not lines or lines[0] != CLASSIFICATION_HEADER:
+        raise UserError(f"{path} line 1: header must be exactly '{CLASSIFICATION_HEADER}', found '{lines[0] if lines else ''}'")
+    expected, found = set(expected_paths), {}
+    for number, line in enumerate(lines[1:], start=2):
+        image, sep, text = line.rpartition(",")  # paths may hold commas, predictions never do
+        if not sep or not image:
+            raise UserError(f"{path} line {number}: expected 'image_path,p x y;...', found '{line}'")
+        if image in found:
+            raise UserError(f"{path} line {number}: image {image} appears twice")
+        if image not in expected:
+            raise UserError(f"{path} line {number}: image {image} is not in the test set")
+        found[image] = parse_points(text, f"{path} line {number}")
+    missing = sorted(expected - set(found))
+    if missing:
+        raise UserError(f"{path}: {len(missing)} test image(s) have no line, first {missing[0]}")
+    return found
+
+
+def write_localization(path, image_paths, points_per_image):
+    """Write `prediction_localization.csv` atomically, validated before it replaces `path`."""
+    image_paths = list(image_paths)
+    lines = [CLASSIFICATION_HEADER] + [f"{image},{format_points(points)}" for image, points in
+                                       zip(image_paths, points_per_image, strict=True)]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        read_localization(tmp, image_paths, shown_as=path)

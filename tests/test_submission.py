@@ -50,3 +50,44 @@ def test_invalid_submission_never_replaces_a_valid_one(tmp_path):
         write_classification(path, IDS[:2], [0.2, 0.3], IDS)
     assert path.read_text() == GOOD
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+# ------------------------------------------------------------------ localization
+def test_localization_round_trip_keeps_the_comma_of_an_empty_list(tmp_path):
+    from submission import read_localization, write_localization
+
+    path = tmp_path / "prediction_localization.csv"
+    write_localization(path, IDS, [[(0.9, 10.4, 20.6), (0.25, 3, 4)], [], [(1.0, 0, 0)]])
+    assert path.read_text() == ("image_path,prediction\ndev/001.jpg,0.900000 10 21;0.250000 3 4\n"
+                                "dev/002.jpg,\ndev/003.jpg,1.000000 0 0\n")
+    assert read_localization(path, IDS) == {"dev/001.jpg": [(0.9, 10, 21), (0.25, 3, 4)], "dev/002.jpg": [],
+                                            "dev/003.jpg": [(1.0, 0, 0)]}
+
+
+@pytest.mark.parametrize("text, why", [
+    ("image_path,prediction\ndev/001.jpg,0.9 10\ndev/002.jpg,\ndev/003.jpg,\n", "line 2: '0.9 10' is not"),
+    ("image_path,prediction\ndev/001.jpg,1.5 10 10\ndev/002.jpg,\ndev/003.jpg,\n", "line 2: '1.5 10 10' needs"),
+    ("image_path,prediction\ndev/001.jpg,0.5 -1 10\ndev/002.jpg,\ndev/003.jpg,\n", "needs a probability"),
+    ("image_path,prediction\ndev/001.jpg\ndev/002.jpg,\ndev/003.jpg,\n", "line 2: expected"),
+    ("image_path,prediction\ndev/001.jpg,\ndev/002.jpg,\n", "1 test image(s) have no line, first dev/003.jpg"),
+    ("image_path,prediction\ndev/001.jpg,\ndev/001.jpg,\ndev/003.jpg,\n", "line 3: image dev/001.jpg appears twice"),
+    ("path,prediction\n", "line 1: header"),
+])
+def test_localization_validator_names_file_and_line(tmp_path, text, why):
+    from submission import read_localization
+
+    path = tmp_path / "prediction_localization.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match=why.replace("(", r"\(").replace(")", r"\)")):
+        read_localization(path, IDS)
+
+
+def test_invalid_localization_never_replaces_a_valid_one(tmp_path):
+    from submission import write_localization
+
+    path = tmp_path / "prediction_localization.csv"
+    write_localization(path, IDS, [[], [], []])
+    before = path.read_bytes()
+    with pytest.raises(UserError):
+        write_localization(path, IDS, [[(2.0, 1, 1)], [], []])
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
