@@ -64,12 +64,26 @@ def resize(gray, size, mode, interpolation="linear"):
     if mode != "letterbox":
         raise UserError(f"--resize {mode}: expected one of {', '.join(RESIZE_MODES)}")
     height, width = gray.shape
-    scale = size / max(height, width)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top, new_w, new_h = placement(width, height, size, mode)
     canvas = np.zeros((size, size), np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
     canvas[top:top + new_h, left:left + new_w] = cv2.resize(gray, (new_w, new_h), interpolation=flag)
     return canvas
+
+
+def placement(width, height, size, mode):
+    """(left, top, width, height) of a width x height image inside the size x size network input."""
+    if mode == "squash":
+        return 0, 0, size, size
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    return (size - new_w) // 2, (size - new_h) // 2, new_w, new_h
+
+
+def to_original(x, y, width, height, size, mode):
+    """Network-input pixel coordinates -> the original image's (pixel centres, as cv2.resize maps them)."""
+    left, top, new_w, new_h = placement(width, height, size, mode)
+    return ((np.asarray(x, dtype=float) - left + 0.5) * width / new_w - 0.5,
+            (np.asarray(y, dtype=float) - top + 0.5) * height / new_h - 0.5)
 
 
 def prepare_image(path, spec):
