@@ -88,7 +88,12 @@ def to_original(x, y, width, height, size, mode):
 
 def prepare_image(path, spec):
     """The network-size grayscale image of one file: decode, resize, CLAHE, blur."""
-    image = resize(decode_gray(path), spec.size, spec.mode, spec.interpolation)
+    return preprocess(decode_gray(path), spec)
+
+
+def preprocess(gray, spec):
+    """A decoded grayscale image at network size: resize, CLAHE, blur."""
+    image = resize(gray, spec.size, spec.mode, spec.interpolation)
     if spec.clahe:
         image = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(image)
     if spec.blur:

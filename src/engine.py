@@ -110,16 +110,21 @@ TTA_FLIPS = {"none": [()], "hflip": [(), (3,)], "flips": [(), (3,), (2,), (2, 3)
 
 
 @torch.no_grad()
+def tta_logits(model, images, device, precision, tta="none"):
+    """(N,) logits of a batch on its device, averaged over the `tta` views."""
+    with autocast(device, precision):
+        views = [model(torch.flip(images, dims) if dims else images) for dims in TTA_FLIPS[tta]]
+        return torch.stack(views).float().mean(0).squeeze(1)
+
+
+@torch.no_grad()
 def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
     """Sigmoid probabilities (of the logits averaged over the `tta` views) and the mean loss
     over labelled rows (NaN when there are none)."""
     model.eval()
     probs, losses, count = [], 0.0, 0
     for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        images = to_device(images, device, channels_last)
-        with autocast(device, precision):
-            views = [model(torch.flip(images, dims) if dims else images) for dims in TTA_FLIPS[tta]]
-            logits = torch.stack(views).float().mean(0).squeeze(1).cpu()
+        logits = tta_logits(model, to_device(images, device, channels_last), device, precision, tta).cpu()
         labelled = targets >= 0
         if labelled.any():
             losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(), reduction="sum").item()

@@ -2,8 +2,10 @@
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from conftest import make_tiny_dataset, run_script
 from submission import validate_classification
@@ -283,3 +285,31 @@ def test_inspect_data_prints_the_make_up_and_draws_pngs(project):
     assert "duplicates (folds/tiny_duplicates.csv): 0 pairs" in out
     for name in ("samples.png", "positives_negatives.png"):
         assert (cwd / "reports/t" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_submit_reproduces_the_blend_on_new_images_and_writes_both_files(project, tmp_path):
+    """submit.py, as the evaluation server ran it, on the dev images listed by path: the same
+    probabilities as blend.py's submission (same models, preprocessing, TTA and blend), and a
+    valid localization file in original-image pixels."""
+    from submission import read_localization
+
+    cwd, _ = project
+    expected = pd.read_csv(cwd / "submissions/e2e/prediction_classification.csv")
+    listed = ["input/tiny/" + p for p in expected["image_path"]]
+    (cwd / "image_path.csv").write_text("\n".join(listed) + "\n")
+    out = run_script("submit.py", "image_path.csv", tmp_path / "cls.csv", tmp_path / "loc.csv", "--exp", "e2e",
+                     "--batch-size", 4, cwd=cwd).stdout
+    assert "images/s" in out
+    got = pd.read_csv(tmp_path / "cls.csv")
+    assert got["image_path"].tolist() == listed
+    assert np.allclose(got["prediction"], expected["prediction"], atol=1e-5)
+    points = read_localization(tmp_path / "loc.csv", listed)
+    sizes = {p: Image.open(cwd / p).size for p in listed}
+    assert all(0 < len(found) <= 10 for found in points.values())
+    assert all(0 <= x < sizes[p][0] and 0 <= y < sizes[p][1] for p, found in points.items() for _, x, y in found)
+
+    (cwd / "image_path.csv").write_text("\n".join(listed + ["input/tiny/dev/nothing.jpg"]) + "\n")
+    missing = run_script("submit.py", "image_path.csv", tmp_path / "c2.csv", tmp_path / "l2.csv", "--exp", "e2e",
+                         cwd=cwd, check=False)
+    one_error_line(missing, "1 image(s) missing or unreadable", "nothing.jpg")
+    assert not (tmp_path / "c2.csv").exists() and not (tmp_path / "l2.csv").exists()

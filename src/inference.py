@@ -1,0 +1,120 @@
+"""Apply a trained experiment to images nobody has seen: the blend spec, every model's fold
+checkpoints and configs, the same preprocessing and TTA as the OOF predictions; images are
+streamed in batches, never all in memory."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import engine
+from cache import ImageSpec, decode_gray, preprocess, to_original
+from data import image_size
+from ensemble import methods
+from errors import UserError
+from localize import grad_cam, heatmap_points, upsample
+from models import create_model
+from transforms import eval_transform
+
+
+@dataclass
+class FoldModel:
+    network: torch.nn.Module
+    spec: ImageSpec
+    tta: str
+
+
+@dataclass
+class Ensemble:
+    models: dict  # model name -> [FoldModel, ...]
+    method: object
+    params: dict
+
+
+def load_ensemble(spec_path, device):
+    """The blend spec at `spec_path` with every checkpoint it names, ready on `device`."""
+    spec_path = Path(spec_path)
+    if not spec_path.is_file():
+        raise UserError(f"{spec_path}: no blend spec (run src/blend.py for this experiment first)")
+    spec = json.loads(spec_path.read_text())
+    method = next((m for m in methods() if m.name == spec["method"]), None)
+    if method is None:
+        raise UserError(f"{spec_path}: unknown blend method '{spec['method']}'")
+    models = {name: [load_fold_model(Path(run) / "best.pt", device) for run in spec["runs"][name]]
+              for name in spec["models"]}
+    return Ensemble(models, method, spec["params"])
+
+
+def load_fold_model(checkpoint, device):
+    if not checkpoint.is_file():
+        raise UserError(f"{checkpoint}: checkpoint named by the blend spec not found")
+    state = engine.load_checkpoint(checkpoint)
+    cfg = state["config"]
+    network = create_model(cfg["arch"], drop_rate=cfg.get("drop_rate", 0.0), drop_path_rate=cfg.get("drop_path", 0.0))
+    network.load_state_dict(state["model"])
+    spec = ImageSpec(cfg["img_size"], cfg["resize"], cfg["clahe"], cfg["blur"], cfg["interpolation"])
+    return FoldModel(network.to(device).eval(), spec, cfg.get("tta", "none"))
+
+
+def check_readable(paths):
+    """Every image must exist and have a readable header; one error lists all that do not."""
+    bad = []
+    for path in paths:
+        try:
+            image_size(path)
+        except Exception:  # noqa: BLE001 (any failure to read a header makes the image unusable)
+            bad.append(str(path))
+    if bad:
+        raise UserError(f"{len(bad)} image(s) missing or unreadable: {', '.join(bad[:10])}"
+                        + (" ..." if len(bad) > 10 else ""))
+
+
+def network_batch(grays, spec):
+    normalize = eval_transform()
+    return torch.stack([normalize(image=cv2.cvtColor(preprocess(g, spec), cv2.COLOR_GRAY2RGB))["image"] for g in grays])
+
+
+def predict_batch(ensemble, grays, device, heatmaps=False):
+    """(blended probabilities (b,), per-model probabilities (b, m), ensemble heatmaps or None).
+
+    Each model's probability is the mean of its fold models', as in blend.py. The heatmap is
+    the blend-weighted mean of every fold model's Grad-CAM, each scaled to [0, 1] per image,
+    in the first model's network frame (models with another frame are left out of it)."""
+    probabilities, maps = [], []
+    weights = np.abs(np.asarray(ensemble.params["weights"], dtype=float))
+    frame = next(iter(ensemble.models.values()))[0].spec
+    for weight, folds in zip(weights, ensemble.models.values()):
+        fold_probs = []
+        for fold in folds:
+            images = network_batch(grays, fold.spec).to(device)
+            logits = engine.tta_logits(fold.network, images, device, engine.Precision(None, False), fold.tta)
+            fold_probs.append(torch.sigmoid(logits).cpu().numpy())
+            if heatmaps and fold.spec == frame and weight > 0:
+                cam = upsample(grad_cam(fold.network, images), frame.size).cpu().numpy()
+                low, high = cam.min((1, 2), keepdims=True), cam.max((1, 2), keepdims=True)
+                maps.append(weight / len(folds) * (cam - low) / np.where(high > low, high - low, 1.0))
+        probabilities.append(np.mean(fold_probs, axis=0))
+    P = np.stack(probabilities, axis=1)
+    return ensemble.method.combine(P, ensemble.params), P, (np.sum(maps, axis=0) if maps else None)
+
+
+def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10):
+    """(probabilities (n,), points per image in original pixels or None) for image files `paths`."""
+    check_readable(paths)
+    frame = next(iter(ensemble.models.values()))[0].spec
+    probabilities, points = [], []
+    for start in range(0, len(paths), batch_size):
+        grays = [decode_gray(p) for p in paths[start:start + batch_size]]
+        blended, _, maps = predict_batch(ensemble, grays, device, heatmaps=localize)
+        probabilities.append(blended)
+        for gray, probability, heatmap in zip(grays, blended, maps if maps is not None else [None] * len(grays)):
+            if heatmap is None:
+                continue
+            height, width = gray.shape
+            found = heatmap_points(heatmap, probability, max_points=max_points)
+            xs, ys = to_original([p[1] for p in found], [p[2] for p in found], width, height, frame.size, frame.mode)
+            points.append([(score, float(np.clip(x, 0, width - 1)), float(np.clip(y, 0, height - 1)))
+                           for (score, _, _), x, y in zip(found, np.atleast_1d(xs), np.atleast_1d(ys))])
+    return np.concatenate(probabilities) if probabilities else np.zeros(0), (points if localize else None)

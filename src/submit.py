@@ -1,0 +1,53 @@
+"""Inference like Object-CXR's evaluation server: a header-less list of image paths in, both
+submission files out.
+
+    python src/submit.py image_path.csv prediction_classification.csv prediction_localization.csv
+    python src/submit.py image_path.csv cls.csv loc.csv --exp full --batch-size 32 --device cuda
+
+Loads submissions/<exp>/blend.json (written by blend.py) and every checkpoint it names,
+reads each image once per batch, applies each model's own preprocessing and TTA, blends the
+models as blend.py did, and writes the classification file and the localization file (points
+from the ensemble's Grad-CAM heatmaps, in original-image pixels). No training data is
+needed. A missing or unreadable image stops the run with the list of them before anything
+is written; both files are validated and written atomically."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import engine  # noqa: E402
+from errors import exit_on_user_error  # noqa: E402
+from inference import load_ensemble, run  # noqa: E402
+from readers import read_image_list  # noqa: E402
+from submission import write_classification, write_localization  # noqa: E402
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image_list", help="header-less CSV of image paths (as the evaluation server gives it)")
+    parser.add_argument("classification", help="where to write prediction_classification.csv")
+    parser.add_argument("localization", help="where to write prediction_localization.csv")
+    parser.add_argument("--exp", default="demo", help="experiment whose blend spec to load (default: demo)")
+    parser.add_argument("--submissions-dir", default="submissions")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-points", type=int, default=10, help="points per image in the localization file")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    device = engine.resolve_device(args.device)
+    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    paths = list(read_image_list(args.image_list)["image_id"])
+    probabilities, points = run(ensemble, paths, device, args.batch_size, localize=True, max_points=args.max_points)
+    write_classification(args.classification, paths, probabilities)
+    write_localization(args.localization, paths, points)
+    seconds = time.time() - started
+    print(f"{len(paths)} images, {sum(len(f) for f in ensemble.models.values())} fold models: "
+          f"{len(paths) / max(seconds, 1e-9):.1f} images/s ({seconds:.1f} s with loading); "
+          f"wrote {args.classification} and {args.localization}")
+
+
+if __name__ == "__main__":
+    main()
