@@ -36,26 +36,30 @@ def upsample(maps, size):
     return F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
-def heatmap_points(heatmap, probability, max_points=10, min_distance=4, sigma=1.0):
+def heatmap_points(heatmap, probability, max_points=10, min_distance=8, sigma=1.0):
     """Scored points (score, x, y) from one heatmap (network-input pixels), best first.
 
-    The map is smoothed (Gaussian, `sigma` pixels) and scaled to [0, 1]; its local maxima at
-    least `min_distance` pixels apart (non-maximum suppression, strongest first) become points
+    The map is smoothed (Gaussian, `sigma` pixels) and scaled to [0, 1]; its local maxima (a
+    plateau of equal maxima counting as one, at its centre) at least `min_distance` pixels apart (non-maximum suppression, strongest first) become points
     scored probability x peak strength, so the image probability orders points across images
     and the peak strength within one. Up to `max_points`: FROC's budget reaches 8 false
     positives per image, and low-confidence points cost nothing once it is spent."""
-    from scipy.ndimage import gaussian_filter, maximum_filter
+    from scipy.ndimage import center_of_mass, gaussian_filter, label, maximum, maximum_filter
 
     smooth = gaussian_filter(np.asarray(heatmap, dtype=float), sigma) if sigma > 0 else np.asarray(heatmap, float)
     low, high = smooth.min(), smooth.max()
-    strength = (smooth - low) / (high - low) if high > low else np.ones_like(smooth)
+    if high <= low:  # a flat map says nothing about where: one guess, the centre
+        return [(float(probability), smooth.shape[1] // 2, smooth.shape[0] // 2)]
+    strength = (smooth - low) / (high - low)
     peaks = (strength == maximum_filter(strength, size=3, mode="nearest")) & (strength > 0)
-    ys, xs = np.nonzero(peaks)
-    order = np.argsort(-strength[ys, xs], kind="stable")
+    regions, count = label(peaks)  # a plateau of equal maxima is one peak, at its centre
+    centres = np.round(center_of_mass(peaks, regions, range(1, count + 1))).astype(int).reshape(-1, 2)
+    values = maximum(strength, regions, range(1, count + 1))
     kept = []
-    for i in order:
-        if all((xs[i] - x) ** 2 + (ys[i] - y) ** 2 >= min_distance**2 for _, x, y in kept):
-            kept.append((float(probability * strength[ys[i], xs[i]]), int(xs[i]), int(ys[i])))
+    for i in np.argsort(-np.asarray(values), kind="stable"):
+        y, x = centres[i]
+        if all((x - kx) ** 2 + (y - ky) ** 2 >= min_distance**2 for _, kx, ky in kept):
+            kept.append((float(probability * values[i]), int(x), int(y)))
             if len(kept) == max_points:
                 break
     return kept

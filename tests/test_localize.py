@@ -47,7 +47,11 @@ def test_points_are_the_peaks_strongest_first_and_apart():
     assert points[1][1:] == (50, 40) and 0.3 < points[1][0] < 0.45
     assert all((a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2 >= 36 for i, a in enumerate(points) for b in points[:i])
     assert [p[0] for p in points] == sorted((p[0] for p in points), reverse=True)
-    assert len(heatmap_points(np.random.default_rng(0).random((64, 64)), 0.5, max_points=12)) == 12
+    assert len(heatmap_points(np.random.default_rng(0).random((64, 64)), 0.5, max_points=12, min_distance=4)) == 12
+    plateau = np.zeros((64, 64))
+    plateau[40:50, 10:30] = 1.0
+    assert heatmap_points(plateau, 1.0, sigma=0) == [(1.0, 20, 44)]  # one point, at the plateau's centre (19.5, 44.5)
+    assert heatmap_points(np.zeros((64, 32)), 0.7) == [(0.7, 16, 32)]  # a flat map: one guess, the centre
 
 
 @pytest.mark.parametrize("mode", ["squash", "letterbox"])
