@@ -79,6 +79,13 @@ def placement(width, height, size, mode):
     return (size - new_w) // 2, (size - new_h) // 2, new_w, new_h
 
 
+def map_to_original(heatmap, width, height, mode):
+    """A (size, size) map over the network input -> (height, width) over the original image."""
+    left, top, new_w, new_h = placement(width, height, heatmap.shape[0], mode)
+    return cv2.resize(np.ascontiguousarray(heatmap[top:top + new_h, left:left + new_w], dtype=np.float32),
+                      (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def to_original(x, y, width, height, size, mode):
     """Network-input pixel coordinates -> the original image's (pixel centres, as cv2.resize maps them)."""
     left, top, new_w, new_h = placement(width, height, size, mode)

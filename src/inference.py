@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 import engine
-from cache import ImageSpec, decode_gray, preprocess, to_original
+from cache import ImageSpec, decode_gray, map_to_original, preprocess, to_original
 from data import image_size
 from ensemble import methods
 from errors import UserError
@@ -100,8 +100,11 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
     return ensemble.method.combine(P, ensemble.params), P, (np.sum(maps, axis=0) if maps else None)
 
 
-def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10):
-    """(probabilities (n,), points per image in original pixels or None) for image files `paths`."""
+def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None):
+    """(probabilities (n,), points per image in original pixels or None) for image files `paths`.
+    `on_heatmap(path, gray, heatmap)`, when given, receives each image with the ensemble's
+    heatmap mapped onto it (original pixels)."""
+    localize = localize or on_heatmap is not None
     check_readable(paths)
     frame = next(iter(ensemble.models.values()))[0].spec
     probabilities, points = [], []
@@ -109,10 +112,13 @@ def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10):
         grays = [decode_gray(p) for p in paths[start:start + batch_size]]
         blended, _, maps = predict_batch(ensemble, grays, device, heatmaps=localize)
         probabilities.append(blended)
-        for gray, probability, heatmap in zip(grays, blended, maps if maps is not None else [None] * len(grays)):
+        batch = paths[start:start + batch_size]
+        for path, gray, probability, heatmap in zip(batch, grays, blended, maps if maps is not None else [None] * len(grays)):
             if heatmap is None:
                 continue
             height, width = gray.shape
+            if on_heatmap is not None:
+                on_heatmap(path, gray, map_to_original(heatmap, width, height, frame.mode))
             found = heatmap_points(heatmap, probability, max_points=max_points)
             xs, ys = to_original([p[1] for p in found], [p[2] for p in found], width, height, frame.size, frame.mode)
             points.append([(score, float(np.clip(x, 0, width - 1)), float(np.clip(y, 0, height - 1)))

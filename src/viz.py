@@ -143,3 +143,14 @@ def blend_chart(report, path, title=""):
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def heatmap_overlay(gray, heatmap, path, title=""):
+    """The radiograph with its heatmap (original pixels, any range) as a translucent colour layer."""
+    fig, ax = pyplot().subplots(figsize=(6, 6 * gray.shape[0] / gray.shape[1]))
+    ax.imshow(gray, cmap="gray")
+    ax.imshow(heatmap, cmap="jet", alpha=0.35)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -313,3 +313,20 @@ def test_submit_reproduces_the_blend_on_new_images_and_writes_both_files(project
                          cwd=cwd, check=False)
     one_error_line(missing, "1 image(s) missing or unreadable", "nothing.jpg")
     assert not (tmp_path / "c2.csv").exists() and not (tmp_path / "l2.csv").exists()
+
+
+def test_predict_a_folder_with_heatmaps(project, tmp_path):
+    cwd, _ = project
+    expected = pd.read_csv(cwd / "submissions/e2e/prediction_classification.csv")
+    out = run_script("predict.py", "input/tiny/dev", "--exp", "e2e", "--out", tmp_path / "p.csv", "--heatmaps",
+                     tmp_path / "maps", cwd=cwd).stdout
+    assert "6 images" in out
+    got = pd.read_csv(tmp_path / "p.csv")
+    assert got["image_path"].tolist() == sorted("input/tiny/" + expected["image_path"])
+    by_name = dict(zip("input/tiny/" + expected["image_path"], expected["prediction"]))
+    assert np.allclose(got["probability"], [by_name[p] for p in got["image_path"]], atol=1e-5)
+    pngs = sorted((tmp_path / "maps").iterdir())
+    assert len(pngs) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_error_line(run_script("predict.py", empty, "--exp", "e2e", cwd=cwd, check=False), "no images")

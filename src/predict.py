@@ -1,0 +1,66 @@
+"""Predict new images with a trained experiment: a folder or a list of images in, a CSV of
+blended probabilities out, heatmap overlays on request.
+
+    python src/predict.py path/to/folder --exp demo --out predictions.csv
+    python src/predict.py image_path.csv --exp full --heatmaps heatmaps/
+
+Uses the experiment's blend spec (submissions/<exp>/blend.json) and checkpoints, with the same
+preprocessing, TTA and blend as its submission (see src/inference.py). Writes --out with
+`image_path,probability`; with --heatmaps, one PNG per image: the radiograph with the
+ensemble's Grad-CAM heatmap over it."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd  # noqa: E402
+
+import engine  # noqa: E402
+from artifacts import write_csv  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
+from inference import load_ensemble, run  # noqa: E402
+from readers import IMAGE_SUFFIXES, read_image_list  # noqa: E402
+from viz import heatmap_overlay  # noqa: E402
+
+
+def list_images(source):
+    """Image paths of a folder (recursively, sorted) or of a header-less list file."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return paths
+    return list(read_image_list(source)["image_id"])
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="a folder of images, or a header-less CSV list of image paths")
+    parser.add_argument("--exp", default="demo", help="experiment whose blend spec to load (default: demo)")
+    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
+    parser.add_argument("--heatmaps", default="", help="folder for heatmap overlay PNGs (default: none)")
+    parser.add_argument("--submissions-dir", default="submissions")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    device = engine.resolve_device(args.device)
+    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    paths = list_images(args.source)
+
+    def draw(path, gray, heatmap):
+        heatmap_overlay(gray, heatmap, Path(args.heatmaps) / f"{Path(path).stem}.png", title=str(path))
+
+    probabilities, _ = run(ensemble, paths, device, args.batch_size, on_heatmap=draw if args.heatmaps else None)
+    write_csv(args.out, pd.DataFrame({"image_path": paths, "probability": probabilities}))
+    seconds = time.time() - started
+    print(f"{len(paths)} images: {len(paths) / max(seconds, 1e-9):.1f} images/s; wrote {args.out}"
+          + (f" and {len(paths)} heatmaps in {args.heatmaps}/" if args.heatmaps else ""))
+
+
+if __name__ == "__main__":
+    main()
