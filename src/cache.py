@@ -36,6 +36,13 @@ class ImageSpec:
     blur: float = 0.0
     interpolation: str = "linear"
 
+    @classmethod
+    def of(cls, settings):
+        """The spec a run's settings (a TrainConfig, or its saved config.json as a dict) name:
+        one place, so training and inference preprocess alike."""
+        get = settings.get if isinstance(settings, dict) else lambda name: getattr(settings, name)
+        return cls(get("img_size"), get("resize"), get("clahe"), get("blur"), get("interpolation"))
+
     @property
     def key(self):
         return f"{self.size}_{self.mode}_{self.interpolation}" + ("_clahe" if self.clahe else "") + (f"_blur{self.blur:g}" if self.blur else "")

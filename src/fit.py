@@ -61,7 +61,7 @@ def build_data(cfg):
     if cfg.tta not in engine.TTA_FLIPS:
         raise UserError(f"--tta {cfg.tta}: expected one of {', '.join(engine.TTA_FLIPS)}")
     train_rows, val_rows, test, root = load_split(cfg)
-    spec = ImageSpec(cfg.img_size, cfg.resize, cfg.clahe, cfg.blur, cfg.interpolation)
+    spec = ImageSpec.of(cfg)
     if cfg.cache:
         all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
         load = build_cache(all_ids, root, Path(cfg.cache_dir) / cfg.dataset, spec).__getitem__

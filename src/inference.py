@@ -32,6 +32,11 @@ class Ensemble:
     method: object
     params: dict
 
+    @property
+    def frame(self):
+        """The network frame heatmaps are combined in: the first model's preprocessing."""
+        return next(iter(self.models.values()))[0].spec
+
 
 def load_ensemble(spec_path, device):
     """The blend spec at `spec_path` with every checkpoint it names, ready on `device`."""
@@ -54,8 +59,7 @@ def load_fold_model(checkpoint, device):
     cfg = state["config"]
     network = create_model(cfg["arch"], drop_rate=cfg.get("drop_rate", 0.0), drop_path_rate=cfg.get("drop_path", 0.0))
     network.load_state_dict(state["model"])
-    spec = ImageSpec(cfg["img_size"], cfg["resize"], cfg["clahe"], cfg["blur"], cfg["interpolation"])
-    return FoldModel(network.to(device).eval(), spec, cfg.get("tta", "none"))
+    return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"))
 
 
 def check_readable(paths):
@@ -84,7 +88,7 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
     in the first model's network frame (models with another frame are left out of it)."""
     probabilities, maps = [], []
     weights = np.abs(np.asarray(ensemble.params["weights"], dtype=float))
-    frame = next(iter(ensemble.models.values()))[0].spec
+    frame = ensemble.frame
     for weight, folds in zip(weights, ensemble.models.values()):
         fold_probs = []
         for fold in folds:
@@ -106,7 +110,7 @@ def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, o
     heatmap mapped onto it (original pixels)."""
     localize = localize or on_heatmap is not None
     check_readable(paths)
-    frame = next(iter(ensemble.models.values()))[0].spec
+    frame = ensemble.frame
     probabilities, points = [], []
     for start in range(0, len(paths), batch_size):
         grays = [decode_gray(p) for p in paths[start:start + batch_size]]

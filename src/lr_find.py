@@ -35,10 +35,7 @@ class LrFindConfig(TrainConfig):
     diverge: float = option(4.0, "stop once the smoothed loss exceeds this many times its minimum")
 
 
-SMOOTHING = 0.9
-
-
-def smooth(losses, beta=SMOOTHING):
+def smooth(losses, beta=0.9):
     """Bias-corrected exponential moving average, as in fastai's finder."""
     out, avg = [], 0.0
     for i, loss in enumerate(losses, start=1):
@@ -61,7 +58,7 @@ def sweep(model, loader, device, precision, cfg):
     """(learning rates, losses) of one exponential sweep."""
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay)
     factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
-    lrs, losses, best, average, beta = [], [], np.inf, 0.0, SMOOTHING
+    lrs, losses, best = [], [], np.inf
     model.train()
     batches = iter(loader)
     for step in range(cfg.steps):
@@ -81,8 +78,7 @@ def sweep(model, loader, device, precision, cfg):
         optimizer.step()
         lrs.append(lr)
         losses.append(loss.item())
-        average = beta * average + (1 - beta) * losses[-1]
-        smoothed = average / (1 - beta ** len(losses))
+        smoothed = smooth(losses)[-1]  # recomputed each step: a sweep is a few hundred steps
         best = min(best, smoothed)
         if not np.isfinite(smoothed) or smoothed > cfg.diverge * best:
             break
