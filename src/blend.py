@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from artifacts import folds_file, run_dir, write_csv, write_json  # noqa: E402
-from data import read_folds  # noqa: E402
+from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import (bootstrap_intervals, confusion, delong_interval, delong_test, safe_roc_auc,  # noqa: E402
@@ -57,31 +57,36 @@ def read_prediction_file(path, columns):
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-    bad = ~np.isfinite(frame["prediction"].to_numpy(dtype=float))
-    if bad.any():
-        raise UserError(f"{path} line {int(np.flatnonzero(bad)[0]) + 2}: prediction is not a finite number")
+    for column in (c for c in columns if c.startswith("prediction")):
+        bad = ~np.isfinite(frame[column].to_numpy(dtype=float))
+        if bad.any():
+            raise UserError(f"{path} line {int(np.flatnonzero(bad)[0]) + 2}: {column} is not a finite number")
     return frame
 
 
-def check_against_folds(frame, path, folds, fold):
-    """Every row of an OOF file must be an image of `fold` in the fold file, with its target."""
+def check_against_folds(frame, path, folds, fold, columns):
+    """Every row of an OOF file must be an image of `fold` in the fold file, with its target(s)."""
     reference = folds.set_index("image_id")
-    for row, (image_id, target, row_fold) in enumerate(zip(frame["image_id"], frame["target"], frame["fold"])):
+    for row, (image_id, row_fold) in enumerate(zip(frame["image_id"], frame["fold"])):
         where = f"{path} line {row + 2}: image {image_id}"
         if image_id not in reference.index:
             raise UserError(f"{where} is not in {folds.attrs['source']}")
         if row_fold != fold or reference.at[image_id, "fold"] != fold:
             raise UserError(f"{where} is in fold {row_fold} here but fold {reference.at[image_id, 'fold']} in "
                             f"{folds.attrs['source']}: these OOF files were made with other folds")
-        if target != reference.at[image_id, "target"]:
-            raise UserError(f"{where} has target {target} but {reference.at[image_id, 'target']} in {folds.attrs['source']}")
+        for column in columns:
+            target, expected = frame[column].iat[row], reference.at[image_id, column]
+            if target != expected:
+                raise UserError(f"{where} has {column} {target} but {expected} in {folds.attrs['source']}")
     expected = set(folds.loc[folds["fold"] == fold, "image_id"])
     if len(frame) != len(expected) or set(frame["image_id"]) != expected:
         raise UserError(f"{path}: covers {frame['image_id'].nunique()} of the {len(expected)} images of fold {fold}")
 
 
-def load_model_predictions(model_dir, folds):
-    """(OOF frame in fold-file order, test frame with the mean of the fold models) of one model."""
+def load_model_predictions(model_dir, folds, columns):
+    """(OOF frame in fold-file order, test frame with the mean of the fold models) of one model;
+    `columns` are the target columns (prediction_<label> goes with target_<label>)."""
+    predictions = [prediction_column(c) for c in columns]
     n_folds = folds["fold"].nunique()
     found = sorted(int(FOLD_FILE.match(p.name).group(1)) for p in model_dir.iterdir() if FOLD_FILE.match(p.name))
     missing = sorted(set(range(n_folds)) - set(found))
@@ -91,19 +96,20 @@ def load_model_predictions(model_dir, folds):
     oof_parts, test_parts = [], []
     for fold in range(n_folds):
         path = model_dir / f"fold_{fold}.csv"
-        part = read_prediction_file(path, ["image_id", "target", "fold", "prediction"])
-        check_against_folds(part, path, folds, fold)
+        part = read_prediction_file(path, ["image_id", *columns, "fold", *predictions])
+        check_against_folds(part, path, folds, fold, columns)
         oof_parts.append(part)
         test_path = model_dir / f"test_fold_{fold}.csv"
         if not test_path.is_file():
             raise UserError(f"{test_path}: test predictions missing")
-        test_parts.append(read_prediction_file(test_path, ["image_id", "prediction"]))
+        test_parts.append(read_prediction_file(test_path, ["image_id", *predictions]))
     oof = pd.concat(oof_parts).set_index("image_id").loc[folds["image_id"]].reset_index()
-    test = test_parts[0][["image_id"] + (["target"] if "target" in test_parts[0] else [])].copy()
+    test = test_parts[0][["image_id"] + [c for c in columns if c in test_parts[0]]].copy()
     for fold, part in enumerate(test_parts):
         if not part["image_id"].equals(test["image_id"]):
             raise UserError(f"{model_dir / f'test_fold_{fold}.csv'}: covers other test images than test_fold_0.csv")
-    test["prediction"] = np.mean([p["prediction"].to_numpy() for p in test_parts], axis=0)
+    for column in predictions:
+        test[column] = np.mean([p[column].to_numpy() for p in test_parts], axis=0)
     return oof, test
 
 
@@ -132,18 +138,28 @@ def show_metrics(metrics):
     return "\n".join(lines)
 
 
-def write_submission(args, out, test_ids, predictions):
-    """The submission file in --format; returns its path."""
+def write_submission(args, out, test_ids, predictions, labels):
+    """The submission file in --format; returns its path. `predictions` is (n, labels); the
+    binary target's one label is ''."""
+    multi = labels != [""]
     if args.format == "objectcxr":
+        if multi:
+            raise UserError("--format objectcxr has one prediction per image; a multi-label set needs --format kaggle")
         path = out / "prediction_classification.csv"
-        write_classification(path, test_ids, predictions)
+        write_classification(path, test_ids, predictions[:, 0])
         return path
     root = Path(args.input_dir) / args.dataset
     column, written_as = kaggle_test_ids(root)
     sample = root / "sample_submission.csv"
-    header, order = sample_format(sample) if sample.is_file() else (f"{column},prediction", None)
+    header, order = sample_format(sample) if sample.is_file() else (",".join([column, *(labels if multi else ["prediction"])]), None)
+    names = header.split(",")[1:]
+    if multi and sorted(names) != sorted(labels):
+        raise UserError(f"{sample}: prediction columns {', '.join(names)} differ from the labels {', '.join(labels)}")
+    if not multi and len(names) != 1:
+        raise UserError(f"{sample}: {len(names)} prediction columns, but the task has one target")
+    columns = [labels.index(n) for n in names] if multi else [0]
     path = out / "submission.csv"
-    write_classification(path, [written_as[i] for i in test_ids], predictions, header=header, order=order)
+    write_classification(path, [written_as[i] for i in test_ids], predictions[:, columns], header=header, order=order)
     return path
 
 
@@ -202,15 +218,58 @@ def compare_with_best_model(y, nested, P, models):
     return {**result, "model": models[best], "verdict": verdict}
 
 
-def blend_spec(args, models, chosen, params, threshold, report, folds):
-    """Everything inference needs to reproduce the blend on new images."""
+def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label=""):
+    """Score every model and method on one target (P, T: OOF and test matrices, n x models),
+    choose by nested AUC, compare with the best model, write the figures (suffixed _<label>
+    for a multi-label set). Returns the target's report, choice and test predictions."""
+    suffix, named_as = (f"_{label}", f" [{label}]") if label else ("", "")
+    method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args)
+    report = pd.DataFrame(model_rows(models, P, y, T, test_y) + method_rows)
+    blends = report[report["kind"] == "blend"].reset_index(drop=True)
+    chosen, params, nested = fitted[best_method(blends["nested_auc"])]
+    report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)
+    shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"]))
+    print(f"\n{label or 'target'}:\n" + shown.to_string(
+        index=False, float_format=lambda v: f"{v:.4f}", formatters={"weights": lambda w: w if len(w) < 70 else w[:67] + "..."}))
+
+    comparison = compare_with_best_model(y, nested, P, models)
+    print(f"chosen by nested AUC{named_as}: {chosen.name}; vs the best single model {comparison['model']} (DeLong, "
+          f"paired): difference {comparison['difference']:+.4f} [{comparison['low']:+.4f}, {comparison['high']:+.4f}], "
+          f"p = {comparison['p_value']:.3g}: {comparison['verdict']}")
+
+    in_sample = chosen.combine(P, params)
+    threshold = youden_threshold(y, in_sample)  # the final blend's scale: the one the test predictions have
+    named = {**{m: P[:, i] for i, m in enumerate(models)}, f"blend ({chosen.name}, nested)": nested}
+    metrics = oof_metrics(y, named, args.bootstrap, args.seed)
+    print(show_metrics(metrics))
+    roc_figure({name: (y, scores) for name, scores in named.items()}, exp_dir / f"roc{suffix}.png",
+               title=f"{args.exp}{named_as}: OOF ROC")
+    confusion_figure(confusion(y, in_sample, threshold), exp_dir / f"confusion{suffix}.png",
+                     title=f"blend ({chosen.name}){named_as}, OOF, threshold {threshold:.3f}")
+    row = report[report["chosen"]].iloc[0]
+    choice = {"method": chosen.name, "params": params, "weights": params["weights"], "threshold": threshold,
+              "oof_auc": float(row["oof_auc"]), "nested_auc": float(row["nested_auc"]), "versus_best_model": comparison}
+    return report, metrics, choice, chosen.combine(T, params)
+
+
+def mean_over_labels(report):
+    """Per model and method, the mean over the labels of each AUC (label 'mean'; no interval:
+    the mean of the labels' interval bounds would not be one)."""
+    aucs = ["oof_auc", "nested_auc", "test_auc"]
+    means = report.groupby(["kind", "name"], sort=False)[aucs].mean().reset_index()
+    return means.assign(label="mean", nested_low=np.nan, nested_high=np.nan, weights="", chosen=False)
+
+
+def blend_spec(args, models, folds, labels, choices):
+    """Everything inference needs to reproduce the blend on new images: per label (one entry,
+    flat, for a binary target) the method, its fitted parameters and threshold."""
     n_folds = int(folds["fold"].nunique())
     runs = {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in range(n_folds)] for m in models}
-    row = report[(report["kind"] == "blend") & (report["name"] == chosen.name)].iloc[0]
-    return {"exp": args.exp, "dataset": args.dataset, "method": chosen.name, "models": models,
-            "params": params, "weights": params["weights"], "threshold": threshold, "format": args.format,
-            "oof_auc": float(row["oof_auc"]), "nested_auc": float(row["nested_auc"]), "runs": runs,
-            "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
+    common = {"exp": args.exp, "dataset": args.dataset, "models": models, "format": args.format, "runs": runs,
+              "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
+    if labels == [""]:
+        return {**common, **choices[0]}
+    return {**common, "labels": dict(zip(labels, choices))}
 
 
 @exit_on_user_error
@@ -241,54 +300,54 @@ def main(argv=None):
         args.study_name = f"blend-{args.exp}"
 
     folds = read_folds(folds_file(args.folds_dir, args.dataset))
+    columns = target_columns(folds)
+    labels = [label_name(c) for c in columns] if columns != ["target"] else [""]
     exp_dir = Path(args.oof_dir) / args.exp
     models = list_models(exp_dir, args.models)
-    loaded = [load_model_predictions(exp_dir / m, folds) for m in models]
-    y, fold_ids = folds["target"].to_numpy(), folds["fold"].to_numpy()
-    P = np.stack([oof["prediction"].to_numpy() for oof, _ in loaded], axis=1)
+    loaded = [load_model_predictions(exp_dir / m, folds, columns) for m in models]
     test = loaded[0][1]
     for model, (_, model_test) in zip(models, loaded):
         if not model_test["image_id"].equals(test["image_id"]):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
-    T = np.stack([t["prediction"].to_numpy() for _, t in loaded], axis=1)
-    labelled = len(test) > 0 and "target" in test and test["target"].notna().all()
-    test_y = test["target"].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
 
-    method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args)
-    report = pd.DataFrame(model_rows(models, P, y, T, test_y) + method_rows)
-    blends = report[report["kind"] == "blend"].reset_index(drop=True)
-    chosen, params, nested = fitted[best_method(blends["nested_auc"])]
-    report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)
+    reports, metrics, choices, test_predictions = [], [], [], []
+    for column, label in zip(columns, labels):
+        y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
+        P = np.stack([oof[prediction_column(column)].to_numpy() for oof, _ in loaded], axis=1)
+        T = np.stack([t[prediction_column(column)].to_numpy() for _, t in loaded], axis=1)
+        labelled = len(test) > 0 and column in test and test[column].notna().all()
+        test_y = test[column].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
+        report, metric, choice, predictions = blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label)
+        reports.append(report.assign(label=label))
+        metrics.append(metric.assign(label=label))
+        choices.append(choice)
+        test_predictions.append(predictions)
+
+    report = pd.concat(reports, ignore_index=True)
+    if len(labels) > 1:
+        means = mean_over_labels(report)
+        report = pd.concat([report, means], ignore_index=True)
+        shown = means[["kind", "name", "oof_auc", "nested_auc"] + (["test_auc"] if means["test_auc"].notna().any() else [])]
+        print("\nmean AUC over the labels:\n" + shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        chosen = ", ".join(f"{label}: {choice['method']}" for label, choice in zip(labels, choices))
+        print(f"per-label choice ({chosen}): mean nested AUC {np.mean([c['nested_auc'] for c in choices]):.4f}")
+    else:
+        report = report.drop(columns=["label"])
     write_csv(exp_dir / "blend_report.csv", report, float_format="%.6f")
-    blend_chart(report, exp_dir / "blend_report.png", title=f"{args.exp}: in-sample vs nested OOF AUC")
-    shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"]))
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}",
-                          formatters={"weights": lambda w: w if len(w) < 70 else w[:67] + "..."}))
-
-    comparison = compare_with_best_model(y, nested, P, models)
-    print(f"chosen by nested AUC: {chosen.name}; vs the best single model {comparison['model']} (DeLong, paired): "
-          f"difference {comparison['difference']:+.4f} [{comparison['low']:+.4f}, {comparison['high']:+.4f}], "
-          f"p = {comparison['p_value']:.3g}: {comparison['verdict']}")
-
-    in_sample = chosen.combine(P, params)
-    threshold = youden_threshold(y, in_sample)  # the final blend's scale: the one the test predictions have
-    named = {**{m: P[:, i] for i, m in enumerate(models)}, f"blend ({chosen.name}, nested)": nested}
-    metrics = oof_metrics(y, named, args.bootstrap, args.seed)
-    write_csv(exp_dir / "oof_metrics.csv", metrics, float_format="%.6f")
-    print(show_metrics(metrics))
-    roc_figure({name: (y, scores) for name, scores in named.items()}, exp_dir / "roc.png", title=f"{args.exp}: OOF ROC")
-    confusion_figure(confusion(y, in_sample, threshold), exp_dir / "confusion.png",
-                     title=f"blend ({chosen.name}), OOF, threshold {threshold:.3f}")
+    chart_rows = report[report["label"] == "mean"] if len(labels) > 1 else report
+    blend_chart(chart_rows, exp_dir / "blend_report.png",
+                title=f"{args.exp}: in-sample vs nested OOF AUC" + (" (mean over labels)" if len(labels) > 1 else ""))
+    write_csv(exp_dir / "oof_metrics.csv", pd.concat(metrics, ignore_index=True).drop(
+        columns=[] if len(labels) > 1 else ["label"]), float_format="%.6f")
 
     out = Path(args.submissions_dir) / args.exp
     written = "no submission (the data set has no test side)"
     if len(test):
-        path = write_submission(args, out, test["image_id"], chosen.combine(T, params))
+        path = write_submission(args, out, test["image_id"], np.column_stack(test_predictions), labels)
         written = f"{path} ({len(test)} images)"
-    spec = blend_spec(args, models, chosen, params, threshold, report, folds)
-    write_json(out / "blend.json", {**spec, "versus_best_model": comparison})
+    write_json(out / "blend.json", blend_spec(args, models, folds, labels, choices))
     print(f"wrote {written}, {out / 'blend.json'}, {exp_dir / 'blend_report.csv'} (+ .png), "
-          f"{exp_dir / 'oof_metrics.csv'}, roc.png and confusion.png")
+          f"{exp_dir / 'oof_metrics.csv'}, ROC and confusion PNGs")
 
 
 if __name__ == "__main__":

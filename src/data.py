@@ -154,16 +154,39 @@ def read_image(path):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+# ---------------------------------------------------------------- targets
+def target_columns(table):
+    """A table's target column(s): ['target'] for a binary task, else its multi-label
+    'target_<label>' columns (one binary column per label), in table order."""
+    if "target" in table:
+        return ["target"]
+    return [c for c in table.columns if c.startswith("target_")]
+
+
+def prediction_column(target_column):
+    """The prediction column that goes with a target column: target -> prediction, target_x -> prediction_x."""
+    return "prediction" + target_column[len("target"):]
+
+
+def label_name(target_column):
+    """The label a target column holds ('' for the binary target)."""
+    return target_column[len("target_"):]
+
+
 class ImageTable:
-    """torch-style Dataset over a table: (image tensor, target) per row.
+    """torch-style Dataset over a table: (image tensor, target vector) per row.
 
     `load(image_id)` gives the network-size grayscale uint8 image (from the cache, or decoded
-    from its file); `transform` is an albumentations pipeline ending in ToTensorV2. Rows
-    without a target (an unlabelled test set) give target -1."""
+    from its file); `transform` is an albumentations pipeline ending in ToTensorV2. The target
+    vector holds the row's `columns` (one per label); rows without targets (an unlabelled test
+    set) give -1 in each."""
 
-    def __init__(self, table, load, transform):
+    def __init__(self, table, load, transform, columns=("target",)):
         self.image_ids = list(table["image_id"])
-        targets = table["target"].to_numpy(dtype=np.float32) if "target" in table else np.full(len(table), np.nan)
+        columns = list(columns)
+        present = all(c in table for c in columns)
+        targets = (table[columns].to_numpy(dtype=np.float32) if present
+                   else np.full((len(table), len(columns)), np.nan, dtype=np.float32))
         self.targets = np.where(np.isnan(targets), -1.0, targets).astype(np.float32)
         self.load = load
         self.transform = transform
@@ -177,24 +200,38 @@ class ImageTable:
 
 
 # ---------------------------------------------------------------- folds
-FOLD_COLUMNS = ["image_id", "target", "group", "fold"]
+FOLD_COLUMNS = ["image_id", "group", "fold"]  # and the target column(s) after image_id
+
+
+def strata(targets, n_folds):
+    """One stratum per row: the binary target, or for several labels the combination of
+    labels (label powerset), combinations rarer than `n_folds` pooled into one stratum (into
+    the commonest one when even the pool is too small to stratify)."""
+    combos = pd.Series(["".join(map(str, row)) for row in targets.to_numpy(dtype=int)])
+    rare = combos.map(combos.value_counts()) < n_folds
+    pool = "rare" if rare.sum() >= n_folds else combos.value_counts().index[0]
+    return combos.where(~rare, pool).to_numpy()
 
 
 def assign_folds(table, n_folds=5, seed=42):
-    """One row per image: image_id, target, group, fold; stratified by target, never
-    splitting a group (each image is its own group until duplicates are grouped)."""
+    """One row per image: image_id, target(s), group, fold; stratified by the target (by the
+    label combination for several labels), never splitting a group (each image is its own
+    group until duplicates are grouped)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    counts = table["target"].value_counts()
-    if len(table) < n_folds or counts.min() < n_folds:
-        raise UserError(f"{n_folds} folds need at least {n_folds} images of each class; the table has {counts.to_dict()}")
-    folds = table[["image_id", "target"]].copy()
+    columns = target_columns(table)
+    for column in columns:
+        counts = table[column].value_counts().reindex([0, 1], fill_value=0)
+        if len(table) < n_folds or counts.min() < n_folds:
+            raise UserError(f"{n_folds} folds need at least {n_folds} images of each class in '{column}'; "
+                            f"the table has {counts.to_dict()}")
+    folds = table[["image_id", *columns]].copy()
     folds["group"] = table["group"] if "group" in table else table["image_id"]
     folds["fold"] = -1
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, val) in enumerate(splitter.split(folds, folds["target"], folds["group"])):
+    for k, (_, val) in enumerate(splitter.split(folds, strata(folds[columns], n_folds), folds["group"])):
         folds.iloc[val, folds.columns.get_loc("fold")] = k
-    return folds[FOLD_COLUMNS]
+    return folds[["image_id", *columns, "group", "fold"]]
 
 
 def read_folds(path):
@@ -203,7 +240,7 @@ def read_folds(path):
         raise UserError(f"{path}: fold file not found (run `python src/make_folds.py --dataset {path.stem}` first)")
     folds = pd.read_csv(path, dtype={"image_id": str, "group": str})
     folds.attrs["source"] = str(path)
-    missing = [c for c in FOLD_COLUMNS if c not in folds.columns]
+    missing = [c for c in FOLD_COLUMNS if c not in folds.columns] + ([] if target_columns(folds) else ["target"])
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
     return folds

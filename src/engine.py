@@ -76,9 +76,10 @@ def to_device(images, device, channels_last):
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True,
                     pos_weight=None, clip_grad=0.0, ema=None, desc="train"):
-    """One pass over `loader`; the scheduler (and the EMA, when given) steps every batch.
-    `pos_weight` weighs positives in the BCE loss; `clip_grad` > 0 clips the gradient norm.
-    Returns the mean loss."""
+    """One pass over `loader` (batches of images and (b, labels) targets); the scheduler (and
+    the EMA, when given) steps every batch. The loss is BCE over every label; `pos_weight`
+    (one per label) weighs positives; `clip_grad` > 0 clips the gradient norm. Returns the
+    mean loss."""
     model.train()
     total, count = 0.0, 0
     pos_weight = pos_weight.to(device) if pos_weight is not None else None
@@ -87,7 +88,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
         images = to_device(images, device, channels_last)
         targets = targets.to(device, dtype=torch.float32)
         with autocast(device, precision):
-            logits = model(images).squeeze(1)
+            logits = model(images)
         loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -111,26 +112,27 @@ TTA_FLIPS = {"none": [()], "hflip": [(), (3,)], "flips": [(), (3,), (2,), (2, 3)
 
 @torch.no_grad()
 def tta_logits(model, images, device, precision, tta="none"):
-    """(N,) logits of a batch on its device, averaged over the `tta` views."""
+    """(N, labels) logits of a batch on its device, averaged over the `tta` views."""
     with autocast(device, precision):
         views = [model(torch.flip(images, dims) if dims else images) for dims in TTA_FLIPS[tta]]
-        return torch.stack(views).float().mean(0).squeeze(1)
+        return torch.stack(views).float().mean(0)
 
 
 @torch.no_grad()
 def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
-    """Sigmoid probabilities (of the logits averaged over the `tta` views) and the mean loss
-    over labelled rows (NaN when there are none)."""
+    """(N, labels) sigmoid probabilities (of the logits averaged over the `tta` views) and the
+    mean loss over labelled rows (NaN when there are none)."""
     model.eval()
     probs, losses, count = [], 0.0, 0
     for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
         logits = tta_logits(model, to_device(images, device, channels_last), device, precision, tta).cpu()
-        labelled = targets >= 0
+        labelled = (targets >= 0).all(1)
         if labelled.any():
-            losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(), reduction="sum").item()
+            losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(),
+                                                         reduction="sum").item() / targets.shape[1]
             count += int(labelled.sum())
         probs.append(torch.sigmoid(logits).numpy())
-    probs = np.concatenate(probs) if probs else np.zeros(0)
+    probs = np.concatenate(probs) if probs else np.zeros((0, 1))
     return probs, (losses / count if count else float("nan"))
 
 

@@ -20,9 +20,9 @@ import engine
 import recipe
 from artifacts import folds_file, write_csv
 from cache import ImageSpec, build_cache, uncached_loader
-from data import ImageTable, read_folds
+from data import ImageTable, read_folds, target_columns
 from errors import UserError
-from metrics import safe_roc_auc
+from metrics import mean_auc
 from models import create_model
 from readers import read_checked
 from transforms import eval_transform, train_transform
@@ -40,6 +40,11 @@ class FoldData:
     val_loader: DataLoader
     test_loader: DataLoader
     generator: torch.Generator  # the training order's; reseeded every epoch
+    columns: list  # the target column(s): ['target'], or one 'target_<label>' per label
+
+    def val_auc(self, probs):
+        """Validation AUC: of the target, or the mean over the labels (NaN where a fold has one class)."""
+        return mean_auc(self.val_rows[self.columns].to_numpy(), probs)
 
 
 def load_split(cfg):
@@ -67,22 +72,25 @@ def build_data(cfg):
         load = build_cache(all_ids, root, Path(cfg.cache_dir) / cfg.dataset, spec).__getitem__
     else:
         load = uncached_loader(root, spec)
+    columns = target_columns(train_rows)
+    if cfg.balance == "sampler" and len(columns) > 1:
+        raise UserError("--balance sampler draws the classes of one binary target; with several labels use --balance loss")
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = recipe.balanced_sampler(train_rows["target"], generator) if cfg.balance == "sampler" else None
 
     def loader(table, transform, **order):
-        return DataLoader(ImageTable(table, load, transform), batch_size=cfg.batch_size, drop_last=False,
+        return DataLoader(ImageTable(table, load, transform, columns), batch_size=cfg.batch_size, drop_last=False,
                           num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(), **order)
 
     train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
     return FoldData(train_rows, val_rows, test, loader(train_rows, train_transform(seed=cfg.seed), **train_order),
-                    loader(val_rows, eval_transform()), loader(test, eval_transform()), generator)
+                    loader(val_rows, eval_transform()), loader(test, eval_transform()), generator, columns)
 
 
-def build_model(cfg, device):
+def build_model(cfg, device, num_labels=1):
     torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
-    model = create_model(cfg.arch, pretrained=cfg.pretrained, weights=cfg.weights, drop_rate=cfg.drop_rate,
-                         drop_path_rate=cfg.drop_path)
+    model = create_model(cfg.arch, num_classes=num_labels, pretrained=cfg.pretrained, weights=cfg.weights,
+                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path)
     return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)
 
 
@@ -101,7 +109,7 @@ def evaluate(candidates, data, device, precision, cfg):
     for name, model in candidates.items():
         probs, loss = engine.predict(model, data.val_loader, device, precision, cfg.channels_last, cfg.tta,
                                      desc=f"validate {name}")
-        auc = safe_roc_auc(data.val_rows["target"], probs)
+        auc = data.val_auc(probs)
         results[name] = (probs, loss, auc, auc if np.isfinite(auc) else -loss)  # a one-class fold has no AUC
     return results
 
@@ -114,7 +122,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
-    pos_weight = recipe.positive_weight(data.train_rows["target"], cfg.balance)
+    pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
     log, best_score, stopped = [], -math.inf, False
 
     if cfg.resume and (out / "last.pt").is_file():

@@ -11,7 +11,7 @@ import torch
 
 import engine
 from cache import ImageSpec, decode_gray, map_to_original, preprocess, to_original
-from data import image_size
+from data import image_size, label_name
 from ensemble import methods
 from errors import UserError
 from localize import grad_cam, heatmap_points, upsample
@@ -24,13 +24,22 @@ class FoldModel:
     network: torch.nn.Module
     spec: ImageSpec
     tta: str
+    targets: list  # the target column of each network output
+
+
+@dataclass
+class Blend:
+    """One target's blend: the method and its fitted parameters."""
+
+    method: object
+    params: dict
 
 
 @dataclass
 class Ensemble:
     models: dict  # model name -> [FoldModel, ...]
-    method: object
-    params: dict
+    blends: list  # one Blend per label, in the networks' output order
+    labels: list  # the label names ([''] for a binary target)
 
     @property
     def frame(self):
@@ -44,12 +53,21 @@ def load_ensemble(spec_path, device):
     if not spec_path.is_file():
         raise UserError(f"{spec_path}: no blend spec (run src/blend.py for this experiment first)")
     spec = json.loads(spec_path.read_text())
-    method = next((m for m in methods() if m.name == spec["method"]), None)
-    if method is None:
-        raise UserError(f"{spec_path}: unknown blend method '{spec['method']}'")
     models = {name: [load_fold_model(Path(run) / "best.pt", device) for run in spec["runs"][name]]
               for name in spec["models"]}
-    return Ensemble(models, method, spec["params"])
+    outputs = next(iter(models.values()))[0].targets
+    labels = [label_name(c) for c in outputs] if outputs != ["target"] else [""]
+    per_label = spec["labels"] if "labels" in spec else {"": spec}
+    if sorted(per_label) != sorted(labels):
+        raise UserError(f"{spec_path}: blends for labels {sorted(per_label)} but the models predict {labels}")
+    return Ensemble(models, [blend_of(per_label[label], spec_path) for label in labels], labels)
+
+
+def blend_of(choice, spec_path):
+    method = next((m for m in methods() if m.name == choice["method"]), None)
+    if method is None:
+        raise UserError(f"{spec_path}: unknown blend method '{choice['method']}'")
+    return Blend(method, choice["params"])
 
 
 def load_fold_model(checkpoint, device):
@@ -57,9 +75,11 @@ def load_fold_model(checkpoint, device):
         raise UserError(f"{checkpoint}: checkpoint named by the blend spec not found")
     state = engine.load_checkpoint(checkpoint)
     cfg = state["config"]
-    network = create_model(cfg["arch"], drop_rate=cfg.get("drop_rate", 0.0), drop_path_rate=cfg.get("drop_path", 0.0))
+    targets = json.loads((checkpoint.parent / "config.json").read_text()).get("targets", ["target"])
+    network = create_model(cfg["arch"], num_classes=len(targets), drop_rate=cfg.get("drop_rate", 0.0),
+                           drop_path_rate=cfg.get("drop_path", 0.0))
     network.load_state_dict(state["model"])
-    return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"))
+    return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets)
 
 
 def check_readable(paths):
@@ -81,13 +101,15 @@ def network_batch(grays, spec):
 
 
 def predict_batch(ensemble, grays, device, heatmaps=False):
-    """(blended probabilities (b,), per-model probabilities (b, m), ensemble heatmaps or None).
+    """(blended probabilities (b, labels), per-model probabilities (b, models, labels), ensemble
+    heatmaps or None).
 
-    Each model's probability is the mean of its fold models', as in blend.py. The heatmap is
-    the blend-weighted mean of every fold model's Grad-CAM, each scaled to [0, 1] per image,
-    in the first model's network frame (models with another frame are left out of it)."""
+    Each model's probability is the mean of its fold models', as in blend.py; each label is
+    blended by its own method. The heatmap (of the first label) is the blend-weighted mean of
+    every fold model's Grad-CAM, each scaled to [0, 1] per image, in the first model's network
+    frame (models with another frame are left out of it)."""
     probabilities, maps = [], []
-    weights = np.abs(np.asarray(ensemble.params["weights"], dtype=float))
+    weights = np.abs(np.asarray(ensemble.blends[0].params["weights"], dtype=float))
     frame = ensemble.frame
     for weight, folds in zip(weights, ensemble.models.values()):
         fold_probs = []
@@ -101,11 +123,12 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
                 maps.append(weight / len(folds) * (cam - low) / np.where(high > low, high - low, 1.0))
         probabilities.append(np.mean(fold_probs, axis=0))
     P = np.stack(probabilities, axis=1)
-    return ensemble.method.combine(P, ensemble.params), P, (np.sum(maps, axis=0) if maps else None)
+    blended = np.column_stack([b.method.combine(P[:, :, j], b.params) for j, b in enumerate(ensemble.blends)])
+    return blended, P, (np.sum(maps, axis=0) if maps else None)
 
 
 def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None):
-    """(probabilities (n,), points per image in original pixels or None) for image files `paths`.
+    """(probabilities (n, labels), points per image in original pixels or None) for image files `paths`.
     `on_heatmap(path, gray, heatmap)`, when given, receives each image with the ensemble's
     heatmap mapped onto it (original pixels)."""
     localize = localize or on_heatmap is not None
@@ -117,7 +140,8 @@ def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, o
         blended, _, maps = predict_batch(ensemble, grays, device, heatmaps=localize)
         probabilities.append(blended)
         batch = paths[start:start + batch_size]
-        for path, gray, probability, heatmap in zip(batch, grays, blended, maps if maps is not None else [None] * len(grays)):
+        for path, gray, probability, heatmap in zip(batch, grays, blended[:, 0],
+                                                    maps if maps is not None else [None] * len(grays)):
             if heatmap is None:
                 continue
             height, width = gray.shape
@@ -127,4 +151,5 @@ def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, o
             xs, ys = to_original([p[1] for p in found], [p[2] for p in found], width, height, frame.size, frame.mode)
             points.append([(score, float(np.clip(x, 0, width - 1)), float(np.clip(y, 0, height - 1)))
                            for (score, _, _), x, y in zip(found, np.atleast_1d(xs), np.atleast_1d(ys))])
-    return np.concatenate(probabilities) if probabilities else np.zeros(0), (points if localize else None)
+    probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(ensemble.labels)))
+    return probabilities, (points if localize else None)

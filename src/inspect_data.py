@@ -85,7 +85,7 @@ def panel(root, row):
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, InspectSettings, description=__doc__)
-    train, test, root = read_checked(args, binary=False)
+    train, test, root = read_checked(args, require_task=False)
     print(summary_tables({"train": describe(train), "test": describe(test)}))
     report = duplicates_file(args.folds_dir, args.dataset)
     if report.is_file():

@@ -20,13 +20,13 @@ def class_activation_map(model, images):
         return torch.einsum("nchw,c->nhw", features.float(), weight.float())
 
 
-def grad_cam(model, images):
+def grad_cam(model, images, output=0):
     """(N, h, w) Grad-CAM maps: ReLU of the feature map weighted by the spatial mean of the
-    logit's gradient with respect to it."""
+    gradient of logit `output` (the label, for a multi-label head) with respect to it."""
     with torch.enable_grad():
         features = model.forward_features(images).detach().requires_grad_(True)
         logits = model.forward_head(features)
-        (gradients,) = torch.autograd.grad(logits.sum(), features)
+        (gradients,) = torch.autograd.grad(logits[:, output].sum(), features)
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     return F.relu((weights * features).sum(1)).detach()
 

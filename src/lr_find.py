@@ -71,7 +71,7 @@ def sweep(model, loader, device, precision, cfg):
         for group in optimizer.param_groups:
             group["lr"] = lr
         with engine.autocast(device, precision):
-            logits = model(engine.to_device(images, device, cfg.channels_last)).squeeze(1)
+            logits = model(engine.to_device(images, device, cfg.channels_last))
         loss = F.binary_cross_entropy_with_logits(logits.float(), targets.to(device, dtype=torch.float32))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,7 +94,7 @@ def main(argv=None):
     device = engine.resolve_device(cfg.device)
     precision = engine.resolve_precision(cfg.amp, device)
     data = build_data(cfg)
-    model = build_model(cfg, device)
+    model = build_model(cfg, device, num_labels=len(data.columns))
     lrs, losses = sweep(model, data.train_loader, device, precision, cfg)
     smoothed = smooth(losses)
     suggestion = suggest(lrs, smoothed)

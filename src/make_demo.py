@@ -2,10 +2,15 @@
 
     python src/make_demo.py                      # -> input/demo/{train,dev}/, train.csv, dev.csv
     python src/make_demo.py --n-train 40 --n-dev 10 --out /tmp/tiny
+    python src/make_demo.py --multi-label --out input/demo_multilabel   # Kaggle layout, 3 labels
 
 Images are grayscale JPEGs of varied sizes (not square, not all alike): a body, two lungs,
 spine, ribs and clavicles, noise. About half hold one to three radio-opaque foreign objects
 (rectangles, ellipses, polygons), annotated in original-image pixels. Same seed, same bytes.
+
+--multi-label writes the same images as a Kaggle-style multi-label set instead: train.csv
+with one 0/1 column per object kind (rectangle, ellipse, polygon: does the image hold one),
+test.csv with the test ids only, and sample_submission.csv (id + one column per label).
 """
 import argparse
 import sys
@@ -90,19 +95,43 @@ def make_image(rng, positive, size_range):
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), shapes
 
 
-def write_split(out, split, count, first_index, rng, size_range, positive_rate):
-    (out / split).mkdir(parents=True, exist_ok=True)
-    rows = []
+KIND_LABELS = ("rectangle", "ellipse", "polygon")  # Shape.kind 0, 1, 2: the --multi-label columns
+
+
+def write_images(folder, count, first_index, rng, size_range, positive_rate):
+    """Write `count` images into `folder`; [(file name, shapes)] in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
     for i in range(count):
         name = f"{first_index + i:05d}.jpg"
         image, shapes = make_image(rng, rng.random() < positive_rate, size_range)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         assert ok
-        with atomic_path(out / split / name) as tmp:
+        with atomic_path(folder / name) as tmp:
             tmp.write_bytes(encoded.tobytes())
-        rows.append({"image_name": name, "annotation": format_annotation(shapes)})
-    with atomic_path(out / f"{split}.csv") as tmp:
+        written.append((name, shapes))
+    return written
+
+
+def write_table(path, rows):
+    with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def kind_labels(shapes):
+    return {label: int(any(s.kind == kind for s in shapes)) for kind, label in enumerate(KIND_LABELS)}
+
+
+def write_objectcxr(out, splits):
+    for split, written in splits.items():
+        write_table(out / f"{split}.csv", [{"image_name": n, "annotation": format_annotation(s)} for n, s in written])
+
+
+def write_multilabel(out, splits):
+    write_table(out / "train.csv", [{"image_name": n, **kind_labels(s)} for n, s in splits["train"]])
+    write_table(out / "test.csv", [{"image_name": n} for n, _ in splits["test"]])
+    write_table(out / "sample_submission.csv", [{"image_name": n, **dict.fromkeys(KIND_LABELS, 0.5)}
+                                                 for n, _ in splits["test"]])
 
 
 def main(argv=None):
@@ -114,14 +143,19 @@ def main(argv=None):
     parser.add_argument("--min-size", type=int, default=256, help="smallest image side in pixels (default: 256)")
     parser.add_argument("--max-size", type=int, default=384, help="largest image side in pixels (default: 384)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--multi-label", action="store_true",
+                        help="a Kaggle-style multi-label set (train/, test/; one label per object kind) instead")
     args = parser.parse_args(argv)
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)
     lo, hi = args.min_size, args.max_size
     size_range = ((lo, (lo + hi) // 2 + (hi - lo) // 4), (lo + (hi - lo) // 4, hi))  # mostly taller than wide
-    write_split(out, "train", args.n_train, 1, rng, size_range, args.positive_rate)
-    write_split(out, "dev", args.n_dev, args.n_train + 1, rng, size_range, args.positive_rate)
-    print(f"wrote {args.n_train} train and {args.n_dev} dev images to {out}/")
+    test_side = "test" if args.multi_label else "dev"
+    splits = {"train": write_images(out / "train", args.n_train, 1, rng, size_range, args.positive_rate),
+              test_side: write_images(out / test_side, args.n_dev, args.n_train + 1, rng, size_range, args.positive_rate)}
+    (write_multilabel if args.multi_label else write_objectcxr)(out, splits)
+    print(f"wrote {args.n_train} train and {args.n_dev} {test_side} images to {out}/"
+          + (f" (labels: {', '.join(KIND_LABELS)})" if args.multi_label else ""))
 
 
 if __name__ == "__main__":

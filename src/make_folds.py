@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from artifacts import duplicates_file, folds_file, write_csv  # noqa: E402
 from config import FoldSettings, parse_config  # noqa: E402
-from data import assign_folds, read_folds  # noqa: E402
+from data import assign_folds, label_name, read_folds, target_columns  # noqa: E402
 from dedup import find_duplicates  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from readers import read_checked  # noqa: E402
@@ -51,7 +51,12 @@ def main(argv=None):
             raise UserError(f"{path} exists with different folds; OOF files made with it would no longer match. "
                             f"Pass --overwrite to replace it (and retrain), or use another --folds-dir")
     write_csv(path, folds)
-    summary = pd.crosstab(folds["fold"], folds["target"]).rename(columns={0: "negatives", 1: "positives"})
+    columns = target_columns(folds)
+    if columns == ["target"]:
+        summary = pd.crosstab(folds["fold"], folds["target"]).rename(columns={0: "negatives", 1: "positives"})
+    else:
+        summary = folds.groupby("fold")[columns].sum().rename(columns=label_name).assign(images=folds["fold"].value_counts())
+        summary.columns.name = "positives per label"
     print(f"wrote {path}: {len(folds)} images, {args.n_folds} folds\n{summary.to_string()}")
 
 

@@ -28,6 +28,15 @@ def safe_roc_auc(targets, scores):
         return float("nan")
 
 
+def mean_auc(targets, scores):
+    """The mean AUC over label columns of (n, labels) targets and scores (NaN columns, with one
+    class only, left out; NaN when every column is); (n,) arrays are one column."""
+    targets, scores = np.asarray(targets), np.asarray(scores)
+    targets, scores = targets.reshape(len(targets), -1), scores.reshape(len(scores), -1)
+    aucs = [safe_roc_auc(targets[:, j], scores[:, j]) for j in range(targets.shape[1])]
+    return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
+
+
 def youden_threshold(targets, scores):
     """The score threshold (predict 1 when score >= it) maximizing Youden's J = sensitivity +
     specificity - 1; ties go to the higher threshold."""

@@ -7,7 +7,8 @@ blended probabilities out, heatmap overlays on request.
 Uses the experiment's blend spec (submissions/<exp>/blend.json) and checkpoints, with the same
 preprocessing, TTA and blend as its submission (see src/inference.py). Writes --out with
 `image_path,probability`; with --heatmaps, one PNG per image: the radiograph with the
-ensemble's Grad-CAM heatmap over it."""
+ensemble's Grad-CAM heatmap over it. A multi-label experiment gets one probability column
+per label (its heatmaps are of the first label)."""
 import argparse
 import sys
 import time
@@ -56,7 +57,8 @@ def main(argv=None):
         heatmap_overlay(gray, heatmap, Path(args.heatmaps) / f"{Path(path).stem}.png", title=str(path))
 
     probabilities, _ = run(ensemble, paths, device, args.batch_size, on_heatmap=draw if args.heatmaps else None)
-    write_csv(args.out, pd.DataFrame({"image_path": paths, "probability": probabilities}))
+    names = ["probability"] if ensemble.labels == [""] else ensemble.labels
+    write_csv(args.out, pd.DataFrame({"image_path": paths, **dict(zip(names, probabilities.T))}))
     seconds = time.time() - started
     print(f"{len(paths)} images: {len(paths) / max(seconds, 1e-9):.1f} images/s; wrote {args.out}"
           + (f" and {len(paths)} heatmaps in {args.heatmaps}/" if args.heatmaps else ""))

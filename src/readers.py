@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from artifacts import skipped_rows_file, write_csv
-from data import check_images, parse_annotation
+from data import check_images, parse_annotation, target_columns
 from errors import STRICT, RowProblems, UserError
 
 ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
@@ -273,14 +273,15 @@ def kaggle_test_ids(root):
     return column, dict(zip(as_image_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))
 
 
-def require_binary(table):
-    """The pipeline trains one binary target; refuse, with the reason, a table that has another task."""
-    if "target" not in table:
+def require_targets(table):
+    """The pipeline trains binary targets: one, or one per label (multi-label); refuse, with the
+    reason, a table that has another task (a multi-class folder)."""
+    if not target_columns(table):
         raise UserError(f"{table.attrs['source']}: the targets are {table.attrs.get('task', 'not binary')}; "
-                        f"training and blending are binary for now (use --label-column or --positive-classes)")
+                        f"training and blending need binary targets (use --positive-classes)")
 
 
-def read_checked(settings, binary=True):
+def read_checked(settings, require_task=True):
     """(train, test, root) of the data set a DataSettings names, every image's header checked;
     the tables gain the original `width` and `height` read from those headers.
 
@@ -289,8 +290,8 @@ def read_checked(settings, binary=True):
     root = Path(settings.input_dir) / settings.dataset
     problems = RowProblems(skip=settings.skip_bad)
     train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems)
-    if binary:
-        require_binary(train)
+    if require_task:
+        require_targets(train)
     train = with_sizes(train, check_images(train, root, problems))
     test = with_sizes(test, check_images(test, root))
     if problems.skip:

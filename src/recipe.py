@@ -42,12 +42,13 @@ def build_scheduler(optimizer, name, total_steps, warmup_steps, max_lr):
 
 
 def positive_weight(targets, mode):
-    """BCE pos_weight: n_negative / n_positive when mode is 'loss', else None."""
+    """BCE pos_weight per target column: n_negative / n_positive when mode is 'loss', else None.
+    `targets` is (n,) or (n, labels); the result has one entry per label."""
     if mode != "loss":
         return None
-    targets = np.asarray(targets)
-    n_pos = int((targets == 1).sum())
-    return torch.tensor(float((targets == 0).sum()) / max(n_pos, 1))
+    targets = np.asarray(targets).reshape(len(targets), -1)
+    n_pos = (targets == 1).sum(0)
+    return torch.tensor((targets == 0).sum(0) / np.maximum(n_pos, 1), dtype=torch.float32)
 
 
 def balanced_sampler(targets, generator):

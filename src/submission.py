@@ -18,28 +18,32 @@ CLASSIFICATION_HEADER = "image_path,prediction"
 
 def validate_classification(path, expected_paths, shown_as=None, header=CLASSIFICATION_HEADER, order=None):
     """Raise UserError (naming the file and line) unless `path` is a valid classification
-    submission with `header`, covering exactly `expected_paths`, each once (in `order`, when
-    given). Messages name `shown_as` (the final name of a file still being written) when given."""
+    submission with `header` (an id column, then one probability column per label), covering
+    exactly `expected_paths`, each once (in `order`, when given). Messages name `shown_as`
+    (the final name of a file still being written) when given."""
     lines = open(path, encoding="utf-8").read().splitlines()
     path = shown_as or path
     if not lines or lines[0] != header:
         raise UserError(f"{path} line 1: header must be exactly '{header}', found '{lines[0] if lines else ''}'")
+    n_values = header.count(",")
+    rows = [line.rsplit(",", n_values) for line in lines[1:]]  # from the right: a path may hold a comma
     if order is not None:
-        for number, (line, expected) in enumerate(zip(lines[1:], order), start=2):
-            if line.rpartition(",")[0] != expected:
+        for number, (parts, expected) in enumerate(zip(rows, order), start=2):
+            if parts[0] != expected:
                 raise UserError(f"{path} line {number}: expected image {expected} here (the sample submission's order)")
     expected = set(expected_paths)
     seen = set()
-    for number, line in enumerate(lines[1:], start=2):
-        image, sep, value = line.rpartition(",")
-        if not sep or not image:
-            raise UserError(f"{path} line {number}: expected 'image_path,prediction', found '{line}'")
-        try:
-            probability = float(value)
-        except ValueError:
-            raise UserError(f"{path} line {number}: prediction '{value}' is not a number") from None
-        if not np.isfinite(probability) or not 0.0 <= probability <= 1.0:
-            raise UserError(f"{path} line {number}: prediction {value} is not a probability in [0, 1]")
+    for number, (line, parts) in enumerate(zip(lines[1:], rows), start=2):
+        if len(parts) != n_values + 1 or not parts[0]:
+            raise UserError(f"{path} line {number}: expected '{header}', found '{line}'")
+        image = parts[0]
+        for value in parts[1:]:
+            try:
+                probability = float(value)
+            except ValueError:
+                raise UserError(f"{path} line {number}: prediction '{value}' is not a number") from None
+            if not np.isfinite(probability) or not 0.0 <= probability <= 1.0:
+                raise UserError(f"{path} line {number}: prediction {value} is not a probability in [0, 1]")
         if image in seen:
             raise UserError(f"{path} line {number}: image {image} appears twice")
         if image not in expected:
@@ -53,9 +57,11 @@ def validate_classification(path, expected_paths, shown_as=None, header=CLASSIFI
 def write_classification(path, image_paths, predictions, expected_paths=None, header=CLASSIFICATION_HEADER,
                          order=None):
     """Write the file atomically (rows in `order` when given); the temporary file is validated
-    before it replaces `path`, so an invalid submission never overwrites a valid one."""
-    id_name, value_name = header.split(",")
-    frame = pd.DataFrame({id_name: list(image_paths), value_name: np.asarray(predictions, dtype=float)})
+    before it replaces `path`, so an invalid submission never overwrites a valid one.
+    `predictions` is (n,), or (n, labels) for a header with one column per label."""
+    id_name, *value_names = header.split(",")
+    values = np.asarray(predictions, dtype=float).reshape(len(image_paths), len(value_names))
+    frame = pd.DataFrame({id_name: list(image_paths), **dict(zip(value_names, values.T))})
     if order is not None:
         missing = sorted(set(order) - set(frame[id_name]))
         if missing or len(order) != len(frame):
@@ -69,13 +75,13 @@ def write_classification(path, image_paths, predictions, expected_paths=None, he
 
 
 def sample_format(sample_path):
-    """(header, id order) of a Kaggle-style sample_submission.csv: an id column and one prediction column."""
+    """(header, id order) of a Kaggle-style sample_submission.csv: an id column and one
+    prediction column (or one per label)."""
     from readers import read_csv
 
     sample = read_csv(sample_path)
-    if len(sample.columns) != 2:
-        raise UserError(f"{sample_path}: expected 2 columns (id, prediction), found {len(sample.columns)}: "
-                        f"{', '.join(sample.columns)}")
+    if len(sample.columns) < 2:
+        raise UserError(f"{sample_path}: expected an id column and prediction column(s), found {', '.join(sample.columns)}")
     return ",".join(sample.columns), list(sample.iloc[:, 0])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import engine  # noqa: E402
-from errors import exit_on_user_error  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
 from inference import load_ensemble, run  # noqa: E402
 from readers import read_image_list  # noqa: E402
 from submission import write_classification, write_localization  # noqa: E402
@@ -39,9 +39,12 @@ def main(argv=None):
     started = time.time()
     device = engine.resolve_device(args.device)
     ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    if ensemble.labels != [""]:
+        raise UserError(f"experiment {args.exp} is multi-label ({', '.join(ensemble.labels)}); Object-CXR's files hold "
+                        f"one probability per image: use src/predict.py for it")
     paths = list(read_image_list(args.image_list)["image_id"])
     probabilities, points = run(ensemble, paths, device, args.batch_size, localize=True, max_points=args.max_points)
-    write_classification(args.classification, paths, probabilities)
+    write_classification(args.classification, paths, probabilities[:, 0])
     write_localization(args.localization, paths, points)
     seconds = time.time() - started
     print(f"{len(paths)} images, {sum(len(f) for f in ensemble.models.values())} fold models: "

@@ -11,6 +11,7 @@ Outputs (see README):
     weights/<exp>/<name>/fold_<k>/curves.png  learning curves (loss, AUC, lr)
     runs/<exp>/<name>/fold_<k>/               TensorBoard scalars (tensorboard --logdir runs)
     oof/<exp>/<name>/fold_<k>.csv             OOF rows of fold k: image_id, target, fold, prediction
+                                              (multi-label: target_<label> and prediction_<label> per label)
     oof/<exp>/<name>/test_fold_<k>.csv        test predictions of the best fold-k model
 """
 import dataclasses
@@ -26,9 +27,9 @@ import engine  # noqa: E402
 import recipe  # noqa: E402
 from artifacts import oof_file, run_dir, test_pred_file, write_csv, write_json  # noqa: E402
 from config import parse_config  # noqa: E402
+from data import prediction_column  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
 from fit import build_data, build_model, fit, tensorboard_writer  # noqa: E402
-from metrics import safe_roc_auc  # noqa: E402
 from viz import learning_curves  # noqa: E402
 
 
@@ -40,13 +41,13 @@ def main(argv=None):
     device = engine.resolve_device(cfg.device)
     precision = engine.resolve_precision(cfg.amp, device)
     data = build_data(cfg)
-    model = build_model(cfg, device)
+    model = build_model(cfg, device, num_labels=len(data.columns))
 
     out = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)
     config = dataclasses.asdict(cfg)
     write_json(out / "config.json", {**config, "resolved_device": str(device), "precision": precision.name,
                                      "n_train": len(data.train_rows), "n_val": len(data.val_rows),
-                                     "n_test": len(data.test), "torch": torch.__version__, "timm": timm.__version__})
+                                     "n_test": len(data.test), "targets": data.columns, "torch": torch.__version__, "timm": timm.__version__})
     print(f"{cfg.model_name} fold {cfg.fold}: {len(data.train_rows)} train / {len(data.val_rows)} val / "
           f"{len(data.test)} test images, {device} {precision.name}, "
           f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
@@ -62,13 +63,15 @@ def main(argv=None):
     predict = dict(device=device, precision=precision, channels_last=cfg.channels_last, tta=cfg.tta)
     oof_probs, _ = engine.predict(model, data.val_loader, desc="oof", **predict)
     test_probs, _ = engine.predict(model, data.test_loader, desc="test", **predict)
-    oof = data.val_rows[["image_id", "target", "fold"]].assign(prediction=oof_probs)
+    predictions = [prediction_column(c) for c in data.columns]
+    oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(**dict(zip(predictions, oof_probs.T)))
     write_csv(oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold), oof)
+    test_targets = [c for c in data.columns if c in data.test]
     write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
-              data.test[["image_id", "target"]].assign(prediction=test_probs))
+              data.test[["image_id", *test_targets]].assign(**dict(zip(predictions, test_probs.T))))
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
     print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
-          f"({best.get('weights_from', 'model')} weights), OOF AUC {safe_roc_auc(oof['target'], oof_probs):.4f} "
+          f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(oof_probs):.4f}{' (mean over labels)' if len(predictions) > 1 else ''} "
           f"(TTA {cfg.tta}), {time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)}")
 
 

@@ -21,6 +21,15 @@ def run_script(script, *args, cwd, check=True):
     return result
 
 
+def one_error_line(result, *fragments):
+    """The script stopped as a user's mistake should stop it: exit 2, one 'error:' line holding each fragment."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 def make_tiny_dataset(cwd, n_train, n_dev, max_size=96):
     """input/tiny (a small generated demo data set) and folds/tiny.csv with 2 folds, in `cwd`."""
     run_script("make_demo.py", "--out", "input/tiny", "--n-train", n_train, "--n-dev", n_dev, "--min-size", 64,

@@ -41,3 +41,30 @@ def test_too_few_images_of_a_class():
     t["target"] = [1] * 3 + [0] * 17
     with pytest.raises(UserError, match="at least 5 images of each class"):
         assign_folds(t, 5, 0)
+
+
+def test_multi_label_folds_keep_every_label_and_spread_each_one():
+    rng = np.random.default_rng(3)
+    t = pd.DataFrame({"image_id": [f"train/{i:05d}.jpg" for i in range(300)],
+                      "target_a": (rng.random(300) < 0.3).astype(int), "target_b": (rng.random(300) < 0.1).astype(int)})
+    folds = assign_folds(t, n_folds=5, seed=0)
+    assert list(folds.columns) == ["image_id", "target_a", "target_b", "group", "fold"]
+    for column in ("target_a", "target_b"):
+        positives = folds.groupby("fold")[column].sum()
+        assert positives.max() - positives.min() <= 2, column  # stratified by the label combination
+
+
+def test_rare_label_combinations_are_pooled_not_dropped():
+    from data import strata
+
+    targets = pd.DataFrame({"a": [0] * 10 + [1] * 10 + [1], "b": [0] * 10 + [0] * 10 + [1]})
+    assert list(strata(targets, 5)) == ["00"] * 10 + ["10"] * 10 + ["00"]  # one "11": too rare even as a pool
+    targets = pd.DataFrame({"a": [0] * 10 + [1] * 6, "b": [0] * 10 + [1] * 3 + [0] * 3, "c": [0] * 13 + [1] * 3})
+    assert list(strata(targets, 3)) == ["000"] * 10 + ["110"] * 3 + ["101"] * 3
+    assert list(strata(targets, 4)) == ["000"] * 10 + ["rare"] * 6
+
+
+def test_a_label_with_too_few_positives_is_named():
+    t = table(50).drop(columns="target").assign(target_x=[1] * 3 + [0] * 47, target_y=[1, 0] * 25)
+    with pytest.raises(UserError, match="each class in 'target_x'"):
+        assign_folds(t, 5, 0)

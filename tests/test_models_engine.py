@@ -76,16 +76,16 @@ def test_training_step_with_gpu_switches_on_runs_on_cpu(tmp_path):
     precision = engine.resolve_precision("fp16", device)
     model = engine.prepare_model(create_model("resnet18"), device, channels_last=True, cudnn_benchmark=True)
     images = torch.randn(16, 3, 32, 32)
-    targets = (images.mean((1, 2, 3)) > 0).float()
+    targets = (images.mean((1, 2, 3)) > 0).float()[:, None]  # (batch, labels)
     loader = [(images, targets)] * 4
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=8)
     scaler = torch.amp.GradScaler("cpu", enabled=precision.scale_loss)
-    before = F.binary_cross_entropy_with_logits(model.eval()(images).squeeze(1), targets).item()
+    before = F.binary_cross_entropy_with_logits(model.eval()(images), targets).item()
     for _ in range(2):
         engine.train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True)
     probs, loss = engine.predict(model, loader[:1], device, precision, channels_last=True)
-    assert probs.shape == (16,) and loss < before
+    assert probs.shape == (16, 1) and loss < before
 
     engine.save_checkpoint(tmp_path / "last.pt", model, {"arch": "resnet18"}, 2, 0.9, optimizer=optimizer.state_dict(),
                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict())

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import make_tiny_dataset, run_script
+from conftest import make_tiny_dataset, one_error_line, run_script
 from submission import validate_classification
 
 TRAIN = ["--dataset", "tiny", "--exp", "e2e", "--img-size", "32", "--epochs", "1", "--batch-size", "8"]
@@ -72,14 +72,6 @@ def test_pipeline_writes_every_run_artifact(project):
             assert list(oof.columns) == ["image_id", "target", "fold", "prediction"]
             assert (oof["fold"] == fold).all() and oof["prediction"].between(0, 1).all()
             assert len(pd.read_csv(cwd / f"oof/e2e/{arch}/test_fold_{fold}.csv")) == 6
-
-
-def one_error_line(result, *fragments):
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

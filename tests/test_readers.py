@@ -42,14 +42,14 @@ def test_kaggle_bad_tables(kaggle, train_csv, why):
         read_dataset(kaggle, layout="kaggle")
 
 
-def test_kaggle_multi_label_is_read_as_such_and_refused_by_the_binary_steps(kaggle):
-    from readers import require_binary
+def test_kaggle_multi_label_is_read_as_one_binary_column_per_label(kaggle):
+    from readers import require_targets
 
     write(kaggle / "train.csv", "image_name,effusion,nodule\na.png,0,1\nb.png,1,0\n")
     train, _ = read_dataset(kaggle)
     assert train["target_effusion"].tolist() == [0, 1] and train["target_nodule"].tolist() == [1, 0]
-    with pytest.raises(UserError, match=r"multi-label \(2 label columns: effusion, nodule\); training .* binary"):
-        require_binary(train)
+    assert train.attrs["task"] == "multi-label (2 label columns: effusion, nodule)"
+    require_targets(train)  # trainable: one binary target per label
     write(kaggle / "train.csv", "image_name,effusion,nodule\na.png,0,1\nb.png,1,3\n")
     with pytest.raises(UserError, match="line 3: label '3' in column 'nodule'"):
         read_dataset(kaggle)

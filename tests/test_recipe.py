@@ -94,7 +94,7 @@ class LeftRight(nn.Module):
 
 def test_tta_averages_the_logits_of_the_flipped_views():
     images = torch.rand(6, 3, 8, 8)
-    loader = [(images, torch.full((6,), -1.0))]
+    loader = [(images, torch.full((6, 1), -1.0))]
     plain, _ = engine.predict(LeftRight(), loader, torch.device("cpu"), engine.Precision(None, False), tta="none")
     flipped, _ = engine.predict(LeftRight(), loader, torch.device("cpu"), engine.Precision(None, False), tta="hflip")
     assert not np.allclose(plain, flipped)

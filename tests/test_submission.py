@@ -36,6 +36,27 @@ def test_validator_rejects_each_kind_of_bad_file(tmp_path, text, why):
         validate_classification(write(tmp_path, text), IDS)
 
 
+MULTI = "id,effusion,nodule"
+
+
+@pytest.mark.parametrize("body, why", [
+    ("dev/001.jpg,0.1,0.2\ndev/002.jpg,0.9\ndev/003.jpg,0.5,0.5\n", "line 3: expected 'id,effusion,nodule'"),
+    ("dev/001.jpg,0.1,0.2\ndev/002.jpg,0.9,1.2\ndev/003.jpg,0.5,0.5\n", "line 3: prediction 1.2"),
+])
+def test_multi_label_files_are_checked_in_every_column(tmp_path, body, why):
+    validate_classification(write(tmp_path, f"{MULTI}\ndev/001.jpg,0.1,0.2\ndev/002.jpg,0.9,0.3\ndev/003.jpg,0.5,0.5\n"),
+                            IDS, header=MULTI)
+    with pytest.raises(UserError, match=why):
+        validate_classification(write(tmp_path, f"{MULTI}\n{body}"), IDS, header=MULTI)
+
+
+def test_multi_label_writer_puts_each_label_in_its_column(tmp_path):
+    path = tmp_path / "submission.csv"
+    write_classification(path, IDS, np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]), header=MULTI, order=IDS[::-1])
+    assert path.read_text().splitlines() == [MULTI, "dev/003.jpg,0.50000000,0.60000000",
+                                             "dev/002.jpg,0.30000000,0.40000000", "dev/001.jpg,0.10000000,0.20000000"]
+
+
 def test_writer_round_trip_and_exact_format(tmp_path):
     path = tmp_path / "sub" / "prediction_classification.csv"
     write_classification(path, IDS, [0.25, 1.0, 0.0], IDS)
