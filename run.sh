@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole flow: demo data (if missing) -> folds -> every arch x fold -> blend -> submission.
 #
-#   bash run.sh                                             # the demo, about 5 minutes on 2 CPU cores
+#   bash run.sh                                             # the demo, about 7 minutes on 2 CPU cores
+#   DATASET=demo_multilabel bash run.sh                     # the multi-label demo (3 labels, Kaggle layout)
 #   DATASET=objectcxr ARCHS="resnet101 densenet121" IMG_SIZE=512 EPOCHS=20 BATCH_SIZE=16 \
 #       EXP=full bash run.sh --pretrained                   # a real run on a GPU
 #
@@ -9,7 +10,7 @@
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 or --force (retrain finished folds),
 # LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
-# FORMAT (objectcxr | kaggle: the submission file, see src/blend.py), BOOTSTRAP (resamples for the intervals).
+# FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,6 +39,11 @@ if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
 if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
     $PY src/make_demo.py --out input/demo
 fi
+if [ "$DATASET" = demo_multilabel ] && [ ! -f input/demo_multilabel/train.csv ]; then
+    $PY src/make_demo.py --multi-label --out input/demo_multilabel
+fi
+# A Kaggle-style set (test.csv) gets a Kaggle submission unless FORMAT says otherwise.
+if [ -f "input/$DATASET/test.csv" ]; then FORMAT=${FORMAT:-kaggle}; else FORMAT=${FORMAT:-objectcxr}; fi
 $PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED"
 
 start=$(date +%s)
@@ -55,4 +61,4 @@ done
 echo "== training took $(( $(date +%s) - start )) s"
 
 $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $ARCHS --trials "$TRIALS" --seed "$SEED" \
-    --format "${FORMAT:-objectcxr}" --bootstrap "${BOOTSTRAP:-1000}"
+    --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}"
