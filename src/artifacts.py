@@ -5,6 +5,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 
 @contextmanager
 def atomic_path(path):
@@ -33,6 +35,12 @@ def write_json(path, obj):
 def write_csv(path, frame, float_format="%.8f"):
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format=float_format)
+
+
+def write_npz(path, **arrays):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:  # a file object: np.savez would append .npz to a name
+            np.savez_compressed(handle, **arrays)
 
 
 def save_torch(path, obj):
@@ -65,3 +73,7 @@ def oof_file(oof_dir, exp, model, fold):
 
 def test_pred_file(oof_dir, exp, model, fold):
     return Path(oof_dir) / exp / model / f"test_fold_{fold}.csv"
+
+
+def cams_file(oof_dir, exp, model, fold):
+    return Path(oof_dir) / exp / model / f"cams_fold_{fold}.npz"

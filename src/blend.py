@@ -19,6 +19,9 @@ Writes:
     oof/<exp>/blend_report.png                       that report as a chart
     oof/<exp>/oof_metrics.csv                        AUC, accuracy, sensitivity, specificity with intervals
     oof/<exp>/roc.png, oof/<exp>/confusion.png       ROC curves (AUC in the legend); the blend's confusion matrix
+    oof/<exp>/froc_report.csv                        FROC of each model and the blend on the OOF images (and a labelled
+                                                     test side), when the data has annotations and train.py saved
+                                                     Grad-CAMs (see src/localization.py)
     submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
     submissions/<exp>/submission.csv                 --format kaggle: sample_submission.csv's header and order,
                                                      else the test table's id column and `prediction`
@@ -39,6 +42,7 @@ import pandas as pd  # noqa: E402
 from artifacts import folds_file, run_dir, write_csv, write_json  # noqa: E402
 from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
+from localization import annotations, froc_scores, read_cams, run_spec  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import (bootstrap_intervals, confusion, delong_interval, delong_test, safe_roc_auc,  # noqa: E402
                      threshold_metrics, youden_threshold)
@@ -249,7 +253,36 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label=""):
     row = report[report["chosen"]].iloc[0]
     choice = {"method": chosen.name, "params": params, "weights": params["weights"], "threshold": threshold,
               "oof_auc": float(row["oof_auc"]), "nested_auc": float(row["nested_auc"]), "versus_best_model": comparison}
-    return report, metrics, choice, chosen.combine(T, params)
+    return report, metrics, choice, chosen.combine(T, params), nested
+
+
+def localization_report(args, models, folds, P, T, test, choice, nested, test_blend):
+    """FROC of every model and of the chosen blend on the OOF images (the blend's nested
+    probabilities order the points) and on a labelled test side, from the Grad-CAMs train.py
+    saved; written to oof/<exp>/froc_report.csv. None when the data has no annotations or a
+    model has no saved Grad-CAMs."""
+    root = Path(args.input_dir) / args.dataset
+    train_objects, test_objects = annotations(root) if root.is_dir() else (None, None)
+    if train_objects is None:
+        return None
+    exp_dir = Path(args.oof_dir) / args.exp
+    cams = [read_cams(exp_dir / m, m, args.exp, args.oof_dir, folds, list(test["image_id"])) for m in models]
+    if any(c is None for c in cams):
+        print("FROC: not scored (a model has no saved Grad-CAMs: train it with --heatmaps on)")
+        return None
+    specs = [run_spec(run_dir(args.weights_dir, args.exp, m, 0)) for m in models]
+    ids = list(folds["image_id"])
+    scores = {"oof": froc_scores(models, choice["weights"], nested, P, [[oof] for oof, _ in cams], specs, ids,
+                                 {i: train_objects[i] for i in ids}, root, args.max_points)}
+    if test_objects is not None:
+        test_ids = list(test["image_id"])
+        scores["test"] = froc_scores(models, choice["weights"], test_blend, T, [tests for _, tests in cams], specs,
+                                     test_ids, {i: test_objects[i] for i in test_ids}, root, args.max_points)
+    table = pd.DataFrame({f"{side}_froc": values for side, values in scores.items()}).rename_axis("name").reset_index()
+    write_csv(exp_dir / "froc_report.csv", table, float_format="%.6f")
+    print(f"FROC ({args.max_points} points per image, Grad-CAM; the blend's points from its heatmap):\n"
+          + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return {side: values["blend"] for side, values in scores.items()}
 
 
 def mean_over_labels(report):
@@ -295,6 +328,7 @@ def main(argv=None):
     parser.add_argument("--folds-dir", default="folds")
     parser.add_argument("--submissions-dir", default="submissions")
     parser.add_argument("--weights-dir", default="weights", help="where the checkpoints are (named in the blend spec)")
+    parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC (default: 10)")
     args = parser.parse_args(argv)
     if args.storage and not args.study_name:
         args.study_name = f"blend-{args.exp}"
@@ -317,7 +351,8 @@ def main(argv=None):
         T = np.stack([t[prediction_column(column)].to_numpy() for _, t in loaded], axis=1)
         labelled = len(test) > 0 and column in test and test[column].notna().all()
         test_y = test[column].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
-        report, metric, choice, predictions = blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label)
+        report, metric, choice, predictions, nested = blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y,
+                                                                   label)
         reports.append(report.assign(label=label))
         metrics.append(metric.assign(label=label))
         choices.append(choice)
@@ -339,6 +374,10 @@ def main(argv=None):
                 title=f"{args.exp}: in-sample vs nested OOF AUC" + (" (mean over labels)" if len(labels) > 1 else ""))
     write_csv(exp_dir / "oof_metrics.csv", pd.concat(metrics, ignore_index=True).drop(
         columns=[] if len(labels) > 1 else ["label"]), float_format="%.6f")
+
+    if labels == [""]:
+        choices[0]["froc"] = localization_report(args, models, folds, P, T, test, choices[0], nested,
+                                                 test_predictions[0])
 
     out = Path(args.submissions_dir) / args.exp
     written = "no submission (the data set has no test side)"

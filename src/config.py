@@ -84,6 +84,8 @@ class TrainConfig(DataSettings):
     oof_dir: str = option("oof", "OOF and test predictions go to <oof-dir>/<exp>/<name>/")
     tensorboard: bool = option(True, "write TensorBoard scalars to <tb-dir>/<exp>/<name>/fold_<k>/")
     tb_dir: str = option("runs", "TensorBoard log folder")
+    heatmaps: str = option("auto", "save the Grad-CAMs of the OOF and test images (for OOF/dev FROC in blend.py): "
+                                   "auto (when the data has annotations) | on | off")
 
     @property
     def model_name(self):

@@ -28,7 +28,7 @@ from readers import read_checked
 from transforms import eval_transform, train_transform
 
 # Settings that may differ between a run and its resumption (they do not change the result).
-RESUME_FREE = {"resume", "num_workers", "tensorboard", "tb_dir", "device", "patience"}
+RESUME_FREE = {"resume", "num_workers", "tensorboard", "tb_dir", "device", "patience", "heatmaps"}
 
 
 @dataclass
@@ -41,6 +41,7 @@ class FoldData:
     test_loader: DataLoader
     generator: torch.Generator  # the training order's; reseeded every epoch
     columns: list  # the target column(s): ['target'], or one 'target_<label>' per label
+    annotated: bool  # the training table has object annotations (FROC can be scored)
 
     def val_auc(self, probs):
         """Validation AUC: of the target, or the mean over the labels (NaN where a fold has one class)."""
@@ -48,7 +49,7 @@ class FoldData:
 
 
 def load_split(cfg):
-    """(train rows, validation rows, test table, data root) for cfg.fold, checked against the data set."""
+    """(train rows, validation rows, test table, data root, annotated?) for cfg.fold, checked against the data set."""
     train_table, test, root = read_checked(cfg)
     folds = read_folds(folds_file(cfg.folds_dir, cfg.dataset))
     if set(folds["image_id"]) != set(train_table["image_id"]):
@@ -57,15 +58,17 @@ def load_split(cfg):
     n_folds = folds["fold"].nunique()
     if not 0 <= cfg.fold < n_folds:
         raise UserError(f"--fold {cfg.fold}: {folds.attrs['source']} has folds 0..{n_folds - 1}")
-    return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root
+    return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root, "annotation" in train_table
 
 
 def build_data(cfg):
     if cfg.balance not in recipe.BALANCE_MODES:
         raise UserError(f"--balance {cfg.balance}: expected one of {', '.join(recipe.BALANCE_MODES)}")
+    if cfg.heatmaps not in ("auto", "on", "off"):
+        raise UserError(f"--heatmaps {cfg.heatmaps}: expected auto, on or off")
     if cfg.tta not in engine.TTA_FLIPS:
         raise UserError(f"--tta {cfg.tta}: expected one of {', '.join(engine.TTA_FLIPS)}")
-    train_rows, val_rows, test, root = load_split(cfg)
+    train_rows, val_rows, test, root, annotated = load_split(cfg)
     spec = ImageSpec.of(cfg)
     if cfg.cache:
         all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
@@ -84,7 +87,7 @@ def build_data(cfg):
 
     train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
     return FoldData(train_rows, val_rows, test, loader(train_rows, train_transform(seed=cfg.seed), **train_order),
-                    loader(val_rows, eval_transform()), loader(test, eval_transform()), generator, columns)
+                    loader(val_rows, eval_transform()), loader(test, eval_transform()), generator, columns, annotated)
 
 
 def build_model(cfg, device, num_labels=1):

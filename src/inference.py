@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 import engine
-from cache import ImageSpec, decode_gray, map_to_original, preprocess, to_original
+from cache import ImageSpec, decode_gray, map_to_original, preprocess
 from data import image_size, label_name
 from ensemble import methods
 from errors import UserError
-from localize import grad_cam, heatmap_points, upsample
+from localize import ensemble_heatmaps, grad_cam, original_points
 from models import create_model
 from transforms import eval_transform
 
@@ -108,23 +108,23 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
     blended by its own method. The heatmap (of the first label) is the blend-weighted mean of
     every fold model's Grad-CAM, each scaled to [0, 1] per image, in the first model's network
     frame (models with another frame are left out of it)."""
-    probabilities, maps = [], []
-    weights = np.abs(np.asarray(ensemble.blends[0].params["weights"], dtype=float))
+    probabilities, cams, weights = [], [], []
     frame = ensemble.frame
-    for weight, folds in zip(weights, ensemble.models.values()):
-        fold_probs = []
+    for weight, folds in zip(ensemble.blends[0].params["weights"], ensemble.models.values()):
+        fold_probs, fold_cams = [], []
         for fold in folds:
             images = network_batch(grays, fold.spec).to(device)
             logits = engine.tta_logits(fold.network, images, device, engine.Precision(None, False), fold.tta)
             fold_probs.append(torch.sigmoid(logits).cpu().numpy())
-            if heatmaps and fold.spec == frame and weight > 0:
-                cam = upsample(grad_cam(fold.network, images), frame.size).cpu().numpy()
-                low, high = cam.min((1, 2), keepdims=True), cam.max((1, 2), keepdims=True)
-                maps.append(weight / len(folds) * (cam - low) / np.where(high > low, high - low, 1.0))
+            if heatmaps and fold.spec == frame and weight != 0:
+                fold_cams.append(grad_cam(fold.network, images).cpu())
         probabilities.append(np.mean(fold_probs, axis=0))
+        if fold_cams:
+            cams.append(fold_cams)
+            weights.append(weight)
     P = np.stack(probabilities, axis=1)
     blended = np.column_stack([b.method.combine(P[:, :, j], b.params) for j, b in enumerate(ensemble.blends)])
-    return blended, P, (np.sum(maps, axis=0) if maps else None)
+    return blended, P, (ensemble_heatmaps(cams, weights, frame.size).numpy() if cams else None)
 
 
 def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None):
@@ -147,9 +147,6 @@ def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, o
             height, width = gray.shape
             if on_heatmap is not None:
                 on_heatmap(path, gray, map_to_original(heatmap, width, height, frame.mode))
-            found = heatmap_points(heatmap, probability, max_points=max_points)
-            xs, ys = to_original([p[1] for p in found], [p[2] for p in found], width, height, frame.size, frame.mode)
-            points.append([(score, float(np.clip(x, 0, width - 1)), float(np.clip(y, 0, height - 1)))
-                           for (score, _, _), x, y in zip(found, np.atleast_1d(xs), np.atleast_1d(ys))])
+            points.append(original_points(heatmap, probability, width, height, frame, max_points))
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(ensemble.labels)))
     return probabilities, (points if localize else None)

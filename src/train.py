@@ -13,6 +13,8 @@ Outputs (see README):
     oof/<exp>/<name>/fold_<k>.csv             OOF rows of fold k: image_id, target, fold, prediction
                                               (multi-label: target_<label> and prediction_<label> per label)
     oof/<exp>/<name>/test_fold_<k>.csv        test predictions of the best fold-k model
+    oof/<exp>/<name>/cams_fold_<k>.npz        Grad-CAMs of the OOF and test images (feature-map size, float16),
+                                              when the data has annotations (--heatmaps): blend.py scores FROC
 """
 import dataclasses
 import sys
@@ -25,11 +27,12 @@ import torch  # noqa: E402
 
 import engine  # noqa: E402
 import recipe  # noqa: E402
-from artifacts import oof_file, run_dir, test_pred_file, write_csv, write_json  # noqa: E402
+from artifacts import cams_file, oof_file, run_dir, test_pred_file, write_csv, write_json, write_npz  # noqa: E402
 from config import parse_config  # noqa: E402
 from data import prediction_column  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
 from fit import build_data, build_model, fit, tensorboard_writer  # noqa: E402
+from localize import loader_cams  # noqa: E402
 from viz import learning_curves  # noqa: E402
 
 
@@ -69,6 +72,10 @@ def main(argv=None):
     test_targets = [c for c in data.columns if c in data.test]
     write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
               data.test[["image_id", *test_targets]].assign(**dict(zip(predictions, test_probs.T))))
+    if cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated):
+        write_npz(cams_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
+                  oof_ids=data.val_rows["image_id"].to_numpy(str), oof=loader_cams(model, data.val_loader, device),
+                  test_ids=data.test["image_id"].to_numpy(str), test=loader_cams(model, data.test_loader, device))
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
     print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
           f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(oof_probs):.4f}{' (mean over labels)' if len(predictions) > 1 else ''} "

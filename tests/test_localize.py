@@ -50,8 +50,22 @@ def test_points_are_the_peaks_strongest_first_and_apart():
     assert len(heatmap_points(np.random.default_rng(0).random((64, 64)), 0.5, max_points=12, min_distance=4)) == 12
     plateau = np.zeros((64, 64))
     plateau[40:50, 10:30] = 1.0
-    assert heatmap_points(plateau, 1.0, sigma=0) == [(1.0, 20, 44)]  # one point, at the plateau's centre (19.5, 44.5)
-    assert heatmap_points(np.zeros((64, 32)), 0.7) == [(0.7, 16, 32)]  # a flat map: one guess, the centre
+    found = heatmap_points(plateau, 1.0, sigma=0)
+    assert found[0] == (1.0, 20, 44)  # one peak, at the plateau's centre (19.5, 44.5)
+    assert len(found) == 10 and all((x - 20) ** 2 + (y - 44) ** 2 >= 64 for _, x, y in found[1:])  # top-ups, apart
+    assert [p[0] for p in found[:5]] == [1.0] * 5 and {p[0] for p in found[5:]} == {0.0}  # the plateau's corners first
+    flat = heatmap_points(np.zeros((64, 32)), 0.7)
+    assert flat[0] == (0.7, 16, 32) and len(flat) == 10 and {p[0] for p in flat[1:]} == {0.0}  # centre, then spread
+
+
+def test_top_up_points_use_the_false_positive_budget_strongest_first_and_apart():
+    yy, xx = np.mgrid[0:64, 0:64]
+    one_blob = np.exp(-((xx - 30) ** 2 + (yy - 30) ** 2) / 50)
+    found = heatmap_points(one_blob, 0.5, max_points=9, min_distance=8)
+    assert found[0][1:] == (30, 30) and len(found) == 9
+    assert [p[0] for p in found] == sorted((p[0] for p in found), reverse=True)
+    assert all((a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2 >= 64 for i, a in enumerate(found) for b in found[:i])
+    assert all(((x - 30) ** 2 + (y - 30) ** 2) ** 0.5 < 20 for _, x, y in found[1:5])  # the blob's flanks come first
 
 
 @pytest.mark.parametrize("mode", ["squash", "letterbox"])

@@ -1,0 +1,88 @@
+"""Score a blend's localization (FROC) on the OOF images and on a labelled test side, from the
+Grad-CAMs train.py saved (oof/<exp>/<model>/cams_fold_<k>.npz).
+
+The points are made exactly as submit.py makes them for new images: per image, the
+ensemble heatmap (localize.ensemble_heatmaps: |blend weight| x each model's scaled Grad-CAM,
+test images averaging the fold models) in the first model's network frame, its scored
+points (localize.original_points) in original-image pixels, scored by FROC against the
+annotations (metrics.froc). An OOF image's heatmap comes from the one fold model that did
+not train on it, as its OOF probability does."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from artifacts import cams_file
+from cache import ImageSpec
+from data import image_size, parse_annotation
+from errors import RowProblems, UserError
+from localize import ensemble_heatmaps, original_points
+from metrics import froc
+from readers import read_dataset
+
+
+def annotations(root, layout="auto"):
+    """({image id: [Shape]}, for the training side and the test side (None when unlabelled))
+    of a data set with Object-CXR annotations; (None, None) when it has none."""
+    train, test = read_dataset(root, layout, problems=RowProblems(skip=True))  # training already vetted the rows
+    if "annotation" not in train:
+        return None, None
+    shapes = lambda table: {i: parse_annotation(a) for i, a in zip(table["image_id"], table["annotation"])}  # noqa: E731
+    return shapes(train), (shapes(test) if "annotation" in test and len(test) else None)
+
+
+def read_cams(model_dir, model, exp, oof_dir, folds, test_ids):
+    """(OOF cams in fold-file order (n, h, w), [test cams (n_test, h, w) per fold model]) of a
+    model, or None when train.py saved none for some fold."""
+    n_folds = folds["fold"].nunique()
+    paths = [cams_file(oof_dir, exp, model, k) for k in range(n_folds)]
+    if not all(p.is_file() for p in paths):
+        return None
+    oof, tests = {}, []
+    for path in paths:
+        saved = np.load(path)
+        oof.update(zip(saved["oof_ids"], saved["oof"]))
+        if list(saved["test_ids"]) != list(test_ids):
+            raise UserError(f"{path}: covers other test images than the test predictions")
+        tests.append(saved["test"])
+    missing = [i for i in folds["image_id"] if i not in oof]
+    if missing:
+        raise UserError(f"{model_dir}: the saved Grad-CAMs miss OOF image {missing[0]} (retrain that fold)")
+    return np.stack([oof[i] for i in folds["image_id"]]), tests
+
+
+def run_spec(run):
+    """The preprocessing (ImageSpec) of a training run, from its config.json."""
+    config = Path(run) / "config.json"
+    if not config.is_file():
+        raise UserError(f"{config}: not found (the checkpoints named by the blend are missing)")
+    return ImageSpec.of(json.loads(config.read_text()))
+
+
+def blend_points(ids, probabilities, cams, weights, spec, sizes, max_points=10, batch=64):
+    """{image: [(score, x, y)]}: each image's points from the ensemble heatmap of `cams`
+    (per model, a list of (n, h, w) arrays, one per fold model) in original pixels."""
+    points = {}
+    for start in range(0, len(ids), batch):
+        chunk = slice(start, start + batch)
+        maps = ensemble_heatmaps([[c[chunk] for c in folds] for folds in cams], weights, spec.size).numpy()
+        for image, probability, heatmap in zip(ids[chunk], probabilities[chunk], maps):
+            width, height = sizes[image]
+            points[image] = original_points(heatmap, probability, width, height, spec, max_points)
+    return points
+
+
+def froc_scores(models, weights, probabilities, model_probabilities, cams, specs, ids, objects, root, max_points=10):
+    """{name: FROC} of every model alone and of the blend (points from the models sharing the
+    first model's network frame), on the images `ids` with their `objects`."""
+    sizes = {i: image_size(Path(root) / i) for i in ids}
+    frame = specs[0]
+    scores = {}
+    for j, model in enumerate(models):
+        points = blend_points(ids, model_probabilities[:, j], [cams[j]], [1.0], specs[j], sizes, max_points)
+        scores[model] = froc(points, objects)[0]
+    shared = [j for j in range(len(models)) if specs[j] == frame and weights[j] != 0]
+    points = blend_points(ids, probabilities, [cams[j] for j in shared], [weights[j] for j in shared], frame, sizes,
+                          max_points)
+    scores["blend"] = froc(points, objects)[0]
+    return scores
