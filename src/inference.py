@@ -111,20 +111,28 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
     probabilities, cams, weights = [], [], []
     frame = ensemble.frame
     for weight, folds in zip(ensemble.blends[0].params["weights"], ensemble.models.values()):
-        fold_probs, fold_cams = [], []
-        for fold in folds:
-            images = network_batch(grays, fold.spec).to(device)
-            logits = engine.tta_logits(fold.network, images, device, engine.Precision(None, False), fold.tta)
-            fold_probs.append(torch.sigmoid(logits).cpu().numpy())
-            if heatmaps and fold.spec == frame and weight != 0:
-                fold_cams.append(grad_cam(fold.network, images).cpu())
-        probabilities.append(np.mean(fold_probs, axis=0))
-        if fold_cams:
+        with_cams = heatmaps and folds[0].spec == frame and weight != 0
+        model_probabilities, fold_cams = fold_outputs(folds, grays, device, with_cams)
+        probabilities.append(model_probabilities)
+        if with_cams:
             cams.append(fold_cams)
             weights.append(weight)
     P = np.stack(probabilities, axis=1)
     blended = np.column_stack([b.method.combine(P[:, :, j], b.params) for j, b in enumerate(ensemble.blends)])
     return blended, P, (ensemble_heatmaps(cams, weights, frame.size).numpy() if cams else None)
+
+
+def fold_outputs(folds, grays, device, cams=False):
+    """(probabilities (b, labels): the mean of the fold models', [each fold model's Grad-CAMs
+    (b, h, w)] when `cams`, else []) of one model for a batch of grayscale images."""
+    probabilities, maps = [], []
+    for fold in folds:
+        images = network_batch(grays, fold.spec).to(device)
+        logits = engine.tta_logits(fold.network, images, device, engine.Precision(None, False), fold.tta)
+        probabilities.append(torch.sigmoid(logits).cpu().numpy())
+        if cams:
+            maps.append(grad_cam(fold.network, images).cpu())
+    return np.mean(probabilities, axis=0), maps
 
 
 def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None):

@@ -66,3 +66,8 @@ def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.
             f"pretrained weights for {arch} are not available ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
             f"download them once with network access, pass --weights FILE, or train from scratch with --no-pretrained"
         ) from None
+
+
+def penultimate_features(model, images):
+    """(N, features): the pooled features the classifier sees (timm's forward_head(pre_logits=True))."""
+    return model.forward_head(model.forward_features(images), pre_logits=True)

@@ -147,10 +147,42 @@ def blend_chart(report, path, title=""):
 
 def heatmap_overlay(gray, heatmap, path, title=""):
     """The radiograph with its heatmap (original pixels, any range) as a translucent colour layer."""
-    fig, ax = pyplot().subplots(figsize=(6, 6 * gray.shape[0] / gray.shape[1]))
-    ax.imshow(gray, cmap="gray")
-    ax.imshow(heatmap, cmap="jet", alpha=0.35)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
+    heatmap_panels(gray, [(title, heatmap)], path)
+
+
+def heatmap_panels(gray, panels, path, shapes=(), points=(), suptitle=""):
+    """The radiograph once per panel (title, heatmap in original pixels or None), each heatmap
+    a translucent colour layer; annotated `shapes` drawn on every panel, scored `points`
+    (score, x, y) circled on the last one, the strongest numbered."""
+    plt = pyplot()
+    aspect = gray.shape[0] / gray.shape[1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.5), squeeze=False)
+    base = draw_shapes(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), shapes) if shapes else gray
+    for ax, (title, heatmap) in zip(axes[0], panels):
+        ax.imshow(base, cmap="gray")
+        if heatmap is not None:
+            ax.imshow(heatmap, cmap="jet", alpha=0.35)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    radius = max(gray.shape) / 40
+    for rank, (_, x, y) in enumerate(points):
+        axes[0][-1].add_patch(plt.Circle((x, y), radius, fill=False, color="white", linewidth=1.2))
+        if rank < 3:
+            axes[0][-1].annotate(str(rank + 1), (x + radius, y - radius), color="white", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def embedding_figure(coords, groups, path, title=""):
+    """A 2-D embedding (t-SNE) scatter, one colour per group (label)."""
+    fig, ax = pyplot().subplots(figsize=(6.5, 6))
+    groups = np.asarray(groups)
+    for group in sorted(set(groups)):
+        chosen = groups == group
+        ax.scatter(coords[chosen, 0], coords[chosen, 1], s=8, alpha=0.7, label=f"{group} ({chosen.sum()})")
+    ax.legend(fontsize=8, markerscale=2)
+    ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()
     save_figure(fig, path)

@@ -322,3 +322,21 @@ def test_predict_a_folder_with_heatmaps(project, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     one_error_line(run_script("predict.py", empty, "--exp", "e2e", cwd=cwd, check=False), "no images")
+
+
+def test_explain_draws_out_of_fold_heatmaps_per_model_and_a_tsne_map(project, tmp_path):
+    cwd, _ = project
+    out = run_script("explain.py", "--exp", "e2e", "--dataset", "tiny", "--per-class", 1, "--reports-dir", tmp_path,
+                     cwd=cwd).stdout
+    lines = [line for line in out.splitlines() if "out-of-fold" in line]
+    assert len(lines) == 2 and "tsne.png" in out
+    for line in lines:  # each model's probability is its OOF prediction: the fold model that never saw the image
+        image_id, fold = line.split(" (")[0], int(line.split("fold ")[1][0])
+        for arch in ARCHS:
+            oof = pd.read_csv(cwd / f"oof/e2e/{arch}/fold_{fold}.csv").set_index("image_id")
+            shown = float(line.split(f"{arch} ")[1].split(",")[0].split(";")[0])
+            assert shown == pytest.approx(oof.at[image_id, "prediction"], abs=1e-5)
+    pngs = sorted((tmp_path / "e2e/explain/heatmaps").iterdir()) + [tmp_path / "e2e/explain/tsne.png"]
+    assert len(pngs) == 3 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    one_error_line(run_script("explain.py", "--exp", "e2e", "--dataset", "tiny", "--images", "train/nothing.jpg",
+                              cwd=cwd, check=False), "missing or unreadable", "nothing.jpg")

@@ -1,0 +1,161 @@
+"""Show where the models look and how they see the images: heatmap figures and a t-SNE map.
+
+    python src/explain.py --exp demo --dataset demo                 # 4 positives + 4 negatives, and t-SNE
+    python src/explain.py --exp demo --images train/00004.jpg /data/new.png --no-tsne
+
+Loads the experiment's blend spec and checkpoints (as submit.py does). Writes to
+reports/<exp>/explain/:
+    heatmaps/<image>.png  the radiograph once per model (its Grad-CAM, the mean over its fold
+                          models) and once for the ensemble (the blend-weighted heatmap whose
+                          points submit.py writes, the strongest circled), annotated objects
+                          drawn, each panel titled with its probability. An image of the
+                          training set is seen only by the fold models that did not train on
+                          it: its heatmaps and probabilities are out-of-fold.
+    tsne.png              t-SNE (scikit-learn) of the penultimate features of one fold's OOF
+                          images (--tsne-fold) from that fold's model of --model, coloured by
+                          label (one model: one feature space).
+"""
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import engine  # noqa: E402
+from artifacts import folds_file  # noqa: E402
+from cache import decode_gray, map_to_original  # noqa: E402
+from data import label_name, read_folds, target_columns  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
+from inference import check_readable, fold_outputs, load_ensemble, network_batch, predict_batch  # noqa: E402
+from localization import annotations  # noqa: E402
+from localize import ensemble_heatmaps, original_points  # noqa: E402
+from models import penultimate_features  # noqa: E402
+from viz import embedding_figure, heatmap_panels  # noqa: E402
+
+
+def chosen_images(folds, per_class, seed):
+    """`per_class` positives and negatives of the fold file (seeded), positives first."""
+    rng = np.random.default_rng(seed)
+    column = target_columns(folds)[0]
+    picked = []
+    for value in (1, 0):
+        ids = folds.loc[folds[column] == value, "image_id"].to_numpy()
+        picked += sorted(rng.choice(ids, min(per_class, len(ids)), replace=False))
+    return picked
+
+
+def held_out(ensemble, fold):
+    """The ensemble restricted to the fold-`fold` models: what never trained on that fold's images."""
+    return replace(ensemble, models={name: [folds[fold]] for name, folds in ensemble.models.items()})
+
+
+def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_points):
+    """One heatmap figure: a panel per model and one for the ensemble. Returns (its path,
+    {model or 'ensemble': probability})."""
+    views = held_out(ensemble, fold) if fold is not None else ensemble
+    gray = decode_gray(path)
+    height, width = gray.shape
+    frame = ensemble.frame
+    panels, probabilities = [], {}
+    for name, folds in views.models.items():
+        probability, cams = fold_outputs(folds, [gray], device, cams=True)
+        probabilities[name] = float(probability[0, 0])
+        heatmap = ensemble_heatmaps([cams], [1.0], folds[0].spec.size)[0].numpy()
+        panels.append((f"{name}: p = {probability[0, 0]:.3f}", map_to_original(heatmap, width, height, folds[0].spec.mode)))
+    blended, _, maps = predict_batch(views, [gray], device, heatmaps=True)
+    points = original_points(maps[0], blended[0, 0], width, height, frame, max_points) if maps is not None else []
+    panels.append((f"ensemble: p = {blended[0, 0]:.3f}",
+                   map_to_original(maps[0], width, height, frame.mode) if maps is not None else None))
+    where = "out-of-fold" if fold is not None else "all fold models"
+    target = Path(out) / f"{image_id.replace('/', '_').rsplit('.', 1)[0]}.png"
+    heatmap_panels(gray, panels, target, shapes=shapes or (), points=points[:5],
+                   suptitle=f"{image_id} ({where}; {len(shapes or [])} annotated objects; circles: top points)")
+    return target, {**probabilities, "ensemble": float(blended[0, 0])}
+
+
+@torch.no_grad()
+def oof_features(fold_model, rows, root, device, batch_size=32):
+    """(n, d) penultimate features of the images `rows` from one fold model."""
+    features = []
+    for start in range(0, len(rows), batch_size):
+        grays = [decode_gray(Path(root) / i) for i in rows["image_id"].iloc[start:start + batch_size]]
+        images = network_batch(grays, fold_model.spec).to(device)
+        features.append(penultimate_features(fold_model.network, images).cpu().numpy())
+    return np.concatenate(features)
+
+
+def tsne_map(ensemble, model, fold, folds, root, device, limit, seed, path):
+    """t-SNE of fold `fold`'s OOF images as its own fold model sees them (one model: one
+    feature space; features of different fold models are not comparable)."""
+    from sklearn.manifold import TSNE
+
+    rows = folds[folds["fold"] == fold]
+    if len(rows) > limit:
+        rows = rows.iloc[np.sort(np.random.default_rng(seed).choice(len(rows), limit, replace=False))]
+    if len(rows) < 5:
+        raise UserError(f"t-SNE needs at least 5 images; fold {fold} has {len(rows)}")
+    features = oof_features(ensemble.models[model][fold], rows, root, device)
+    coords = TSNE(n_components=2, perplexity=min(30.0, (len(rows) - 1) / 3), init="pca", random_state=seed).fit_transform(
+        (features - features.mean(0)) / (features.std(0) + 1e-6))
+    columns = target_columns(folds)
+    if columns == ["target"]:
+        groups = np.where(rows["target"] == 1, "positive", "negative")
+    else:  # several labels: the set of labels present
+        groups = ["+".join(label_name(c) for c in columns if row[c] == 1) or "none" for _, row in rows.iterrows()]
+    embedding_figure(coords, groups, path, title=f"t-SNE of {model} fold {fold}'s penultimate features, "
+                                                 f"{len(rows)} of its OOF images")
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp", default="demo", help="experiment (its blend spec and checkpoints; default: demo)")
+    parser.add_argument("--dataset", default="demo", help="its data set: the fold file and annotations (default: demo)")
+    parser.add_argument("--images", nargs="*", default=None,
+                        help="image ids of the data set (train/00004.jpg) or image files; default: --per-class of each")
+    parser.add_argument("--per-class", type=int, default=4, help="positives and negatives to explain (default: 4)")
+    parser.add_argument("--tsne", action=argparse.BooleanOptionalAction, default=True, help="draw the t-SNE map")
+    parser.add_argument("--tsne-fold", type=int, default=0, help="the fold whose OOF images the t-SNE shows (default: 0)")
+    parser.add_argument("--tsne-images", type=int, default=1000, help="at most this many of them (default: 1000)")
+    parser.add_argument("--model", default="", help="model whose features the t-SNE shows (default: the first)")
+    parser.add_argument("--max-points", type=int, default=10, help="points per image, as in submit.py")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--input-dir", default="input")
+    parser.add_argument("--folds-dir", default="folds")
+    parser.add_argument("--submissions-dir", default="submissions")
+    parser.add_argument("--reports-dir", default="reports")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+
+    device = engine.resolve_device(args.device)
+    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    root = Path(args.input_dir) / args.dataset
+    folds = read_folds(folds_file(args.folds_dir, args.dataset))
+    objects, test_objects = annotations(root) if root.is_dir() else (None, None)
+    objects = {**(objects or {}), **(test_objects or {})}
+    fold_of = dict(zip(folds["image_id"], folds["fold"]))
+    ids = args.images if args.images is not None else chosen_images(folds, args.per_class, args.seed)
+    paths = [root / i if (root / i).is_file() else Path(i) for i in ids]
+    check_readable(paths)
+    out = Path(args.reports_dir) / args.exp / "explain"
+    for image_id, path in zip(ids, paths):
+        written, probabilities = explain_image(ensemble, image_id, path, fold_of.get(image_id), objects.get(image_id),
+                                               device, out / "heatmaps", args.max_points)
+        shown = ", ".join(f"{name} {p:.6f}" for name, p in probabilities.items())
+        where = f"out-of-fold, fold {fold_of[image_id]}" if image_id in fold_of else "all fold models"
+        print(f"{image_id} ({where}): {shown}; wrote {written}")
+    if args.tsne:
+        model = args.model or next(iter(ensemble.models))
+        if model not in ensemble.models:
+            raise UserError(f"--model {model}: not in the blend ({', '.join(ensemble.models)})")
+        if not 0 <= args.tsne_fold < len(ensemble.models[model]):
+            raise UserError(f"--tsne-fold {args.tsne_fold}: the blend has folds 0..{len(ensemble.models[model]) - 1}")
+        tsne_map(ensemble, model, args.tsne_fold, folds, root, device, args.tsne_images, args.seed, out / "tsne.png")
+        print(f"wrote {out / 'tsne.png'}")
+
+
+if __name__ == "__main__":
+    main()
