@@ -60,6 +60,8 @@ class TrainConfig(DataSettings):
     warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
     weight_decay: float = option(1e-2, "AdamW weight decay (not on biases and norm weights)")
     clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = no clipping)")
+    pool: str = option("avg", "global pooling before the classifier: avg | max | avgmax | catavgmax "
+                              "(max lets an object a few pixels wide decide the image)")
     drop_rate: float = option(0.0, "dropout before the classifier")
     drop_path: float = option(0.0, "stochastic depth rate, for backbones that have it (resnets, convnext, efficientnet)")
     balance: str = option("none", "class imbalance: none | loss (positives weighted n_neg/n_pos) | sampler (balanced batches)")

@@ -93,13 +93,13 @@ def build_data(cfg):
 def build_model(cfg, device, num_labels=1):
     torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
     model = create_model(cfg.arch, num_classes=num_labels, pretrained=cfg.pretrained, weights=cfg.weights,
-                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path)
+                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path, pool=cfg.pool)
     return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)
 
 
 def check_resumable(saved, cfg):
-    now = asdict(cfg)
-    changed = [k for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
+    now, defaults = asdict(cfg), asdict(type(cfg)())  # a setting added since the run was saved: its default
+    changed = [k for k in now if k not in RESUME_FREE and saved.get(k, defaults[k]) != now[k]]
     if changed:
         shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} -> {now[k]!r}" for k in changed[:4])
         raise UserError(f"--resume: the settings differ from the run being resumed ({shown}); "

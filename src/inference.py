@@ -77,7 +77,7 @@ def load_fold_model(checkpoint, device):
     cfg = state["config"]
     targets = json.loads((checkpoint.parent / "config.json").read_text()).get("targets", ["target"])
     network = create_model(cfg["arch"], num_classes=len(targets), drop_rate=cfg.get("drop_rate", 0.0),
-                           drop_path_rate=cfg.get("drop_path", 0.0))
+                           drop_path_rate=cfg.get("drop_path", 0.0), pool=cfg.get("pool", "avg"))
     network.load_state_dict(state["model"])
     return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets)
 

@@ -23,7 +23,10 @@ def hub_reachable(timeout=3.0):
         return False
 
 
-def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0):
+POOLS = ("avg", "max", "avgmax", "catavgmax")
+
+
+def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0, pool="avg"):
     """A timm model with a `num_classes` head (1 = one logit for a binary target).
 
     `weights` (a local .pth/.bin/.safetensors file of timm's layout) wins over `pretrained`;
@@ -31,7 +34,9 @@ def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.
     if not timm.is_model(arch):
         close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:8]
         raise UserError(f"unknown architecture '{arch}'" + (f" (similar: {', '.join(close)})" if close else ""))
-    kwargs = dict(num_classes=num_classes, drop_rate=drop_rate)
+    if pool not in POOLS:
+        raise UserError(f"--pool {pool}: expected one of {', '.join(POOLS)}")
+    kwargs = dict(num_classes=num_classes, drop_rate=drop_rate, **({"global_pool": pool} if pool != "avg" else {}))
     if drop_path_rate:
         kwargs["drop_path_rate"] = drop_path_rate
 
@@ -41,6 +46,8 @@ def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.
         except TypeError as err:
             if "drop_path_rate" in str(err):
                 raise UserError(f"--drop-path: {arch} has no stochastic depth (drop_path_rate)") from None
+            if "global_pool" in str(err):
+                raise UserError(f"--pool {pool}: {arch} has no choice of global pooling") from None
             raise
 
     if weights:
