@@ -99,7 +99,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
         scaler.update()
         scheduler.step()
         if ema is not None:
-            ema.update(model, step=scheduler.last_epoch)  # steps taken: the EMA warms up over them
+            ema.update(unwrap(model), step=scheduler.last_epoch)  # steps taken: the EMA warms up over them
         total += loss.item() * len(targets)
         count += len(targets)
         bar.set_postfix(loss=f"{total / count:.4f}")
@@ -137,7 +137,10 @@ def predict(model, loader, device, precision, channels_last=True, tta="none", de
 
 
 def unwrap(model):
-    return getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+    """The plain module inside DistributedDataParallel (.module) and torch.compile (._orig_mod) wrappers."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
 
 
 def save_checkpoint(path, model, config, epoch, score, **training_state):

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 import engine
 import recipe
 from artifacts import folds_file, write_csv
 from cache import ImageSpec, build_cache, uncached_loader
 from data import ImageTable, read_folds, target_columns
+from distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from errors import UserError
+from localize import loader_cams
 from metrics import mean_auc
 from models import create_model
 from readers import read_checked
@@ -42,6 +44,25 @@ class FoldData:
     generator: torch.Generator  # the training order's; reseeded every epoch
     columns: list  # the target column(s): ['target'], or one 'target_<label>' per label
     annotated: bool  # the training table has object annotations (FROC can be scored)
+    world: World = World()  # the processes training this fold together (torchrun), each loading a shard
+
+    def split(self, name):
+        """(loader of this process's shard, number of rows, the shard's row indices) of 'val' or 'test'."""
+        loader, n = (self.val_loader, len(self.val_rows)) if name == "val" else (self.test_loader, len(self.test))
+        return loader, n, shard(n, self.world)
+
+    def predict(self, model, split, device, precision, cfg, desc):
+        """((n, labels) probabilities of every row of `split` ('val' or 'test') in table order,
+        mean loss): each process predicts its shard, the shards are gathered on every process."""
+        loader, n, indices = self.split(split)
+        probs, loss = engine.predict(engine.unwrap(model), loader, device, precision, cfg.channels_last, cfg.tta,
+                                     desc=desc)
+        return gather_rows(probs, indices, n, self.world), gather_mean(loss, len(indices), self.world)
+
+    def cams(self, model, split, device, channels_last):
+        """(n, h, w) Grad-CAMs of every row of `split`, gathered like `predict`."""
+        loader, n, indices = self.split(split)
+        return gather_rows(loader_cams(model, loader, device, channels_last), indices, n, self.world)
 
     def val_auc(self, probs):
         """Validation AUC: of the target, or the mean over the labels (NaN where a fold has one class)."""
@@ -61,7 +82,7 @@ def load_split(cfg):
     return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root, "annotation" in train_table
 
 
-def build_data(cfg):
+def build_data(cfg, world=World()):
     if cfg.balance not in recipe.BALANCE_MODES:
         raise UserError(f"--balance {cfg.balance}: expected one of {', '.join(recipe.BALANCE_MODES)}")
     if cfg.heatmaps not in ("auto", "on", "off"):
@@ -78,16 +99,25 @@ def build_data(cfg):
     columns = target_columns(train_rows)
     if cfg.balance == "sampler" and len(columns) > 1:
         raise UserError("--balance sampler draws the classes of one binary target; with several labels use --balance loss")
+    if cfg.balance == "sampler" and world.distributed:
+        raise UserError("--balance sampler is single-process; under torchrun use --balance loss")
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = recipe.balanced_sampler(train_rows["target"], generator) if cfg.balance == "sampler" else None
 
-    def loader(table, transform, **order):
-        return DataLoader(ImageTable(table, load, transform, columns), batch_size=cfg.batch_size, drop_last=False,
-                          num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(), **order)
+    def loader(table, transform, sharded=False, **order):
+        dataset = ImageTable(table, load, transform, columns)
+        if sharded and world.distributed:  # this process's rows only (gathered after prediction)
+            dataset = Subset(dataset, shard(len(table), world).tolist())
+        return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=False, num_workers=cfg.num_workers,
+                          pin_memory=torch.cuda.is_available(), **order)
 
+    if world.distributed:
+        sampler = DistributedSampler(ImageTable(train_rows, load, None, columns), num_replicas=world.size,
+                                     rank=world.rank, shuffle=True, seed=cfg.seed)
     train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
     return FoldData(train_rows, val_rows, test, loader(train_rows, train_transform(seed=cfg.seed), **train_order),
-                    loader(val_rows, eval_transform()), loader(test, eval_transform()), generator, columns, annotated)
+                    loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
+                    generator, columns, annotated, world)
 
 
 def build_model(cfg, device, num_labels=1):
@@ -110,8 +140,7 @@ def evaluate(candidates, data, device, precision, cfg):
     """{name: (probs, loss, auc, score)} on the validation fold for each candidate model."""
     results = {}
     for name, model in candidates.items():
-        probs, loss = engine.predict(model, data.val_loader, device, precision, cfg.channels_last, cfg.tta,
-                                     desc=f"validate {name}")
+        probs, loss = data.predict(model, "val", device, precision, cfg, desc=f"validate {name}")
         auc = data.val_auc(probs)
         results[name] = (probs, loss, auc, auc if np.isfinite(auc) else -loss)  # a one-class fold has no AUC
     return results
@@ -147,34 +176,42 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             break
         start = time.time()
         recipe.seed_epoch(cfg.seed, epoch, data.generator, data.train_loader.dataset.transform)
+        if isinstance(data.train_loader.sampler, DistributedSampler):
+            data.train_loader.sampler.set_epoch(epoch)
         if cfg.freeze_epochs:
             recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
         train_loss = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
                                             cfg.channels_last, pos_weight, cfg.clip_grad, ema,
                                             desc=f"epoch {epoch}/{cfg.epochs}")
         train_seconds = time.time() - start
+        train_loss = gather_mean(train_loss, len(data.train_loader.sampler), data.world)
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
+        sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
         results = evaluate(candidates, data, device, precision, cfg)
         chosen = max(results, key=lambda name: results[name][3])
         _, val_loss, val_auc, score = results[chosen]
         improved = score > best_score
+        main = data.world.is_main  # every process decides alike (same gathered AUC); one writes
         if improved:
             best_score = float(score)
-            engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
+            if main:
+                engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
         row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "raw_val_auc": results["model"][2],
                "ema_val_auc": results["ema"][2] if ema else math.nan, "lr": scheduler.get_last_lr()[0],
                "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9)}
         log.append({"epoch": epoch, **{k: float(v) for k, v in row.items()}})  # plain floats: last.pt loads weights-only
         stopped = recipe.should_stop([row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
                                       for row in log], cfg.patience)
-        engine.save_checkpoint(out / "last.pt", model, config, epoch, score, optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                               ema=ema.module.state_dict() if ema else None, log=log, best_score=best_score,
-                               stopped=stopped)
-        write_csv(out / "log.csv", pd.DataFrame(log), float_format="%.6g")
-        report_epoch(log[-1], cfg.epochs, improved, chosen if ema else "", writer)
-        if stopped:
+        if main:
+            engine.save_checkpoint(out / "last.pt", model, config, epoch, score, optimizer=optimizer.state_dict(),
+                                   scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                                   ema=ema.module.state_dict() if ema else None, log=log, best_score=best_score,
+                                   stopped=stopped)
+            write_csv(out / "log.csv", pd.DataFrame(log), float_format="%.6g")
+            report_epoch(log[-1], cfg.epochs, improved, chosen if ema else "", writer)
+        if stopped and main:
             print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
+    barrier(data.world)  # the others read best.pt next
     return log
 
 

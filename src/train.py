@@ -2,6 +2,7 @@
 
     python src/train.py --arch resnet18 --fold 0
     python src/train.py --arch efficientnet_b0 --fold 3 --img-size 512 --epochs 20 --batch-size 16 --exp full
+    torchrun --nproc_per_node 4 src/train.py --arch resnet101 --fold 0 --exp full   # one fold on 4 GPUs (DDP)
 
 Outputs (see README):
     weights/<exp>/<name>/fold_<k>/best.pt     weights with the best validation AUC
@@ -32,7 +33,7 @@ from config import parse_config  # noqa: E402
 from data import prediction_column  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
 from fit import build_data, build_model, fit, tensorboard_writer  # noqa: E402
-from localize import loader_cams  # noqa: E402
+from distributed import init_world, shutdown, wrap  # noqa: E402
 from viz import learning_curves  # noqa: E402
 
 
@@ -40,46 +41,56 @@ from viz import learning_curves  # noqa: E402
 def main(argv=None):
     started = time.time()
     cfg = parse_config(argv, description=__doc__)
+    world, device_name = init_world(cfg.device)  # torchrun: one process per GPU (or CPU share), else a world of one
     recipe.set_deterministic(cfg.deterministic)
-    device = engine.resolve_device(cfg.device)
+    device = engine.resolve_device(device_name)
     precision = engine.resolve_precision(cfg.amp, device)
-    data = build_data(cfg)
-    model = build_model(cfg, device, num_labels=len(data.columns))
+    data = build_data(cfg, world)
+    model = wrap(build_model(cfg, device, num_labels=len(data.columns)), world, device)
+    main_process = world.is_main  # only rank 0 writes files
 
     out = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)
     config = dataclasses.asdict(cfg)
-    write_json(out / "config.json", {**config, "resolved_device": str(device), "precision": precision.name,
-                                     "n_train": len(data.train_rows), "n_val": len(data.val_rows),
-                                     "n_test": len(data.test), "targets": data.columns, "torch": torch.__version__, "timm": timm.__version__})
-    print(f"{cfg.model_name} fold {cfg.fold}: {len(data.train_rows)} train / {len(data.val_rows)} val / "
-          f"{len(data.test)} test images, {device} {precision.name}, "
-          f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
+    if main_process:
+        write_json(out / "config.json", {**config, "resolved_device": str(device), "precision": precision.name,
+                                         "n_train": len(data.train_rows), "n_val": len(data.val_rows),
+                                         "n_test": len(data.test), "targets": data.columns, "processes": world.size,
+                                         "torch": torch.__version__, "timm": timm.__version__})
+        print(f"{cfg.model_name} fold {cfg.fold}: {len(data.train_rows)} train / {len(data.val_rows)} val / "
+              f"{len(data.test)} test images, {device} {precision.name}"
+              f"{f' x {world.size} processes (DDP)' if world.distributed else ''}, "
+              f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
 
-    writer = tensorboard_writer(cfg)
+    writer = tensorboard_writer(cfg) if main_process else None
     log = fit(cfg, model, data, device, precision, out, config, writer)
     if writer is not None:
         writer.close()
-    learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {cfg.model_name} / fold {cfg.fold}")
 
     best = engine.load_checkpoint(out / "best.pt")
     engine.unwrap(model).load_state_dict(best["model"])
-    predict = dict(device=device, precision=precision, channels_last=cfg.channels_last, tta=cfg.tta)
-    oof_probs, _ = engine.predict(model, data.val_loader, desc="oof", **predict)
-    test_probs, _ = engine.predict(model, data.test_loader, desc="test", **predict)
+    oof_probs, _ = data.predict(model, "val", device, precision, cfg, desc="oof")
+    test_probs, _ = data.predict(model, "test", device, precision, cfg, desc="test")
+    with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
+    cams = {s: data.cams(model, s, device, cfg.channels_last) for s in ("val", "test")} if with_cams else None
+    if not main_process:
+        shutdown(world)
+        return
+    learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {cfg.model_name} / fold {cfg.fold}")
     predictions = [prediction_column(c) for c in data.columns]
     oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(**dict(zip(predictions, oof_probs.T)))
     write_csv(oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold), oof)
     test_targets = [c for c in data.columns if c in data.test]
     write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
               data.test[["image_id", *test_targets]].assign(**dict(zip(predictions, test_probs.T))))
-    if cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated):
+    if cams is not None:
         write_npz(cams_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
-                  oof_ids=data.val_rows["image_id"].to_numpy(str), oof=loader_cams(model, data.val_loader, device),
-                  test_ids=data.test["image_id"].to_numpy(str), test=loader_cams(model, data.test_loader, device))
+                  oof_ids=data.val_rows["image_id"].to_numpy(str), oof=cams["val"],
+                  test_ids=data.test["image_id"].to_numpy(str), test=cams["test"])
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
     print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
           f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(oof_probs):.4f}{' (mean over labels)' if len(predictions) > 1 else ''} "
           f"(TTA {cfg.tta}), {time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)}")
+    shutdown(world)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""One fold trained by two processes (torchrun, gloo on CPU): every validation and test image
+predicted exactly once, only rank 0 writing, resume under DDP; and the sharding itself."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SRC, make_tiny_dataset
+from distributed import World, gather_rows, shard
+from metrics import roc_auc
+
+TRAIN = ["--dataset", "tiny", "--exp", "ddp", "--arch", "resnet18", "--fold", "0", "--img-size", "32",
+         "--epochs", "2", "--batch-size", "4", "--ema"]
+
+
+def torchrun(cwd, *args):
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(SRC / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("n, size", [(10, 2), (7, 3), (1, 2), (0, 2)])
+def test_shards_are_disjoint_and_cover_every_row_once(n, size):
+    shards = [shard(n, World(rank, size)) for rank in range(size)]
+    assert sorted(np.concatenate(shards).tolist()) == list(range(n))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert gather_rows(np.arange(n) * 2.0, shard(n, World()), n, World()).tolist() == (np.arange(n) * 2.0).tolist()
+
+
+def test_two_processes_train_one_fold_and_write_every_prediction_once(tmp_path):
+    cwd = make_tiny_dataset(tmp_path, n_train=24, n_dev=7)
+    out = torchrun(cwd, *TRAIN)
+    assert "x 2 processes (DDP)" in out and out.count("summary:") == 1  # rank 0 alone reports and writes
+    folds = pd.read_csv(cwd / "folds/tiny.csv")
+    oof = pd.read_csv(cwd / "oof/ddp/resnet18/fold_0.csv")
+    assert sorted(oof["image_id"]) == sorted(folds.loc[folds["fold"] == 0, "image_id"])  # each once, no padding
+    assert oof["prediction"].between(0, 1).all()
+    test = pd.read_csv(cwd / "oof/ddp/resnet18/test_fold_0.csv")
+    assert len(test) == 7 and test["image_id"].is_unique
+    cams = np.load(cwd / "oof/ddp/resnet18/cams_fold_0.npz")
+    assert list(cams["oof_ids"]) == list(oof["image_id"]) and len(cams["test"]) == 7
+    assert json.loads((cwd / "weights/ddp/resnet18/fold_0/config.json").read_text())["processes"] == 2
+    log = pd.read_csv(cwd / "weights/ddp/resnet18/fold_0/log.csv")
+    # the gathered validation AUC of the kept epoch is the OOF file's: both shards predicted by one model
+    assert len(log) == 2 and log["val_auc"].max() == pytest.approx(roc_auc(oof["target"], oof["prediction"]), abs=1e-6)
+
+    resumed = torchrun(cwd, *TRAIN, "--resume")
+    assert "resuming after epoch 2" in resumed
+    assert pd.read_csv(cwd / "oof/ddp/resnet18/fold_0.csv").equals(oof)
