@@ -10,6 +10,7 @@
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 or --force (retrain finished folds),
 # LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
+# GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
 # FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 set -euo pipefail
@@ -46,18 +47,61 @@ fi
 if [ -f "input/$DATASET/test.csv" ]; then FORMAT=${FORMAT:-kaggle}; else FORMAT=${FORMAT:-objectcxr}; fi
 $PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED"
 
+train_job() {  # one architecture on one fold
+    $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$1" --fold "$2" \
+        --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
+}
+
 start=$(date +%s)
+JOBS=()
 for arch in $ARCHS; do
     for fold in $FOLDS; do
         if [ "$FORCE" != 1 ] && [ -f "oof/$EXP/$arch/fold_$fold.csv" ] && [ -f "oof/$EXP/$arch/test_fold_$fold.csv" ]; then
             echo "== $arch fold $fold: done already (FORCE=1 retrains)"
-            continue
+        else
+            JOBS+=("$arch $fold")
         fi
-        echo "== $arch fold $fold"
-        $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$fold" \
-            --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
     done
 done
+
+if [ -z "${GPUS:-}" ]; then  # one job after another, in this terminal
+    for job in ${JOBS[@]+"${JOBS[@]}"}; do
+        read -r arch fold <<< "$job"
+        echo "== $arch fold $fold"
+        train_job "$arch" "$fold"
+    done
+else  # a queue: one job at a time per listed GPU, each job logged; a failure does not stop the others
+    LOGS="logs/$EXP"
+    mkdir -p "$LOGS"
+    QUEUE=$(mktemp -d)
+    printf '%s\n' ${JOBS[@]+"${JOBS[@]}"} > "$QUEUE/jobs"
+    echo 0 > "$QUEUE/next"
+    for gpu in $GPUS; do
+        (
+            while true; do
+                i=$(flock "$QUEUE/next" bash -c 'i=$(cat "$1"); echo $((i + 1)) > "$1"; echo "$i"' _ "$QUEUE/next")
+                [ "$i" -lt "${#JOBS[@]}" ] || break
+                read -r arch fold <<< "${JOBS[$i]}"
+                log="$LOGS/${arch}_fold$fold.log"
+                echo "== $arch fold $fold: started on GPU $gpu, log $log"
+                if CUDA_VISIBLE_DEVICES=$gpu train_job "$arch" "$fold" > "$log" 2>&1; then
+                    echo "== $arch fold $fold: done ($(grep -o 'OOF AUC [0-9.]*' "$log" | tail -1))"
+                else
+                    echo "== $arch fold $fold: FAILED on GPU $gpu (last line: $(tail -1 "$log"))"
+                    echo "$arch fold $fold ($log)" >> "$QUEUE/failed"
+                fi
+            done
+        ) &
+    done
+    wait
+    if [ -s "$QUEUE/failed" ]; then
+        echo "== failed jobs (the others finished; fix and re-run: finished folds are skipped):" >&2
+        sed 's/^/   /' "$QUEUE/failed" >&2
+        rm -rf "$QUEUE"
+        exit 1
+    fi
+    rm -rf "$QUEUE"
+fi
 echo "== training took $(( $(date +%s) - start )) s"
 
 $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $ARCHS --trials "$TRIALS" --seed "$SEED" \

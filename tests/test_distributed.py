@@ -54,3 +54,36 @@ def test_two_processes_train_one_fold_and_write_every_prediction_once(tmp_path):
     resumed = torchrun(cwd, *TRAIN, "--resume")
     assert "resuming after epoch 2" in resumed
     assert pd.read_csv(cwd / "oof/ddp/resnet18/fold_0.csv").equals(oof)
+
+
+def test_run_sh_queue_runs_jobs_on_two_slots_reports_a_failure_and_skips_finished_jobs(tmp_path):
+    """GPUS="0 1" bash run.sh on a CPU: the arch x fold jobs run two at a time, each logged; the
+    jobs of an unknown architecture fail, the others finish; a re-run skips finished jobs."""
+    import shutil
+
+    from conftest import ROOT
+
+    shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    make_tiny_dataset(tmp_path, n_train=24, n_dev=6)
+    env = {**os.environ, "TQDM_DISABLE": "1", "DATASET": "tiny", "EXP": "queue", "N_FOLDS": "2", "IMG_SIZE": "32",
+           "EPOCHS": "1", "TRIALS": "5", "BOOTSTRAP": "50", "GPUS": "0 1", "OMP_NUM_THREADS": "1"}
+
+    def run(archs):
+        return subprocess.run(["bash", "run.sh", "--batch-size", "8"], cwd=tmp_path, env={**env, "ARCHS": archs},
+                              capture_output=True, text=True, timeout=600)
+
+    failed = run("resnet18 nosuchnet")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    for fold in (0, 1):
+        assert f"== resnet18 fold {fold}: done (OOF AUC" in failed.stdout
+        assert f"== nosuchnet fold {fold}: FAILED on GPU" in failed.stdout and "unknown architecture" in failed.stdout
+        assert (tmp_path / f"logs/queue/nosuchnet_fold{fold}.log").is_file()
+        assert (tmp_path / f"oof/queue/resnet18/fold_{fold}.csv").is_file()
+    assert "nosuchnet fold 0 (logs/queue/nosuchnet_fold0.log)" in failed.stderr
+    assert "started on GPU 0" in failed.stdout and "started on GPU 1" in failed.stdout  # both slots took jobs
+
+    again = run("resnet18")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "== resnet18 fold 0: done already" in again.stdout and "started on GPU" not in again.stdout
+    assert (tmp_path / "submissions/queue/prediction_classification.csv").is_file()
