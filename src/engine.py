@@ -2,6 +2,7 @@
 
 GPU-only speed-ups (AMP, channels_last, cudnn.benchmark, torch.compile) are switches in
 TrainConfig; on a CPU they fall back to plain fp32, which the tests exercise."""
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -79,12 +80,15 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
     """One pass over `loader` (batches of images and (b, labels) targets); the scheduler (and
     the EMA, when given) steps every batch. The loss is BCE over every label; `pos_weight`
     (one per label) weighs positives; `clip_grad` > 0 clips the gradient norm. Returns the
-    mean loss."""
+    mean loss and the share of the epoch spent waiting for the loader (near 1: the data
+    pipeline starves the model; add --num-workers)."""
     model.train()
-    total, count = 0.0, 0
+    total, count, waited = 0.0, 0, 0.0
     pos_weight = pos_weight.to(device) if pos_weight is not None else None
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    started = asked = time.perf_counter()
     for images, targets in bar:
+        waited += time.perf_counter() - asked
         images = to_device(images, device, channels_last)
         targets = targets.to(device, dtype=torch.float32)
         with autocast(device, precision):
@@ -100,10 +104,17 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
         scheduler.step()
         if ema is not None:
             ema.update(unwrap(model), step=scheduler.last_epoch)  # steps taken: the EMA warms up over them
-        total += loss.item() * len(targets)
+        total += loss.item() * len(targets)  # .item() waits for the device: the step is done
         count += len(targets)
         bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+        asked = time.perf_counter()
+    return EpochResult(total / max(count, 1), waited / max(time.perf_counter() - started, 1e-9))
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    loss: float  # mean training loss
+    data_share: float  # share of the epoch spent waiting for the next batch
 
 
 # Test-time augmentation: the flips (tensor dims of NCHW) whose logits are averaged.

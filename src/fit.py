@@ -180,11 +180,11 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             data.train_loader.sampler.set_epoch(epoch)
         if cfg.freeze_epochs:
             recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
-        train_loss = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
+        epoch_result = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
                                             cfg.channels_last, pos_weight, cfg.clip_grad, ema,
                                             desc=f"epoch {epoch}/{cfg.epochs}")
         train_seconds = time.time() - start
-        train_loss = gather_mean(train_loss, len(data.train_loader.sampler), data.world)
+        train_loss = gather_mean(epoch_result.loss, len(data.train_loader.sampler), data.world)
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
         sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
         results = evaluate(candidates, data, device, precision, cfg)
@@ -198,7 +198,8 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
                 engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
         row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "raw_val_auc": results["model"][2],
                "ema_val_auc": results["ema"][2] if ema else math.nan, "lr": scheduler.get_last_lr()[0],
-               "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9)}
+               "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9),
+               "data_share": epoch_result.data_share}
         log.append({"epoch": epoch, **{k: float(v) for k, v in row.items()}})  # plain floats: last.pt loads weights-only
         stopped = recipe.should_stop([row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
                                       for row in log], cfg.patience)
@@ -218,7 +219,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
 def report_epoch(row, epochs, improved, chosen, writer):
     print(f"epoch {row['epoch']:>3}/{epochs}  train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
           f"val_auc {row['val_auc']:.4f}{f' ({chosen})' if chosen else ''}  lr {row['lr']:.2e}  "
-          f"{row['seconds']:.1f}s{'  *best' if improved else ''}", flush=True)
+          f"{row['seconds']:.1f}s  data {100 * row['data_share']:.0f}%{'  *best' if improved else ''}", flush=True)
     if writer is not None:
         step = row["epoch"]
         writer.add_scalars("loss", {"train": row["train_loss"], "val": row["val_loss"]}, step)
@@ -227,6 +228,7 @@ def report_epoch(row, epochs, improved, chosen, writer):
             writer.add_scalars("val_auc_by_weights", {"raw": row["raw_val_auc"], "ema": row["ema_val_auc"]}, step)
         writer.add_scalar("lr", row["lr"], step)
         writer.add_scalar("train_images_per_s", row["train_images_per_s"], step)
+        writer.add_scalar("data_share", row["data_share"], step)
         writer.flush()
 
 
