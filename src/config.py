@@ -75,7 +75,8 @@ class TrainConfig(DataSettings):
     resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
     # hardware
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
-    amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; CPU runs fp32")
+    amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; "
+                              "a CPU runs fp32 unless bf16 is named")
     channels_last: bool = option(True, "channels_last memory format on CUDA (ignored on CPU)")
     cudnn_benchmark: bool = option(True, "let cuDNN pick the fastest kernels (CUDA only)")
     compile: bool = option(False, "torch.compile the model")

@@ -44,11 +44,15 @@ def test_local_weights_file_is_loaded(tmp_path):
         create_model("resnet18", weights=str(tmp_path / "missing.pth"))
 
 
-def test_cpu_falls_back_to_fp32_whatever_amp_asks():
+def test_cpu_runs_fp32_unless_bf16_is_asked_for_by_name():
     cpu = torch.device("cpu")
-    for amp in ["auto", "fp16", "bf16", "off"]:
+    for amp in ["auto", "fp16", "off"]:
         precision = engine.resolve_precision(amp, cpu)
         assert precision.dtype is None and not precision.scale_loss and precision.name == "fp32"
+    assert engine.resolve_precision("bf16", cpu) == engine.Precision(torch.bfloat16, False)
+    model = create_model("resnet18").eval()
+    with engine.autocast(cpu, engine.Precision(torch.bfloat16, False)):
+        assert model(torch.randn(2, 3, 32, 32)).dtype == torch.bfloat16  # bf16 autocast really runs on a CPU
 
 
 def test_cuda_precision_choices(monkeypatch):
