@@ -266,7 +266,7 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
     if train_objects is None:
         return None
     exp_dir = Path(args.oof_dir) / args.exp
-    cams = [read_cams(exp_dir / m, m, args.exp, args.oof_dir, folds, list(test["image_id"])) for m in models]
+    cams = [read_cams(args.oof_dir, args.exp, m, folds, list(test["image_id"])) for m in models]
     if any(c is None for c in cams):
         print("FROC: not scored (a model has no saved Grad-CAMs: train it with --heatmaps on)")
         return None
@@ -335,7 +335,7 @@ def main(argv=None):
 
     folds = read_folds(folds_file(args.folds_dir, args.dataset))
     columns = target_columns(folds)
-    labels = [label_name(c) for c in columns] if columns != ["target"] else [""]
+    labels = [label_name(c) for c in columns]  # [''] for a binary target
     exp_dir = Path(args.oof_dir) / args.exp
     models = list_models(exp_dir, args.models)
     loaded = [load_model_predictions(exp_dir / m, folds, columns) for m in models]

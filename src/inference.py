@@ -56,7 +56,7 @@ def load_ensemble(spec_path, device):
     models = {name: [load_fold_model(Path(run) / "best.pt", device) for run in spec["runs"][name]]
               for name in spec["models"]}
     outputs = next(iter(models.values()))[0].targets
-    labels = [label_name(c) for c in outputs] if outputs != ["target"] else [""]
+    labels = [label_name(c) for c in outputs]
     per_label = spec["labels"] if "labels" in spec else {"": spec}
     if sorted(per_label) != sorted(labels):
         raise UserError(f"{spec_path}: blends for labels {sorted(per_label)} but the models predict {labels}")

@@ -27,15 +27,17 @@ def annotations(root, layout="auto"):
     train, test = read_dataset(root, layout, problems=RowProblems(skip=True))  # training already vetted the rows
     if "annotation" not in train:
         return None, None
-    shapes = lambda table: {i: parse_annotation(a) for i, a in zip(table["image_id"], table["annotation"])}  # noqa: E731
-    return shapes(train), (shapes(test) if "annotation" in test and len(test) else None)
+    return shapes_by_image(train), (shapes_by_image(test) if "annotation" in test and len(test) else None)
 
 
-def read_cams(model_dir, model, exp, oof_dir, folds, test_ids):
+def shapes_by_image(table):
+    return {image: parse_annotation(text) for image, text in zip(table["image_id"], table["annotation"])}
+
+
+def read_cams(oof_dir, exp, model, folds, test_ids):
     """(OOF cams in fold-file order (n, h, w), [test cams (n_test, h, w) per fold model]) of a
     model, or None when train.py saved none for some fold."""
-    n_folds = folds["fold"].nunique()
-    paths = [cams_file(oof_dir, exp, model, k) for k in range(n_folds)]
+    paths = [cams_file(oof_dir, exp, model, k) for k in range(folds["fold"].nunique())]
     if not all(p.is_file() for p in paths):
         return None
     oof, tests = {}, []
@@ -47,7 +49,7 @@ def read_cams(model_dir, model, exp, oof_dir, folds, test_ids):
         tests.append(saved["test"])
     missing = [i for i in folds["image_id"] if i not in oof]
     if missing:
-        raise UserError(f"{model_dir}: the saved Grad-CAMs miss OOF image {missing[0]} (retrain that fold)")
+        raise UserError(f"{paths[0].parent}: the saved Grad-CAMs miss OOF image {missing[0]} (retrain that fold)")
     return np.stack([oof[i] for i in folds["image_id"]]), tests
 
 

@@ -31,7 +31,7 @@ def test_points_land_where_the_heatmap_points_in_original_pixels(tmp_path):
 
 
 def test_froc_is_perfect_when_the_heatmaps_point_at_every_object_and_nil_when_they_point_away(tmp_path):
-    sizes = images(tmp_path, {"a.png": (320, 320), "b.png": (320, 320), "c.png": (320, 320)})
+    images(tmp_path, {"a.png": (320, 320), "b.png": (320, 320), "c.png": (320, 320)})
     objects = {"a.png": [Shape(0, (180, 100, 240, 160))], "b.png": [Shape(1, (40, 220, 100, 280))], "c.png": []}
     ids = list(objects)
     toward = np.stack([cam_at(21, 13), cam_at(7, 25), cam_at(16, 16)])  # network px = original / 10
