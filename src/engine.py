@@ -1,7 +1,8 @@
 """Train one epoch, evaluate, predict; device, AMP and memory format; checkpoints.
 
 GPU-only speed-ups (AMP, channels_last, cudnn.benchmark, torch.compile) are switches in
-TrainConfig; on a CPU they fall back to plain fp32, which the tests exercise."""
+TrainConfig; on a CPU they fall back to plain fp32 (bf16 autocast only when named), which
+the tests exercise."""
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass

@@ -93,7 +93,11 @@ def build_data(cfg, world=World()):
     spec = ImageSpec.of(cfg)
     if cfg.cache:
         all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
+        if not world.is_main:
+            barrier(world)  # under torchrun rank 0 builds the cache alone; the others then find it current
         load = build_cache(all_ids, root, Path(cfg.cache_dir) / cfg.dataset, spec).__getitem__
+        if world.is_main:
+            barrier(world)
     else:
         load = uncached_loader(root, spec)
     columns = target_columns(train_rows)

@@ -31,9 +31,9 @@ import recipe  # noqa: E402
 from artifacts import cams_file, oof_file, run_dir, test_pred_file, write_csv, write_json, write_npz  # noqa: E402
 from config import parse_config  # noqa: E402
 from data import prediction_column  # noqa: E402
+from distributed import init_world, shutdown, wrap  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
 from fit import build_data, build_model, fit, tensorboard_writer  # noqa: E402
-from distributed import init_world, shutdown, wrap  # noqa: E402
 from viz import learning_curves  # noqa: E402
 
 
