@@ -12,13 +12,24 @@
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
 # GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
 # FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
+# Map models (trained on the object outlines; the default when train.csv has an annotation column):
+# MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
+# side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
+# An annotated set trains ARCHS="resnet18" as its classifier unless ARCHS says otherwise: the blend weighs both.
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 DATASET=${DATASET:-demo}
 EXP=${EXP:-$DATASET}
-ARCHS=${ARCHS:-"resnet18 regnety_002"}
+if [ -f "input/$DATASET/train.csv" ] && head -1 "input/$DATASET/train.csv" | grep -q annotation; then
+    ANNOTATED=1; ARCHS=${ARCHS-"resnet18"}; MAP_ARCHS=${MAP_ARCHS-"resnet18"}
+else
+    ANNOTATED=0; ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}
+fi
+CROP_SIZE=${CROP_SIZE:-160}
+MAP_EPOCHS=${MAP_EPOCHS:-12}
+MAP_BATCH_SIZE=${MAP_BATCH_SIZE:-16}
 N_FOLDS=${N_FOLDS:-5}
 FOLDS=${FOLDS:-$(seq -s " " 0 $((N_FOLDS - 1)))}
 IMG_SIZE=${IMG_SIZE:-96}
@@ -39,6 +50,7 @@ if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
 
 if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
     $PY src/make_demo.py --out input/demo
+    ANNOTATED=1; ARCHS=${ARCHS:-resnet18}; MAP_ARCHS=${MAP_ARCHS-resnet18}
 fi
 if [ "$DATASET" = demo_multilabel ] && [ ! -f input/demo_multilabel/train.csv ]; then
     $PY src/make_demo.py --multi-label --out input/demo_multilabel
@@ -47,14 +59,27 @@ fi
 if [ -f "input/$DATASET/test.csv" ]; then FORMAT=${FORMAT:-kaggle}; else FORMAT=${FORMAT:-objectcxr}; fi
 $PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED"
 
-train_job() {  # one architecture on one fold
-    $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$1" --fold "$2" \
-        --img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
+if [ -n "$MAP_ARCHS" ] && [ -z "${MAP_IMG_SIZE:-}" ]; then
+    MAP_IMG_SIZE=$($PY src/make_folds.py "${DATA_ARGS[@]}" --print-map-size "${MAP_MAX_SIZE:-512}")
+fi
+MODELS=$ARCHS
+for arch in $MAP_ARCHS; do MODELS="$MODELS $arch-map"; done
+
+train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
+    local kind=(--img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE") arch=$1
+    if [[ $1 == *-map ]]; then
+        arch=${1%-map}
+        # shellcheck disable=SC2206
+        kind=(--kind map --img-size "$MAP_IMG_SIZE" --resize letterbox --crop-size "$CROP_SIZE" --epochs "$MAP_EPOCHS"
+              --batch-size "$MAP_BATCH_SIZE" --val-every "$MAP_EPOCHS" ${MAP_ARGS:-})
+    fi
+    $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
+        --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
 }
 
 start=$(date +%s)
 JOBS=()
-for arch in $ARCHS; do
+for arch in $MODELS; do
     for fold in $FOLDS; do
         if [ "$FORCE" != 1 ] && [ -f "oof/$EXP/$arch/fold_$fold.csv" ] && [ -f "oof/$EXP/$arch/test_fold_$fold.csv" ]; then
             echo "== $arch fold $fold: done already (FORCE=1 retrains)"
@@ -104,5 +129,5 @@ else  # a queue: one job at a time per listed GPU, each job logged; a failure do
 fi
 echo "== training took $(( $(date +%s) - start )) s"
 
-$PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $ARCHS --trials "$TRIALS" --seed "$SEED" \
+$PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $MODELS --trials "$TRIALS" --seed "$SEED" \
     --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}"

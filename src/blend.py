@@ -44,11 +44,11 @@ from data import label_name, prediction_column, read_folds, target_columns  # no
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
 from localization import annotations, froc_scores, read_cams, run_spec  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from metrics import (bootstrap_intervals, confusion, delong_interval, delong_test, safe_roc_auc,  # noqa: E402
+from metrics import (FROC_THRESHOLDS, bootstrap_intervals, confusion, delong_interval, delong_test, safe_roc_auc,  # noqa: E402
                      threshold_metrics, youden_threshold)
 from readers import kaggle_test_ids  # noqa: E402
 from submission import CLASSIFICATION_HEADER, sample_format, write_classification  # noqa: E402
-from viz import blend_chart, confusion_figure, roc_figure  # noqa: E402
+from viz import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: E402
 
 FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")
 
@@ -258,9 +258,10 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label=""):
 
 def localization_report(args, models, folds, P, T, test, choice, nested, test_blend):
     """FROC of every model and of the chosen blend on the OOF images (the blend's nested
-    probabilities order the points) and on a labelled test side, from the Grad-CAMs train.py
-    saved; written to oof/<exp>/froc_report.csv. None when the data has no annotations or a
-    model has no saved Grad-CAMs."""
+    probabilities order the points) and on a labelled test side, from the object maps or
+    Grad-CAMs train.py saved, with bootstrap intervals and the sensitivity at every threshold;
+    written to oof/<exp>/froc_report.csv and froc.png. None when the data has no annotations
+    or a model has no saved heatmaps."""
     root = Path(args.input_dir) / args.dataset
     train_objects, test_objects = annotations(root) if root.is_dir() else (None, None)
     if train_objects is None:
@@ -270,19 +271,40 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
     if any(c is None for c in cams):
         print("FROC: not scored (a model has no saved Grad-CAMs: train it with --heatmaps on)")
         return None
-    specs = [run_spec(run_dir(args.weights_dir, args.exp, m, 0)) for m in models]
+    setups = [run_spec(run_dir(args.weights_dir, args.exp, m, 0)) for m in models]
     ids = list(folds["image_id"])
-    scores = {"oof": froc_scores(models, choice["weights"], nested, P, [[oof] for oof, _ in cams], specs, ids,
-                                 {i: train_objects[i] for i in ids}, root, args.max_points)}
+    boot = dict(n_boot=args.froc_bootstrap, seed=args.seed)
+    scores = {"oof": froc_scores(models, choice["weights"], nested, P, [[oof] for oof, _ in cams], setups, ids,
+                                 {i: train_objects[i] for i in ids}, root, args.max_points, **boot)}
     if test_objects is not None:
         test_ids = list(test["image_id"])
-        scores["test"] = froc_scores(models, choice["weights"], test_blend, T, [tests for _, tests in cams], specs,
-                                     test_ids, {i: test_objects[i] for i in test_ids}, root, args.max_points)
-    table = pd.DataFrame({f"{side}_froc": values for side, values in scores.items()}).rename_axis("name").reset_index()
+        scores["test"] = froc_scores(models, choice["weights"], test_blend, T, [tests for _, tests in cams], setups,
+                                     test_ids, {i: test_objects[i] for i in test_ids}, root, args.max_points, **boot)
+    table = froc_table(scores)
     write_csv(exp_dir / "froc_report.csv", table, float_format="%.6f")
-    print(f"FROC ({args.max_points} points per image, Grad-CAM; the blend's points from its heatmap):\n"
-          + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    return {side: values["blend"] for side, values in scores.items()}
+    froc_figure({f"{name} ({side})": values[1] for side, named in scores.items() for name, values in named.items()
+                 if name == "blend" or len(models) < 4}, FROC_THRESHOLDS, exp_dir / "froc.png",
+                title=f"{args.exp}: FROC curves (OOF and test side)")
+    shown = table[["name"] + [c for c in table.columns if c.endswith(("froc", "_low", "_high"))]]
+    print(f"FROC ({args.max_points} points per image; map models' object maps, else Grad-CAM; the blend's points from "
+          f"its heatmap; 95 % bootstrap intervals over images):\n" + shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for side, named in scores.items():
+        print(f"{side} sensitivity at " + ", ".join(f"{t:g}" for t in FROC_THRESHOLDS) + " false positives per image: "
+              + "; ".join(f"{name} " + " ".join(f"{v:.3f}" for v in values[1]) for name, values in named.items()))
+    print(f"wrote {exp_dir / 'froc_report.csv'} and {exp_dir / 'froc.png'}")
+    return {side: {"froc": named["blend"][0], "low": named["blend"][2][0], "high": named["blend"][2][1],
+                   "sensitivities": named["blend"][1]} for side, named in scores.items()}
+
+
+def froc_table(scores):
+    """One row per model and the blend: per side, the FROC, its interval and the sensitivity at each threshold."""
+    rows = {}
+    for side, named in scores.items():
+        for name, (value, sensitivities, (low, high)) in named.items():
+            row = rows.setdefault(name, {"name": name})
+            row.update({f"{side}_froc": value, f"{side}_low": low, f"{side}_high": high,
+                        **{f"{side}_sens@{t:g}": v for t, v in zip(FROC_THRESHOLDS, sensitivities)}})
+    return pd.DataFrame(list(rows.values()))
 
 
 def mean_over_labels(report):
@@ -328,6 +350,8 @@ def main(argv=None):
     parser.add_argument("--folds-dir", default="folds")
     parser.add_argument("--submissions-dir", default="submissions")
     parser.add_argument("--weights-dir", default="weights", help="where the checkpoints are (named in the blend spec)")
+    parser.add_argument("--froc-bootstrap", type=int, default=200,
+                        help="bootstrap resamples for the FROC intervals (default: 200; 0 = none)")
     parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC (default: 10)")
     args = parser.parse_args(argv)
     if args.storage and not args.study_name:

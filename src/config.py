@@ -34,6 +34,8 @@ class FoldSettings(DataSettings):
     dedup: bool = option(True, "group exact and near-duplicate images so no pair straddles train and validation")
     near_threshold: int = option(8, "near-duplicates: at most this many of the 256 dHash bits differ")
     overwrite: bool = option(False, "replace an existing, different fold file (old OOF files then no longer match)")
+    print_map_size: int = option(0, "print the image size for map models and exit: the training images' median "
+                                    "long side (their stored resolution) rounded up to a multiple of 32, at most this")
 
 
 @dataclass
@@ -42,6 +44,9 @@ class TrainConfig(DataSettings):
     arch: str = option("resnet18", "any timm architecture name (resnet101, densenet121, efficientnet_b0, ...)")
     fold: int = option(0, "validation fold; the model trains on the other folds")
     name: str = option("", "model name in oof/ and weights/ (default: the arch); lets one arch run with two settings")
+    kind: str = option("classifier", "classifier (learns from the image label) | map (learns from the object "
+                                     "outlines: an encoder-decoder's per-pixel object map and an image logit; "
+                                     "needs annotations, see the --crop-size settings)")
     pretrained: bool = option(False, "start from timm's pretrained weights (downloaded or from the local cache)")
     weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
     # data
@@ -50,6 +55,17 @@ class TrainConfig(DataSettings):
     interpolation: str = option("linear", "resize interpolation: linear | area (area blurs objects a few pixels wide)")
     clahe: bool = option(False, "CLAHE contrast equalization after resizing")
     blur: float = option(0.0, "Gaussian blur sigma in pixels after resizing (0 = none)")
+    # map models (--kind map): crops of the img-size image, prediction on the whole image
+    crop_size: int = option(160, "map models train on square crops of this size (0 = the whole image)")
+    object_crops: float = option(0.7, "map models: share of a positive image's crops centred near one of its objects")
+    scale_aug: float = option(0.25, "map models: crops rescaled by a random factor in [1/(1+s), 1+s] (objects of "
+                                    "other pixel sizes)")
+    map_channels: int = option(64, "map models: decoder (FPN) channels")
+    map_depth: int = option(16, "map models: the deepest encoder stride the decoder uses (16 or 32)")
+    image_score: str = option("auto", "map models: the image probability from the map's maximum (max), the image "
+                                      "head (head), their mean (mean), or auto (the best validation AUC, recorded)")
+    val_every: int = option(1, "validate every N epochs (and after the last); whole-image validation of a map "
+                               "model costs more than its crop epoch")
     cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")
     cache_dir: str = option("cache", "where decoded-image caches live")
     # optimization
@@ -92,7 +108,7 @@ class TrainConfig(DataSettings):
 
     @property
     def model_name(self):
-        return self.name or self.arch
+        return self.name or (f"{self.arch}-map" if self.kind == "map" else self.arch)
 
 
 def build_parser(cls=TrainConfig, description=None):

@@ -80,25 +80,49 @@ def to_device(images, device, channels_last):
     return images
 
 
+def classifier_loss(pos_weight=None):
+    """BCE over every label of the image logits; `pos_weight` (one per label) weighs positives."""
+    def loss(logits, targets):
+        weight = pos_weight.to(targets.device) if pos_weight is not None else None
+        return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
+    return loss
+
+
+def map_loss(pos_weight=None):
+    """A map model's loss: focal loss over the object map's cells against the mask (summed and
+    divided by the object cells, as RetinaNet does: the many empty cells do not drown the few
+    object cells), plus the image head's BCE against whether the crop holds an object."""
+    from torchvision.ops import sigmoid_focal_loss
+
+    head_loss = classifier_loss(pos_weight)
+
+    def loss(outputs, targets, masks):
+        head, maps = outputs
+        focal = sigmoid_focal_loss(maps.float(), masks, alpha=0.25, gamma=2.0, reduction="sum")
+        return focal / masks.sum().clamp(min=1.0) + head_loss(head, targets)
+    return loss
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True,
-                    pos_weight=None, clip_grad=0.0, ema=None, desc="train"):
-    """One pass over `loader` (batches of images and (b, labels) targets); the scheduler (and
-    the EMA, when given) steps every batch. The loss is BCE over every label; `pos_weight`
-    (one per label) weighs positives; `clip_grad` > 0 clips the gradient norm. Returns the
-    mean loss and the share of the epoch spent waiting for the loader (near 1: the data
-    pipeline starves the model; add --num-workers)."""
+                    loss_fn=None, clip_grad=0.0, ema=None, desc="train"):
+    """One pass over `loader` (batches of images, (b, labels) targets and, for a map model,
+    masks); the scheduler (and the EMA, when given) steps every batch. `loss_fn(outputs,
+    targets, *rest of the batch)` defaults to classifier_loss(); `clip_grad` > 0 clips the
+    gradient norm. Returns the mean loss and the share of the epoch spent waiting for the
+    loader (near 1: the data pipeline starves the model; add --num-workers)."""
     model.train()
+    loss_fn = loss_fn or classifier_loss()
     total, count, waited = 0.0, 0, 0.0
-    pos_weight = pos_weight.to(device) if pos_weight is not None else None
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
     started = asked = time.perf_counter()
-    for images, targets in bar:
+    for images, targets, *rest in bar:
         waited += time.perf_counter() - asked
         images = to_device(images, device, channels_last)
         targets = targets.to(device, dtype=torch.float32)
+        rest = [r.to(device, non_blocking=True) for r in rest]
         with autocast(device, precision):
-            logits = model(images)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
+            outputs = model(images)
+        loss = loss_fn(outputs, targets, *rest)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip_grad > 0:
@@ -127,29 +151,51 @@ TTA_FLIPS = {"none": [()], "hflip": [(), (3,)], "flips": [(), (3,), (2,), (2, 3)
 
 
 @torch.no_grad()
+def tta_outputs(model, images, device, precision, tta="none"):
+    """(image logits (N, labels), object-map probabilities (N, labels, h, w) or None for a
+    classifier), each averaged over the `tta` views (the maps flipped back first). A map
+    model's image logits are its image head's."""
+    heads, maps = [], []
+    with autocast(device, precision):
+        for dims in TTA_FLIPS[tta]:
+            output = model(torch.flip(images, dims) if dims else images)
+            if isinstance(output, tuple):  # a map model: (head logits, map logits)
+                output, logits = output
+                maps.append(torch.sigmoid(torch.flip(logits, dims) if dims else logits).float())
+            heads.append(output.float())
+    return torch.stack(heads).mean(0), (torch.stack(maps).mean(0) if maps else None)
+
+
 def tta_logits(model, images, device, precision, tta="none"):
     """(N, labels) logits of a batch on its device, averaged over the `tta` views."""
-    with autocast(device, precision):
-        views = [model(torch.flip(images, dims) if dims else images) for dims in TTA_FLIPS[tta]]
-        return torch.stack(views).float().mean(0)
+    return tta_outputs(model, images, device, precision, tta)[0]
 
 
 @torch.no_grad()
-def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
-    """(N, labels) sigmoid probabilities (of the logits averaged over the `tta` views) and the
-    mean loss over labelled rows (NaN when there are none)."""
+def predict_outputs(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
+    """((N, labels) sigmoid probabilities (of the logits averaged over the `tta` views), the
+    mean loss over labelled rows (NaN when there are none), and for a map model its (N, h, w)
+    float16 object maps of the first label, else None)."""
     model.eval()
-    probs, losses, count = [], 0.0, 0
+    probs, maps, losses, count = [], [], 0.0, 0
     for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        logits = tta_logits(model, to_device(images, device, channels_last), device, precision, tta).cpu()
+        logits, batch_maps = tta_outputs(model, to_device(images, device, channels_last), device, precision, tta)
+        logits = logits.cpu()
         labelled = (targets >= 0).all(1)
         if labelled.any():
             losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(),
                                                          reduction="sum").item() / targets.shape[1]
             count += int(labelled.sum())
         probs.append(torch.sigmoid(logits).numpy())
+        if batch_maps is not None:
+            maps.append(batch_maps[:, 0].cpu().half().numpy())
     probs = np.concatenate(probs) if probs else np.zeros((0, 1))
-    return probs, (losses / count if count else float("nan"))
+    return probs, (losses / count if count else float("nan")), (np.concatenate(maps) if maps else None)
+
+
+def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
+    """(N, labels) probabilities and the mean loss, as predict_outputs gives them."""
+    return predict_outputs(model, loader, device, precision, channels_last, tta, desc)[:2]
 
 
 def unwrap(model):

@@ -20,12 +20,13 @@ import engine
 import recipe
 from artifacts import folds_file, write_csv
 from cache import ImageSpec, build_cache, uncached_loader
-from data import ImageTable, read_folds, target_columns
+from data import ImageTable, parse_annotation, read_folds, target_columns
 from distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from errors import UserError
-from localize import loader_cams
+from localize import choose_image_score, loader_cams, map_image_probability
+from masks import MaskedCrops
 from metrics import mean_auc
-from models import create_model
+from models import IMAGE_SCORES, MAP_STRIDE, network_of
 from readers import read_checked
 from transforms import eval_transform, train_transform
 
@@ -45,6 +46,7 @@ class FoldData:
     columns: list  # the target column(s): ['target'], or one 'target_<label>' per label
     annotated: bool  # the training table has object annotations (FROC can be scored)
     world: World = World()  # the processes training this fold together (torchrun), each loading a shard
+    image_score: str = ""  # a map model's image score (localize.MAP_IMAGE_SCORES, or auto); '' for a classifier
 
     def split(self, name):
         """(loader of this process's shard, number of rows, the shard's row indices) of 'val' or 'test'."""
@@ -53,11 +55,25 @@ class FoldData:
 
     def predict(self, model, split, device, precision, cfg, desc):
         """((n, labels) probabilities of every row of `split` ('val' or 'test') in table order,
-        mean loss): each process predicts its shard, the shards are gathered on every process."""
+        mean loss, (n, h, w) object maps of a map model or None): each process predicts its
+        shard, the shards are gathered on every process. A map model's probabilities are its
+        image head's (see image_probabilities)."""
         loader, n, indices = self.split(split)
-        probs, loss = engine.predict(engine.unwrap(model), loader, device, precision, cfg.channels_last, cfg.tta,
-                                     desc=desc)
-        return gather_rows(probs, indices, n, self.world), gather_mean(loss, len(indices), self.world)
+        probs, loss, maps = engine.predict_outputs(engine.unwrap(model), loader, device, precision, cfg.channels_last,
+                                                   cfg.tta, desc=desc)
+        if maps is not None:
+            maps = gather_rows(maps, indices, n, self.world)
+        return gather_rows(probs, indices, n, self.world), gather_mean(loss, len(indices), self.world), maps
+
+    def image_probabilities(self, probs, maps, score=""):
+        """(score name, (n, labels) image probabilities) of validation predictions: a classifier's
+        own; a map model's by its image score (`score`, else the run's; auto: the best AUC)."""
+        score = score or self.image_score
+        if maps is None:
+            return "", probs
+        if score == "auto":
+            return choose_image_score(self.val_rows[self.columns].to_numpy(), probs, maps)
+        return score, map_image_probability(probs, maps, score)
 
     def cams(self, model, split, device, channels_last):
         """(n, h, w) Grad-CAMs of every row of `split`, gathered like `predict`."""
@@ -79,7 +95,13 @@ def load_split(cfg):
     n_folds = folds["fold"].nunique()
     if not 0 <= cfg.fold < n_folds:
         raise UserError(f"--fold {cfg.fold}: {folds.attrs['source']} has folds 0..{n_folds - 1}")
-    return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root, "annotation" in train_table
+    return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root, train_table
+
+
+def object_table(table):
+    """{image id: (shapes, width, height)}: every training image's objects in original pixels."""
+    return {image: (parse_annotation(text), int(width), int(height))
+            for image, text, width, height in zip(table["image_id"], table["annotation"], table["width"], table["height"])}
 
 
 def build_data(cfg, world=World()):
@@ -89,7 +111,12 @@ def build_data(cfg, world=World()):
         raise UserError(f"--heatmaps {cfg.heatmaps}: expected auto, on or off")
     if cfg.tta not in engine.TTA_FLIPS:
         raise UserError(f"--tta {cfg.tta}: expected one of {', '.join(engine.TTA_FLIPS)}")
-    train_rows, val_rows, test, root, annotated = load_split(cfg)
+    check_map_settings(cfg)
+    train_rows, val_rows, test, root, train_table = load_split(cfg)
+    annotated = "annotation" in train_table
+    if cfg.kind == "map" and not annotated:
+        raise UserError(f"--kind map learns from object annotations; {train_table.attrs['source']} has none "
+                        f"(train a classifier: --kind classifier)")
     spec = ImageSpec.of(cfg)
     if cfg.cache:
         all_ids = [*train_rows["image_id"], *val_rows["image_id"], *test["image_id"]]
@@ -107,9 +134,11 @@ def build_data(cfg, world=World()):
         raise UserError("--balance sampler is single-process; under torchrun use --balance loss")
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = recipe.balanced_sampler(train_rows["target"], generator) if cfg.balance == "sampler" else None
+    objects = object_table(train_table) if cfg.kind == "map" else None
 
-    def loader(table, transform, sharded=False, **order):
-        dataset = ImageTable(table, load, transform, columns)
+    def loader(table, transform, sharded=False, crops=False, **order):
+        dataset = (MaskedCrops(table, load, transform, objects, spec, cfg.crop_size, cfg.object_crops, cfg.scale_aug,
+                               MAP_STRIDE, cfg.seed) if crops else ImageTable(table, load, transform, columns))
         if sharded and world.distributed:  # this process's rows only (gathered after prediction)
             dataset = Subset(dataset, shard(len(table), world).tolist())
         return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=False, num_workers=cfg.num_workers,
@@ -119,15 +148,26 @@ def build_data(cfg, world=World()):
         sampler = DistributedSampler(ImageTable(train_rows, load, None, columns), num_replicas=world.size,
                                      rank=world.rank, shuffle=True, seed=cfg.seed)
     train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
-    return FoldData(train_rows, val_rows, test, loader(train_rows, train_transform(seed=cfg.seed), **train_order),
+    return FoldData(train_rows, val_rows, test,
+                    loader(train_rows, train_transform(seed=cfg.seed), crops=cfg.kind == "map", **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
-                    generator, columns, annotated, world)
+                    generator, columns, annotated, world, cfg.image_score if cfg.kind == "map" else "")
+
+
+def check_map_settings(cfg):
+    if cfg.kind not in ("classifier", "map"):
+        raise UserError(f"--kind {cfg.kind}: expected classifier or map")
+    if cfg.image_score not in IMAGE_SCORES:
+        raise UserError(f"--image-score {cfg.image_score}: expected one of {', '.join(IMAGE_SCORES)}")
+    if cfg.kind == "map" and not 0 <= cfg.crop_size <= cfg.img_size:
+        raise UserError(f"--crop-size {cfg.crop_size}: expected 0 (the whole image) up to --img-size {cfg.img_size}")
+    if not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
+        raise UserError("--object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
 
 
 def build_model(cfg, device, num_labels=1):
     torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
-    model = create_model(cfg.arch, num_classes=num_labels, pretrained=cfg.pretrained, weights=cfg.weights,
-                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path, pool=cfg.pool)
+    model = network_of(cfg, num_labels, cfg.pretrained, cfg.weights)
     return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)
 
 
@@ -141,25 +181,32 @@ def check_resumable(saved, cfg):
 
 
 def evaluate(candidates, data, device, precision, cfg):
-    """{name: (probs, loss, auc, score)} on the validation fold for each candidate model."""
+    """{name: (data.predict's (probs, loss, maps), loss, auc, score)} on the validation fold for
+    each candidate model."""
     results = {}
     for name, model in candidates.items():
-        probs, loss = data.predict(model, "val", device, precision, cfg, desc=f"validate {name}")
-        auc = data.val_auc(probs)
-        results[name] = (probs, loss, auc, auc if np.isfinite(auc) else -loss)  # a one-class fold has no AUC
+        probs, loss, maps = data.predict(model, "val", device, precision, cfg, desc=f"validate {name}")
+        auc = data.val_auc(data.image_probabilities(probs, maps)[1])
+        results[name] = ((probs, loss, maps), loss, auc, auc if np.isfinite(auc) else -loss)  # one class: no AUC
     return results
+
+
+NOT_VALIDATED = {"model": (None, math.nan, math.nan, -math.inf)}  # an epoch between --val-every validations
 
 
 def fit(cfg, model, data, device, precision, out, config, writer=None):
     """Train for cfg.epochs (or until early stopping); best.pt, last.pt and log.csv in `out`.
-    Returns the log (one dict per epoch)."""
+    Returns the log (one dict per epoch) and the best.pt weights' validation predictions (as
+    data.predict gives them; None when they were made before a --resume): the OOF predictions,
+    not computed twice."""
     steps = len(data.train_loader)
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay)
     scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
     pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
-    log, best_score, stopped = [], -math.inf, False
+    loss_fn = (engine.map_loss if cfg.kind == "map" else engine.classifier_loss)(pos_weight)
+    log, best_score, stopped, best_predictions = [], -math.inf, False, None
 
     if cfg.resume and (out / "last.pt").is_file():
         state = engine.load_checkpoint(out / "last.pt")
@@ -180,33 +227,36 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             break
         start = time.time()
         recipe.seed_epoch(cfg.seed, epoch, data.generator, data.train_loader.dataset.transform)
+        if hasattr(data.train_loader.dataset, "reseed"):  # a map model's crop windows
+            data.train_loader.dataset.reseed(recipe.epoch_seed(cfg.seed, epoch))
         if isinstance(data.train_loader.sampler, DistributedSampler):
             data.train_loader.sampler.set_epoch(epoch)
         if cfg.freeze_epochs:
             recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
         epoch_result = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
-                                            cfg.channels_last, pos_weight, cfg.clip_grad, ema,
+                                            cfg.channels_last, loss_fn, cfg.clip_grad, ema,
                                             desc=f"epoch {epoch}/{cfg.epochs}")
         train_seconds = time.time() - start
         train_loss = gather_mean(epoch_result.loss, len(data.train_loader.sampler), data.world)
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
         sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
-        results = evaluate(candidates, data, device, precision, cfg)
+        validated = epoch % cfg.val_every == 0 or epoch == cfg.epochs
+        results = evaluate(candidates, data, device, precision, cfg) if validated else NOT_VALIDATED
         chosen = max(results, key=lambda name: results[name][3])
-        _, val_loss, val_auc, score = results[chosen]
-        improved = score > best_score
+        predictions, val_loss, val_auc, score = results[chosen]
+        improved = validated and score > best_score
         main = data.world.is_main  # every process decides alike (same gathered AUC); one writes
         if improved:
-            best_score = float(score)
+            best_score, best_predictions = float(score), predictions
             if main:
                 engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
         row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "raw_val_auc": results["model"][2],
-               "ema_val_auc": results["ema"][2] if ema else math.nan, "lr": scheduler.get_last_lr()[0],
+               "ema_val_auc": results["ema"][2] if ema and validated else math.nan, "lr": scheduler.get_last_lr()[0],
                "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9),
                "data_share": epoch_result.data_share}
         log.append({"epoch": epoch, **{k: float(v) for k, v in row.items()}})  # plain floats: last.pt loads weights-only
         stopped = recipe.should_stop([row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
-                                      for row in log], cfg.patience)
+                                      for row in log if np.isfinite(row["val_loss"])], cfg.patience)
         if main:
             engine.save_checkpoint(out / "last.pt", model, config, epoch, score, optimizer=optimizer.state_dict(),
                                    scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
@@ -217,7 +267,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
         if stopped and main:
             print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
     barrier(data.world)  # the others read best.pt next
-    return log
+    return log, best_predictions
 
 
 def report_epoch(row, epochs, improved, chosen, writer):

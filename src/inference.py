@@ -14,8 +14,8 @@ from cache import ImageSpec, decode_gray, map_to_original, preprocess
 from data import image_size, label_name
 from ensemble import methods
 from errors import UserError
-from localize import ensemble_heatmaps, grad_cam, original_points
-from models import create_model
+from localize import ensemble_heatmaps, grad_cam, heatmap_sources, map_image_probability, original_points
+from models import network_of
 from transforms import eval_transform
 
 
@@ -25,6 +25,8 @@ class FoldModel:
     spec: ImageSpec
     tta: str
     targets: list  # the target column of each network output
+    kind: str = "classifier"  # or "map": a map model, its image probability by `image_score`
+    image_score: str = ""
 
 
 @dataclass
@@ -42,9 +44,17 @@ class Ensemble:
     labels: list  # the label names ([''] for a binary target)
 
     @property
+    def heatmap_sources(self):
+        """(model names, weights) whose heatmaps make the ensemble's (localize.heatmap_sources)."""
+        names = list(self.models)
+        chosen, weights = heatmap_sources([self.models[n][0].kind for n in names], self.blends[0].params["weights"])
+        return [names[j] for j in chosen], weights
+
+    @property
     def frame(self):
-        """The network frame heatmaps are combined in: the first model's preprocessing."""
-        return next(iter(self.models.values()))[0].spec
+        """The network frame heatmaps are combined in: the first heatmap model's preprocessing."""
+        names = self.heatmap_sources[0]
+        return self.models[names[0] if names else next(iter(self.models))][0].spec
 
 
 def load_ensemble(spec_path, device):
@@ -75,11 +85,12 @@ def load_fold_model(checkpoint, device):
         raise UserError(f"{checkpoint}: checkpoint named by the blend spec not found")
     state = engine.load_checkpoint(checkpoint)
     cfg = state["config"]
-    targets = json.loads((checkpoint.parent / "config.json").read_text()).get("targets", ["target"])
-    network = create_model(cfg["arch"], num_classes=len(targets), drop_rate=cfg.get("drop_rate", 0.0),
-                           drop_path_rate=cfg.get("drop_path", 0.0), pool=cfg.get("pool", "avg"))
+    recorded = json.loads((checkpoint.parent / "config.json").read_text())
+    targets = recorded.get("targets", ["target"])
+    network = network_of(cfg, len(targets))
     network.load_state_dict(state["model"])
-    return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets)
+    return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets,
+                     cfg.get("kind", "classifier"), recorded.get("image_score_used", "max"))
 
 
 def check_readable(paths):
@@ -106,32 +117,39 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
 
     Each model's probability is the mean of its fold models', as in blend.py; each label is
     blended by its own method. The heatmap (of the first label) is the blend-weighted mean of
-    every fold model's Grad-CAM, each scaled to [0, 1] per image, in the first model's network
-    frame (models with another frame are left out of it)."""
+    every fold model's object map (map models) or else Grad-CAM (see Ensemble.heatmap_sources),
+    each scaled to [0, 1] per image, in the first such model's network frame (models with
+    another frame are left out of it)."""
     probabilities, cams, weights = [], [], []
     frame = ensemble.frame
-    for weight, folds in zip(ensemble.blends[0].params["weights"], ensemble.models.values()):
-        with_cams = heatmaps and folds[0].spec == frame and weight != 0
+    sources = dict(zip(*ensemble.heatmap_sources))
+    for name, folds in ensemble.models.items():
+        with_cams = heatmaps and name in sources and folds[0].spec == frame
         model_probabilities, fold_cams = fold_outputs(folds, grays, device, with_cams)
         probabilities.append(model_probabilities)
         if with_cams:
             cams.append(fold_cams)
-            weights.append(weight)
+            weights.append(sources[name])
     P = np.stack(probabilities, axis=1)
     blended = np.column_stack([b.method.combine(P[:, :, j], b.params) for j, b in enumerate(ensemble.blends)])
     return blended, P, (ensemble_heatmaps(cams, weights, frame.size).numpy() if cams else None)
 
 
 def fold_outputs(folds, grays, device, cams=False):
-    """(probabilities (b, labels): the mean of the fold models', [each fold model's Grad-CAMs
-    (b, h, w)] when `cams`, else []) of one model for a batch of grayscale images."""
+    """(probabilities (b, labels): the mean of the fold models', [each fold model's heatmaps
+    (b, h, w): a map model's object maps, a classifier's Grad-CAMs] when `cams`, else []) of
+    one model for a batch of grayscale images, as train.py predicted its OOF and test images."""
     probabilities, maps = [], []
     for fold in folds:
         images = network_batch(grays, fold.spec).to(device)
-        logits = engine.tta_logits(fold.network, images, device, engine.Precision(None, False), fold.tta)
-        probabilities.append(torch.sigmoid(logits).cpu().numpy())
+        logits, object_maps = engine.tta_outputs(fold.network, images, device, engine.Precision(None, False), fold.tta)
+        probability = torch.sigmoid(logits).cpu().numpy()
+        if object_maps is not None:
+            object_maps = object_maps[:, 0].cpu().half()  # as train.py saved them
+            probability = map_image_probability(probability, object_maps.numpy(), fold.image_score)
+        probabilities.append(probability)
         if cams:
-            maps.append(grad_cam(fold.network, images).cpu())
+            maps.append(object_maps if object_maps is not None else grad_cam(fold.network, images).cpu())
     return np.mean(probabilities, axis=0), maps
 
 

@@ -16,7 +16,7 @@ from artifacts import cams_file
 from cache import ImageSpec
 from data import image_size, parse_annotation
 from errors import RowProblems, UserError
-from localize import ensemble_heatmaps, original_points
+from localize import ensemble_heatmaps, heatmap_sources, original_points
 from metrics import froc
 from readers import read_dataset
 
@@ -54,11 +54,13 @@ def read_cams(oof_dir, exp, model, folds, test_ids):
 
 
 def run_spec(run):
-    """The preprocessing (ImageSpec) of a training run, from its config.json."""
+    """(the preprocessing (ImageSpec), the kind of model: classifier or map) of a training run,
+    from its config.json."""
     config = Path(run) / "config.json"
     if not config.is_file():
         raise UserError(f"{config}: not found (the checkpoints named by the blend are missing)")
-    return ImageSpec.of(json.loads(config.read_text()))
+    settings = json.loads(config.read_text())
+    return ImageSpec.of(settings), settings.get("kind", "classifier")
 
 
 def blend_points(ids, probabilities, cams, weights, spec, sizes, max_points=10, batch=64):
@@ -74,17 +76,42 @@ def blend_points(ids, probabilities, cams, weights, spec, sizes, max_points=10, 
     return points
 
 
-def froc_scores(models, weights, probabilities, model_probabilities, cams, specs, ids, objects, root, max_points=10):
-    """{name: FROC} of every model alone and of the blend (points from the models sharing the
-    first model's network frame), on the images `ids` with their `objects`."""
+def froc_scores(models, weights, probabilities, model_probabilities, cams, setups, ids, objects, root, max_points=10,
+                n_boot=0, seed=0):
+    """{name: (FROC, sensitivities at the 7 thresholds, (low, high) bootstrap 95 % interval or
+    NaNs)} of every model alone and of the blend (points from the heatmaps of
+    localize.heatmap_sources sharing the first one's network frame), on the images `ids` with
+    their `objects`; `setups` holds each model's (ImageSpec, kind)."""
     sizes = {i: image_size(Path(root) / i) for i in ids}
-    frame = specs[0]
+    specs, kinds = zip(*setups)
     scores = {}
     for j, model in enumerate(models):
         points = blend_points(ids, model_probabilities[:, j], [cams[j]], [1.0], specs[j], sizes, max_points)
-        scores[model] = froc(points, objects)[0]
-    shared = [j for j in range(len(models)) if specs[j] == frame and weights[j] != 0]
-    points = blend_points(ids, probabilities, [cams[j] for j in shared], [weights[j] for j in shared], frame, sizes,
+        scores[model] = froc_with_interval(points, objects, n_boot, seed)
+    sources, source_weights = heatmap_sources(kinds, weights)
+    frame = specs[sources[0]] if sources else specs[0]
+    shared = [(j, w) for j, w in zip(sources, source_weights) if specs[j] == frame]
+    points = blend_points(ids, probabilities, [cams[j] for j, _ in shared], [w for _, w in shared], frame, sizes,
                           max_points)
-    scores["blend"] = froc(points, objects)[0]
+    scores["blend"] = froc_with_interval(points, objects, n_boot, seed)
     return scores
+
+
+def froc_with_interval(points, objects, n_boot=0, seed=0):
+    """(FROC, sensitivities, (low, high)): the interval is the 2.5 and 97.5 percentiles of the
+    FROC over `n_boot` resamples of the images with replacement, those holding objects (NaNs
+    when n_boot is 0)."""
+    score, sensitivities = froc(points, objects)
+    if not n_boot:
+        return score, sensitivities, (np.nan, np.nan)
+    images = list(objects)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_boot):
+        drawn = rng.integers(len(images), size=len(images))
+        copies = {f"{k}:{images[i]}": i for k, i in enumerate(drawn)}  # a drawn twice image counts twice
+        if not any(objects[images[i]] for i in drawn):
+            continue  # no object drawn: no sensitivity to measure
+        samples.append(froc({c: points.get(images[i], []) for c, i in copies.items()},
+                            {c: objects[images[i]] for c, i in copies.items()})[0])
+    return score, sensitivities, tuple(np.percentile(samples, [2.5, 97.5]))

@@ -110,3 +110,46 @@ def loader_cams(model, loader, device, channels_last=True):
     network = unwrap(model).eval()
     maps = [grad_cam(network, to_device(images, device, channels_last)).cpu().half() for images, _ in loader]
     return torch.cat(maps).numpy() if maps else np.zeros((0, 1, 1), np.float16)
+
+
+# ---------------------------------------------------------------- map models' image scores
+MAP_IMAGE_SCORES = ("max", "head", "mean")  # in order of preference on a tie
+
+
+def map_maximum(maps):
+    """(N,) the maximum of each object map after a 3x3 mean (one hot cell alone is not an object)."""
+    maps = torch.as_tensor(np.asarray(maps, dtype=np.float32))[:, None]
+    return F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False).amax((1, 2, 3)).numpy()
+
+
+def map_image_probability(head, maps, score):
+    """(N, 1) image probabilities of a map model: the smoothed map's maximum (max), the image
+    head's probability (head, `head` (N, 1)), or the mean of the two (mean)."""
+    if score == "head":
+        return np.asarray(head, dtype=float)
+    peak = map_maximum(maps)[:, None]
+    return peak if score == "max" else (peak + np.asarray(head, dtype=float)) / 2
+
+
+def choose_image_score(targets, head, maps):
+    """(name, (N, 1) probabilities) of the image score with the best AUC against `targets`
+    (a tie goes to the earlier of MAP_IMAGE_SCORES)."""
+    from metrics import safe_roc_auc
+
+    candidates = {name: map_image_probability(head, maps, name) for name in MAP_IMAGE_SCORES}
+    aucs = {name: safe_roc_auc(np.asarray(targets).ravel(), p[:, 0]) for name, p in candidates.items()}
+    best = max(MAP_IMAGE_SCORES, key=lambda name: (np.nan_to_num(aucs[name], nan=-1.0), -MAP_IMAGE_SCORES.index(name)))
+    return best, candidates[best]
+
+
+def heatmap_sources(kinds, weights):
+    """(indices of the models whose heatmaps make the ensemble's, their weights): the map models
+    when there are any (their maps learned where objects are; a classifier's Grad-CAM is only
+    the fallback), weighted by |blend weight|, or alike when the blend gave them none; else the
+    classifiers with a non-zero weight."""
+    maps = [j for j, kind in enumerate(kinds) if kind == "map"]
+    if maps:
+        weighed = [abs(float(weights[j])) for j in maps]
+        return maps, (weighed if any(weighed) else [1.0] * len(maps))
+    chosen = [j for j in range(len(kinds)) if weights[j] != 0]
+    return chosen, [weights[j] for j in chosen]

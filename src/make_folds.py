@@ -33,11 +33,19 @@ def group_duplicates(train, test, root, threshold, report_path):
     return train.assign(group=[ids[g] for g in groups[:len(train)]])
 
 
+def map_image_size(long_sides, largest):
+    """The stored resolution, at most `largest`: the median long side rounded up to a multiple of 32."""
+    return int(min(largest, -(-int(long_sides.median()) // 32) * 32))
+
+
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, FoldSettings, description=__doc__)
 
     train, test, root = read_checked(args)
+    if args.print_map_size:
+        print(map_image_size(train[["width", "height"]].max(axis=1), args.print_map_size))
+        return
     path = folds_file(args.folds_dir, args.dataset)
     if args.dedup:
         train = group_duplicates(train, test, root, args.near_threshold, duplicates_file(args.folds_dir, args.dataset))

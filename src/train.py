@@ -18,11 +18,13 @@ Outputs (see README):
                                               when the data has annotations (--heatmaps): blend.py scores FROC
 """
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
@@ -62,19 +64,28 @@ def main(argv=None):
               f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
 
     writer = tensorboard_writer(cfg) if main_process else None
-    log = fit(cfg, model, data, device, precision, out, config, writer)
+    log, best_predictions = fit(cfg, model, data, device, precision, out, config, writer)
     if writer is not None:
         writer.close()
 
     best = engine.load_checkpoint(out / "best.pt")
     engine.unwrap(model).load_state_dict(best["model"])
-    oof_probs, _ = data.predict(model, "val", device, precision, cfg, desc="oof")
-    test_probs, _ = data.predict(model, "test", device, precision, cfg, desc="test")
+    oof_head, _, oof_maps = best_predictions or data.predict(model, "val", device, precision, cfg, desc="oof")
+    predicting = time.time()
+    test_head, _, test_maps = data.predict(model, "test", device, precision, cfg, desc="test")
+    seconds_per_image = (time.time() - predicting) / max(len(data.test), 1)
+    image_score, oof_probs = data.image_probabilities(oof_head, oof_maps)  # a map model: auto chooses by OOF AUC
+    _, test_probs = data.image_probabilities(test_head, test_maps, image_score)
     with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
-    cams = {s: data.cams(model, s, device, cfg.channels_last) for s in ("val", "test")} if with_cams else None
+    if cfg.kind == "map":  # the object maps are its heatmaps
+        cams = {"val": oof_maps, "test": test_maps if test_maps is not None else np.zeros((0, 1, 1), np.float16)}
+    else:
+        cams = {s: data.cams(model, s, device, cfg.channels_last) for s in ("val", "test")} if with_cams else None
     if not main_process:
         shutdown(world)
         return
+    measured = {"test_seconds_per_image": seconds_per_image, **({"image_score_used": image_score} if image_score else {})}
+    write_json(out / "config.json", {**json.loads((out / "config.json").read_text()), **measured})
     learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {cfg.model_name} / fold {cfg.fold}")
     predictions = [prediction_column(c) for c in data.columns]
     oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(**dict(zip(predictions, oof_probs.T)))
@@ -89,7 +100,7 @@ def main(argv=None):
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
     print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
           f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(oof_probs):.4f}{' (mean over labels)' if len(predictions) > 1 else ''} "
-          f"(TTA {cfg.tta}), {time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)}")
+          f"(TTA {cfg.tta}{f', image score {image_score}' if image_score else ''}), {time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)}")
     shutdown(world)
 
 

@@ -100,6 +100,18 @@ def roc_figure(curves, path, title="ROC"):
     save_figure(fig, path)
 
 
+def froc_figure(curves, thresholds, path, title="FROC"):
+    """`curves`: {label: sensitivities at `thresholds` (false positives per image)}; log-scaled x."""
+    fig, ax = pyplot().subplots(figsize=(6, 4.5))
+    for label, sensitivities in curves.items():
+        ax.plot(thresholds, sensitivities, marker="o", label=f"{label} (FROC {sum(sensitivities) / len(sensitivities):.3f})")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="false positives per image", ylabel="sensitivity (objects hit)", title=title, ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def confusion_figure(matrix, path, title):
     """A 2x2 confusion matrix [[TN, FP], [FN, TP]] with counts in the cells."""
     fig, ax = pyplot().subplots(figsize=(4.2, 4))

@@ -39,6 +39,11 @@ def test_froc_is_perfect_when_the_heatmaps_point_at_every_object_and_nil_when_th
     probabilities = np.array([0.9, 0.8, 0.1])
     model_probabilities = np.column_stack([probabilities, probabilities])
     scores = froc_scores(["good", "bad"], [1.0, 0.0], probabilities, model_probabilities, [[toward], [away]],
-                         [SPEC, SPEC], ids, objects, tmp_path, max_points=1)
-    assert scores["good"] == 1.0 and scores["bad"] == 0.0
-    assert scores["blend"] == 1.0  # the blend's heatmap is the good model's alone (weight 0 for the other)
+                         [(SPEC, "classifier")] * 2, ids, objects, tmp_path, max_points=1)
+    assert scores["good"][0] == 1.0 and scores["bad"][0] == 0.0
+    assert scores["blend"][0] == 1.0  # the blend's heatmap is the good model's alone (weight 0 for the other)
+    # a map model's heatmap makes the blend's points whatever the classifiers' weights
+    mixed = froc_scores(["classifier", "map"], [1.0, 0.0], probabilities, model_probabilities, [[away], [toward]],
+                        [(SPEC, "classifier"), (SPEC, "map")], ids, objects, tmp_path, max_points=1, n_boot=50)
+    assert mixed["blend"][0] == 1.0 and mixed["blend"][1] == [1.0] * 7
+    assert mixed["map"][2] == (1.0, 1.0) and np.isnan(scores["blend"][2][0])  # interval only when bootstrapped
