@@ -53,6 +53,12 @@ def point_in_polygon(vertices, x, y):
     return inside
 
 
+def polygon_area(vertices):
+    """The shoelace area of a polygon's (n, 2) vertices."""
+    x, y = vertices[:, 0], vertices[:, 1]
+    return 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+
+
 def parse_annotation(text):
     """`'0 1 2 3 4;2 0 0 5 0 5 5'` -> [Shape(0, (1, 2, 3, 4)), Shape(2, (...))]; '' -> [].
 
@@ -76,6 +82,10 @@ def parse_annotation(text):
             raise ValueError(f"polygon '{part.strip()}' needs an even number (>= 6) of coordinates, has {len(coords)}")
         if kind in (0, 1) and (coords[2] < coords[0] or coords[3] < coords[1]):
             raise ValueError(f"{SHAPE_NAMES[kind]} '{part.strip()}' has x2 < x1 or y2 < y1")
+        if kind in (0, 1) and (coords[2] == coords[0] or coords[3] == coords[1]):
+            raise ValueError(f"{SHAPE_NAMES[kind]} '{part.strip()}' has zero area (x1 = x2 or y1 = y2)")
+        if kind == 2 and polygon_area(np.asarray(coords, dtype=float).reshape(-1, 2)) == 0:
+            raise ValueError(f"polygon '{part.strip()}' has zero area (its points lie on one line)")
         shapes.append(Shape(kind, coords))
     return shapes
 

@@ -137,7 +137,8 @@ def build_data(cfg, world=World()):
     objects = object_table(train_table) if cfg.kind == "map" else None
 
     def loader(table, transform, sharded=False, crops=False, **order):
-        dataset = (MaskedCrops(table, load, transform, objects, spec, cfg.crop_size, cfg.object_crops, cfg.scale_aug,
+        crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
+        dataset = (MaskedCrops(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
                                MAP_STRIDE, cfg.seed) if crops else ImageTable(table, load, transform, columns))
         if sharded and world.distributed:  # this process's rows only (gathered after prediction)
             dataset = Subset(dataset, shard(len(table), world).tolist())
@@ -159,10 +160,8 @@ def check_map_settings(cfg):
         raise UserError(f"--kind {cfg.kind}: expected classifier or map")
     if cfg.image_score not in IMAGE_SCORES:
         raise UserError(f"--image-score {cfg.image_score}: expected one of {', '.join(IMAGE_SCORES)}")
-    if cfg.kind == "map" and not 0 <= cfg.crop_size <= cfg.img_size:
-        raise UserError(f"--crop-size {cfg.crop_size}: expected 0 (the whole image) up to --img-size {cfg.img_size}")
-    if not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
-        raise UserError("--object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
+    if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
+        raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
 
 
 def build_model(cfg, device, num_labels=1):

@@ -30,6 +30,9 @@ def test_polygon_points():
     ("2 1 2 3 4 5 6 7", "even number"),
     ("0 1 2 x 4", "non-integer"),
     ("0 10 10 5 20", "x2 < x1"),
+    ("0 10 10 10 20", "zero area"),
+    ("1 10 10 20 10", "zero area"),
+    ("2 0 0 5 5 10 10", "zero area"),
 ])
 def test_malformed_annotation_is_refused(bad, why):
     with pytest.raises(ValueError, match=why):

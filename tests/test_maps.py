@@ -1,0 +1,166 @@
+"""Map models: masks from the annotations, training crops, peaks back to original pixels, and
+the real scripts end to end with a map model beside a classifier."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from cache import ImageSpec
+from conftest import make_tiny_dataset, one_error_line, run_script
+from data import Shape, parse_annotation
+from localize import choose_image_score, heatmap_sources, map_image_probability, original_points
+from masks import MaskedCrops, crop_window, cut, object_mask, shrink_mask
+from models import MAP_STRIDE, create_map_model
+from submission import read_localization, validate_classification
+
+
+def test_each_shape_is_rasterized_inside_and_not_outside():
+    rectangle, ellipse, polygon = Shape(0, (10, 20, 29, 39)), Shape(1, (50, 50, 89, 69)), Shape(2, (0, 90, 30, 90, 0, 99))
+    mask = object_mask([rectangle, ellipse, polygon], 100, 100, 100, "squash")  # no resize: pixels are pixels
+    assert mask[20:40, 10:30].all() and mask[:, :10][:90].sum() == 0 and not mask[19, 15] and not mask[25, 30]
+    assert mask[60, 70] and mask[60, 51] and mask[51, 70] and not mask[51, 51] and not mask[68, 88]  # corners
+    assert mask[99, 0] and mask[91, 25] and not mask[98, 25]  # the triangle's inside and outside
+    for shape in (rectangle, ellipse, polygon):  # every mask pixel is within a pixel of the shape
+        ys, xs = np.nonzero(object_mask([shape], 100, 100, 100, "squash"))
+        assert all(any(shape.contains(x + dx, y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)) for x, y in zip(xs, ys))
+    assert object_mask([], 100, 100, 100, "squash").sum() == 0
+
+
+def test_objects_at_the_border_and_below_a_pixel_are_kept_after_a_resize():
+    at_border = Shape(0, (390, 0, 399, 9))  # a 400x300 image, the top right corner
+    tiny = Shape(1, (200, 150, 202, 152))  # 3 px wide: under a pixel at size 64
+    for mode in ("squash", "letterbox"):
+        mask = object_mask([at_border, tiny], 400, 300, 64, mode)
+        assert mask.sum() >= 2
+        top = 0 if mode == "squash" else 8  # letterbox: 400x300 -> 64x48, 8 rows of padding above
+        assert mask[top:top + 2, 62:].any() and not mask[:top].any()  # at the corner, not in the padding
+        assert mask[30:34, 30:34].any()
+        assert object_mask([tiny], 400, 300, 64, mode)[28:36, 28:36].sum() >= 1
+
+
+def test_masks_follow_the_image_through_a_resize():
+    shape = Shape(0, (100, 60, 199, 119))  # a 400x300 image -> 200: squash halves x, scales y by 2/3
+    mask = object_mask([shape], 400, 300, 200, "squash")
+    ys, xs = np.nonzero(mask)
+    assert (xs.min(), xs.max()) == (50, 99) and abs(ys.min() - 40) <= 1 and abs(ys.max() - 79) <= 1
+    letterbox = object_mask([shape], 400, 300, 200, "letterbox")  # same scale 1/2 both ways, 25 rows of padding
+    ys, xs = np.nonzero(letterbox)
+    assert (xs.min(), xs.max()) == (50, 99) and (ys.min(), ys.max()) == (25 + 30, 25 + 59)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.7, 1.0])
+def test_crops_contain_an_object_at_the_requested_share(share):
+    rng = np.random.default_rng(0)
+    centre = (300.0, 40.0)  # one small object far from the middle of a 400 frame
+    inside = []
+    for _ in range(600):
+        left, top, side = crop_window(400, 64, [centre], share, rng, scale_range=0.25)
+        assert 51 <= side <= 80 and 0 <= left <= 400 - side and 0 <= top <= 400 - side
+        inside.append(left <= centre[0] < left + side and top <= centre[1] < top + side)
+    by_chance = (64 / 400) ** 2
+    assert abs(np.mean(inside) - (share + (1 - share) * by_chance)) < 0.06
+
+
+def test_masked_crops_give_image_mask_and_crop_target(tmp_path):
+    from transforms import train_transform
+
+    spec = ImageSpec(128, "letterbox")
+    objects = {"pos": (parse_annotation("0 60 60 70 70"), 128, 96), "neg": ([], 128, 96)}
+    images = {"pos": np.full((128, 128), 90, np.uint8), "neg": np.full((128, 128), 90, np.uint8)}
+    table = pd.DataFrame({"image_id": ["pos", "neg"]})
+    crops = MaskedCrops(table, images.__getitem__, train_transform(seed=0), objects, spec, 64, 1.0, 0.25, MAP_STRIDE)
+    for epoch in range(5):
+        crops.reseed(epoch)
+        image, target, mask = crops[0]
+        assert image.shape == (3, 64, 64) and mask.shape == (1, 16, 16)
+        assert target[0] == 1.0 and mask.sum() >= 1  # object_crops 1: the object is always in the crop
+        image, target, mask = crops[1]
+        assert target[0] == 0.0 and mask.sum() == 0
+    crops.reseed(3)
+    assert torch.equal(crops[0][2], crops[0][2])  # a row's crop is drawn from (seed, row): repeatable
+    assert shrink_mask(np.eye(8, dtype=np.uint8), 4).tolist() == [[1, 0], [0, 1]]
+    assert cut(np.ones((4, 4)), -2, -2, 4, 4, 0).sum() == 4  # beyond the edge: black
+
+
+@pytest.mark.parametrize("mode", ["squash", "letterbox"])
+def test_peaks_inside_objects_land_inside_them_in_original_pixels(mode):
+    width, height, spec = 900, 600, ImageSpec(96, mode)
+    shapes = [Shape(0, (100, 100, 140, 130)), Shape(1, (600, 400, 660, 470)), Shape(2, (300, 500, 360, 500, 330, 560))]
+    heatmap = object_mask(shapes, width, height, spec.size, mode).astype(float)
+    heatmap = heatmap * np.array([1.0])  # a map that is 1 on the objects, 0 elsewhere
+    points = original_points(heatmap, 0.9, width, height, spec, max_points=10)
+    assert len(points) == 10 and all(0 <= x < width and 0 <= y < height for _, x, y in points)
+    top = points[:3]
+    assert {i for _, x, y in top for i, s in enumerate(shapes) if s.contains(x, y)} == {0, 1, 2}
+
+
+def test_map_model_shapes_and_image_scores():
+    model = create_map_model("resnet18", channels=16).eval()
+    head, maps = model(torch.zeros(2, 3, 96, 72))
+    assert head.shape == (2, 1) and maps.shape == (2, 1, 24, 18)  # stride 4, any size
+    maps = np.zeros((3, 8, 8), np.float32)
+    maps[0, 2:5, 2:5] = 0.9  # an object: 3x3 of 0.9
+    maps[1, 5, 5] = 0.9  # one hot cell alone is smoothed away
+    head = np.array([[0.2], [0.8], [0.1]])
+    assert map_image_probability(head, maps, "max")[:, 0] == pytest.approx([0.9, 0.1, 0.0], abs=1e-6)
+    assert map_image_probability(head, maps, "head")[:, 0].tolist() == [0.2, 0.8, 0.1]
+    name, probs = choose_image_score(np.array([1, 0, 0]), head, maps)
+    assert name == "max" and probs[0, 0] == pytest.approx(0.9)
+    assert heatmap_sources(["classifier", "map", "map"], [0.7, 0.0, 0.0]) == ([1, 2], [1.0, 1.0])
+    assert heatmap_sources(["classifier", "map"], [0.5, -0.25]) == ([1], [0.25])
+    assert heatmap_sources(["classifier", "classifier"], [0.5, 0.0]) == ([0], [0.5])
+
+
+MAP = ["--dataset", "tiny", "--exp", "maps", "--img-size", "96", "--resize", "letterbox", "--epochs", "2",
+       "--batch-size", "8", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory):
+    """demo -> folds -> a map model and a classifier on 2 folds -> blend."""
+    cwd = make_tiny_dataset(tmp_path_factory.mktemp("maps"), n_train=24, n_dev=8)
+    for fold in (0, 1):
+        run_script("train.py", "--arch", "resnet18", "--kind", "map", "--crop-size", 64, "--map-channels", 16,
+                   "--fold", fold, *MAP, cwd=cwd)
+        run_script("train.py", "--arch", "resnet18", "--fold", fold, *MAP, cwd=cwd)
+    blend = run_script("blend.py", "--exp", "maps", "--dataset", "tiny", "--trials", 5, "--froc-bootstrap", 20, cwd=cwd)
+    return cwd, blend.stdout
+
+
+def test_map_models_go_through_the_pipeline_like_classifiers(mapped, tmp_path):
+    cwd, stdout = mapped
+    config = json.loads((cwd / "weights/maps/resnet18-map/fold_0/config.json").read_text())
+    assert config["kind"] == "map" and config["image_score_used"] in ("max", "head", "mean")
+    with np.load(cwd / "oof/maps/resnet18-map/cams_fold_0.npz") as saved:
+        assert saved["oof"].shape[1:] == (24, 24) and saved["test"].shape == (8, 24, 24)  # stride-4 maps
+        assert 0 <= saved["oof"].min() and saved["oof"].max() <= 1
+    report = pd.read_csv(cwd / "oof/maps/blend_report.csv")
+    assert {"resnet18", "resnet18-map"} <= set(report["name"])
+    froc = pd.read_csv(cwd / "oof/maps/froc_report.csv")
+    assert set(froc["name"]) == {"resnet18", "resnet18-map", "blend"}
+    assert {"oof_froc", "oof_low", "oof_high", "test_froc", "oof_sens@0.125", "test_sens@8"} <= set(froc.columns)
+    assert (cwd / "oof/maps/froc.png").read_bytes()[:4] == b"\x89PNG" and "sensitivity at" in stdout
+
+    expected = pd.read_csv(cwd / "submissions/maps/prediction_classification.csv")
+    listed = ["input/tiny/" + p for p in expected["image_path"]]
+    (cwd / "image_path.csv").write_text("\n".join(listed) + "\n")
+    run_script("submit.py", "image_path.csv", tmp_path / "cls.csv", tmp_path / "loc.csv", "--exp", "maps", cwd=cwd)
+    validate_classification(tmp_path / "cls.csv", listed)
+    got = pd.read_csv(tmp_path / "cls.csv")
+    assert np.allclose(got["prediction"], expected["prediction"], atol=1e-5)  # submit.py reproduces blend.py
+    points = read_localization(tmp_path / "loc.csv", listed)
+    sizes = {p: Image.open(cwd / p).size for p in listed}
+    assert all(0 < len(found) <= 10 for found in points.values())
+    assert all(0 <= x < sizes[p][0] and 0 <= y < sizes[p][1] for p, found in points.items() for _, x, y in found)
+
+
+def test_a_map_model_needs_annotations(tmp_path):
+    run_script("make_demo.py", "--out", "input/ml", "--n-train", 12, "--n-dev", 4, "--min-size", 64, "--max-size", 64,
+               "--multi-label", cwd=tmp_path)
+    run_script("make_folds.py", "--dataset", "ml", "--n-folds", 2, cwd=tmp_path)
+    result = run_script("train.py", "--dataset", "ml", "--kind", "map", "--epochs", 1, cwd=tmp_path, check=False)
+    one_error_line(result, "--kind map learns from object annotations")
+    assert not (tmp_path / "weights").exists()
