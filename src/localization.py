@@ -17,7 +17,7 @@ from cache import ImageSpec
 from data import image_size, parse_annotation
 from errors import RowProblems, UserError
 from localize import ensemble_heatmaps, heatmap_sources, original_points
-from metrics import froc
+from metrics import froc_of_ranked, ranked_hits
 from readers import read_dataset
 
 
@@ -101,17 +101,16 @@ def froc_with_interval(points, objects, n_boot=0, seed=0):
     """(FROC, sensitivities, (low, high)): the interval is the 2.5 and 97.5 percentiles of the
     FROC over `n_boot` resamples of the images with replacement, those holding objects (NaNs
     when n_boot is 0)."""
-    score, sensitivities = froc(points, objects)
+    ranked = ranked_hits(points, objects)  # the hit tests once; each resample only counts
+    score, sensitivities = froc_of_ranked(ranked, objects)
     if not n_boot:
         return score, sensitivities, (np.nan, np.nan)
     images = list(objects)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(n_boot):
-        drawn = rng.integers(len(images), size=len(images))
-        copies = {f"{k}:{images[i]}": i for k, i in enumerate(drawn)}  # a drawn twice image counts twice
-        if not any(objects[images[i]] for i in drawn):
-            continue  # no object drawn: no sensitivity to measure
-        samples.append(froc({c: points.get(images[i], []) for c, i in copies.items()},
-                            {c: objects[images[i]] for c, i in copies.items()})[0])
+        drawn = np.bincount(rng.integers(len(images), size=len(images)), minlength=len(images))
+        copies = dict(zip(images, drawn.tolist()))
+        if any(objects[image] for image, n in copies.items() if n):  # no object drawn: nothing to measure
+            samples.append(froc_of_ranked(ranked, objects, copies=copies)[0])
     return score, sensitivities, tuple(np.percentile(samples, [2.5, 97.5]))

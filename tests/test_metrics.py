@@ -185,3 +185,25 @@ def test_froc_refuses_points_on_unknown_images():
 
     with pytest.raises(ValueError, match="not in the ground truth"):
         froc({"x": [(0.5, 1, 1)]}, {"a": []})
+
+
+def test_froc_of_a_resample_equals_froc_of_the_images_copied_out():
+    """A bootstrap resample scored by counting copies gives what the scorer gives on the
+    resample written out (each drawn image renamed, its points and objects copied)."""
+    from data import Shape
+    from metrics import froc, froc_of_ranked, ranked_hits
+
+    rng = np.random.default_rng(3)
+    objects = {f"i{k}": [Shape(0, (10 * j, 0, 10 * j + 8, 8)) for j in range(rng.integers(0, 3))] for k in range(12)}
+    points = {image: [(float(rng.random()), float(rng.integers(0, 30)), float(rng.integers(0, 9))) for _ in range(4)]
+              for image in objects}
+    images = list(objects)
+    ranked = ranked_hits(points, objects)
+    for _ in range(20):
+        drawn = rng.integers(len(images), size=len(images))
+        if not any(objects[images[i]] for i in drawn):
+            continue
+        written = {f"{n}:{images[i]}": images[i] for n, i in enumerate(sorted(drawn))}
+        expected = froc({c: points[i] for c, i in written.items()}, {c: objects[i] for c, i in written.items()})
+        copies = dict(zip(images, np.bincount(drawn, minlength=len(images)).tolist()))
+        assert froc_of_ranked(ranked, objects, copies=copies) == pytest.approx(expected)
