@@ -103,6 +103,11 @@ def map_loss(pos_weight=None):
     return loss
 
 
+def loss_for(kind, pos_weight=None):
+    """The training loss of a kind of model: classifier_loss or map_loss."""
+    return (map_loss if kind == "map" else classifier_loss)(pos_weight)
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True,
                     loss_fn=None, clip_grad=0.0, ema=None, desc="train"):
     """One pass over `loader` (batches of images, (b, labels) targets and, for a map model,

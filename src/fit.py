@@ -204,7 +204,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
     pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
-    loss_fn = (engine.map_loss if cfg.kind == "map" else engine.classifier_loss)(pos_weight)
+    loss_fn = engine.loss_for(cfg.kind, pos_weight)
     log, best_score, stopped, best_predictions = [], -math.inf, False, None
 
     if cfg.resume and (out / "last.pt").is_file():

@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import engine  # noqa: E402
 import recipe  # noqa: E402
@@ -59,20 +58,21 @@ def sweep(model, loader, device, precision, cfg):
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay)
     factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
     lrs, losses, best = [], [], np.inf
+    loss_fn = engine.loss_for(cfg.kind)
     model.train()
     batches = iter(loader)
     for step in range(cfg.steps):
         try:
-            images, targets = next(batches)
+            images, targets, *rest = next(batches)
         except StopIteration:
             batches = iter(loader)
-            images, targets = next(batches)
+            images, targets, *rest = next(batches)
         lr = cfg.start_lr * factor**step
         for group in optimizer.param_groups:
             group["lr"] = lr
         with engine.autocast(device, precision):
-            logits = model(engine.to_device(images, device, cfg.channels_last))
-        loss = F.binary_cross_entropy_with_logits(logits.float(), targets.to(device, dtype=torch.float32))
+            outputs = model(engine.to_device(images, device, cfg.channels_last))
+        loss = loss_fn(outputs, targets.to(device, dtype=torch.float32), *[r.to(device) for r in rest])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

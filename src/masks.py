@@ -63,8 +63,7 @@ def crop_window(size, crop, centres, object_share, rng, scale_range=0.0):
     room = size - side
     if len(centres) and rng.random() < object_share:
         cx, cy = centres[rng.integers(len(centres))]
-        low, high = cx - 3 * side / 4, cx - side / 4  # the centre lands in the middle half of the window
-        left = rng.uniform(low, high)
+        left = rng.uniform(cx - 3 * side / 4, cx - side / 4)  # the centre lands in the middle half of the window
         top = rng.uniform(cy - 3 * side / 4, cy - side / 4)
         left, top = (int(round(np.clip(v, min(0, room), max(0, room)))) for v in (left, top))
     else:

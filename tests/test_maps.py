@@ -114,7 +114,7 @@ def test_map_model_shapes_and_image_scores():
     assert heatmap_sources(["classifier", "classifier"], [0.5, 0.0]) == ([0], [0.5])
 
 
-MAP = ["--dataset", "tiny", "--exp", "maps", "--img-size", "96", "--resize", "letterbox", "--epochs", "2",
+MAP = ["--dataset", "tiny", "--exp", "maps", "--img-size", "96", "--resize", "letterbox", "--epochs", "1",
        "--batch-size", "8", "--lr", "3e-3"]
 
 
