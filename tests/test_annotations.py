@@ -18,8 +18,8 @@ def test_empty_annotation_is_no_object(empty):
 
 
 def test_polygon_points():
-    (shape,) = parse_annotation("2 1 2 3 4 5 6")
-    assert shape.points.tolist() == [[1, 2], [3, 4], [5, 6]]
+    (shape,) = parse_annotation("2 1 2 3 4 5 0")
+    assert shape.points.tolist() == [[1, 2], [3, 4], [5, 0]]
 
 
 @pytest.mark.parametrize("bad, why", [
