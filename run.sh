@@ -22,11 +22,6 @@ cd "$(dirname "$0")"
 
 DATASET=${DATASET:-demo}
 EXP=${EXP:-$DATASET}
-if [ -f "input/$DATASET/train.csv" ] && head -1 "input/$DATASET/train.csv" | grep -q annotation; then
-    ANNOTATED=1; ARCHS=${ARCHS-"resnet18"}; MAP_ARCHS=${MAP_ARCHS-"resnet18"}
-else
-    ANNOTATED=0; ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}
-fi
 CROP_SIZE=${CROP_SIZE:-160}
 MAP_EPOCHS=${MAP_EPOCHS:-12}
 MAP_BATCH_SIZE=${MAP_BATCH_SIZE:-16}
@@ -50,10 +45,15 @@ if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
 
 if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
     $PY src/make_demo.py --out input/demo
-    ANNOTATED=1; ARCHS=${ARCHS:-resnet18}; MAP_ARCHS=${MAP_ARCHS-resnet18}
 fi
 if [ "$DATASET" = demo_multilabel ] && [ ! -f input/demo_multilabel/train.csv ]; then
     $PY src/make_demo.py --multi-label --out input/demo_multilabel
+fi
+# The default models follow the data: an annotated set (Object-CXR layout) gets map models and one classifier.
+if [ -f "input/$DATASET/train.csv" ] && head -1 "input/$DATASET/train.csv" | grep -q annotation; then
+    ARCHS=${ARCHS-"resnet18"}; MAP_ARCHS=${MAP_ARCHS-"resnet18"}
+else
+    ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}
 fi
 # A Kaggle-style set (test.csv) gets a Kaggle submission unless FORMAT says otherwise.
 if [ -f "input/$DATASET/test.csv" ]; then FORMAT=${FORMAT:-kaggle}; else FORMAT=${FORMAT:-objectcxr}; fi

@@ -67,7 +67,7 @@ def test_run_sh_queue_runs_jobs_on_two_slots_reports_a_failure_and_skips_finishe
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     make_tiny_dataset(tmp_path, n_train=24, n_dev=6)
     env = {**os.environ, "TQDM_DISABLE": "1", "DATASET": "tiny", "EXP": "queue", "N_FOLDS": "2", "IMG_SIZE": "32",
-           "EPOCHS": "1", "TRIALS": "5", "BOOTSTRAP": "50", "GPUS": "0 1", "OMP_NUM_THREADS": "1"}
+           "EPOCHS": "1", "TRIALS": "5", "BOOTSTRAP": "50", "GPUS": "0 1", "OMP_NUM_THREADS": "1", "MAP_ARCHS": ""}
 
     def run(archs):
         return subprocess.run(["bash", "run.sh", "--batch-size", "8"], cwd=tmp_path, env={**env, "ARCHS": archs},

@@ -180,7 +180,8 @@ def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
     shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "TQDM_DISABLE": "1", "N_FOLDS": "2", "ARCHS": "resnet18", "IMG_SIZE": "32",
-           "EPOCHS": "1", "TRIALS": "5"}
+           "EPOCHS": "1", "TRIALS": "5", "MAP_IMG_SIZE": "64", "CROP_SIZE": "48", "MAP_EPOCHS": "1",
+           "MAP_ARGS": "--map-channels 16", "BOOTSTRAP": "50"}
 
     def run():
         result = subprocess.run(["bash", "run.sh", "--batch-size", "64"], cwd=tmp_path, env=env,
@@ -190,6 +191,7 @@ def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
 
     first = run()
     assert "== resnet18 fold 1" in first and "chosen by nested AUC:" in first
+    assert "== resnet18-map fold 1" in first and "sensitivity at" in first  # the demo is annotated: map models too
     dev = pd.read_csv(tmp_path / "input/demo/dev.csv")
     validate_classification(tmp_path / "submissions/demo/prediction_classification.csv",
                             "dev/" + dev["image_name"])
