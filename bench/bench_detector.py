@@ -4,7 +4,7 @@ the same 160 px crops near objects at the same image size, for as many seconds a
 model's fold 0 trained; both scored on the test side (dev): AUC (the image's top box score vs
 the map model's image probability) and FROC (box centres vs map peaks).
 
-    bash bench/objectcxr_semireal.sh                    # first: the map model's runs
+    bash bench/objectcxr.sh                    # first: the map model's runs
     python bench/bench_detector.py --dataset objectcxr_semireal --exp objectcxr_semireal_bench
 """
 import argparse

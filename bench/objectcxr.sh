@@ -2,8 +2,8 @@
 # The Object-CXR benchmark: the whole flow on an annotated set in the challenge's layout, from
 # scratch on 2 CPU cores, train -> dev as the (labelled) test side, within 40 minutes.
 #
-#   bash bench/objectcxr_semireal.sh                       # ../shared/data/objectcxr_semireal
-#   SOURCE=/data/object-cxr bash bench/objectcxr_semireal.sh   # any folder in the Object-CXR layout
+#   bash bench/objectcxr.sh                       # ../shared/data/objectcxr_semireal
+#   SOURCE=/data/object-cxr bash bench/objectcxr.sh   # any folder in the Object-CXR layout
 #
 # 3 folds -> a map model (resnet18 encoder + FPN, trained on 160 px crops of the images at their
 # stored resolution, 14 epochs) and the best classifier of before (resnet18 at 128 px, max
