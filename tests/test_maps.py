@@ -89,8 +89,7 @@ def test_masked_crops_give_image_mask_and_crop_target(tmp_path):
 def test_peaks_inside_objects_land_inside_them_in_original_pixels(mode):
     width, height, spec = 900, 600, ImageSpec(96, mode)
     shapes = [Shape(0, (100, 100, 140, 130)), Shape(1, (600, 400, 660, 470)), Shape(2, (300, 500, 360, 500, 330, 560))]
-    heatmap = object_mask(shapes, width, height, spec.size, mode).astype(float)
-    heatmap = heatmap * np.array([1.0])  # a map that is 1 on the objects, 0 elsewhere
+    heatmap = object_mask(shapes, width, height, spec.size, mode).astype(float)  # 1 on the objects, 0 elsewhere
     points = original_points(heatmap, 0.9, width, height, spec, max_points=10)
     assert len(points) == 10 and all(0 <= x < width and 0 <= y < height for _, x, y in points)
     top = points[:3]
