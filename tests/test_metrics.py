@@ -66,6 +66,23 @@ def test_youden_threshold_agrees_with_sklearn_roc_curve(seed):
     assert youden_threshold(y, s) == pytest.approx(best)
 
 
+def test_youden_threshold_on_200000_rows_stays_small():
+    """A rows x thresholds matrix would take about 40 GB here; the sweep needs a few arrays of n."""
+    import tracemalloc
+
+    from metrics import youden_threshold
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200_000)
+    s = rng.random(200_000) + y * 0.5
+    tracemalloc.start()
+    threshold = youden_threshold(y, s)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50e6
+    assert 0.4 < threshold < 1.1
+
+
 def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_data():
     from metrics import bootstrap_intervals, threshold_metrics
 
