@@ -62,10 +62,11 @@ def autocast(device, precision):
 
 
 def prepare_model(model, device, channels_last=True, compile=False, cudnn_benchmark=True):
-    """Move the model to its device; channels_last, cudnn.benchmark and compile only where they pay (CUDA)."""
+    """Move the model to its device; channels_last, cudnn.benchmark and compile only where they pay (CUDA).
+    cudnn.benchmark picks kernels by timing them, so it stays off when deterministic algorithms are on."""
     model = model.to(device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cudnn.benchmark = cudnn_benchmark and not torch.are_deterministic_algorithms_enabled()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
     if compile:

@@ -104,3 +104,22 @@ def test_torch_compile_switch_keeps_checkpoints_loadable(tmp_path):
     model = engine.prepare_model(create_model("resnet18"), torch.device("cpu"), compile=True)
     engine.save_checkpoint(tmp_path / "best.pt", model, {}, 1, 0.5)
     create_model("resnet18").load_state_dict(engine.load_checkpoint(tmp_path / "best.pt")["model"])
+
+
+def test_deterministic_wins_over_cudnn_benchmark_on_cuda(monkeypatch):
+    """recipe.set_deterministic turns cudnn.benchmark off; preparing the model on a GPU must not turn it back on."""
+    import recipe
+
+    class Placed(torch.nn.Module):  # stands in for a network moved to a CUDA device this machine lacks
+        def to(self, *args, **kwargs):
+            return self
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    try:
+        recipe.set_deterministic(True)
+        engine.prepare_model(Placed(), torch.device("cuda"), channels_last=False, cudnn_benchmark=True)
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        recipe.set_deterministic(False)
+    engine.prepare_model(Placed(), torch.device("cuda"), channels_last=False, cudnn_benchmark=True)
+    assert torch.backends.cudnn.benchmark is True
