@@ -1,26 +1,95 @@
 """Where every artifact lives, and how it is written (atomically: temp file, then rename)."""
+import errno
+import glob
 import json
 import os
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from errors import UserError
+
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A write that fails for want of space or permission is one UserError naming the file, and
+    the old file stays as it was. The new file gets the mode a plain open() would (0666 less
+    the umask: teammates on a shared cluster can read it). Temporary files that killed runs
+    left beside `path` are removed first."""
+    path, tmp = Path(path), None
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with cannot_write(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(path)
+            fd, tmp = tempfile.mkstemp(prefix=f"{temporary_prefix(path)}{_HOST}-{os.getpid()}.", suffix=".tmp",
+                                       dir=path.parent)
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600
+            os.close(fd)
+        with cannot_write(path, only=WRITE_ERRNOS):  # the block may read, too: its missing inputs are its own errors
+            yield Path(tmp)
+        with cannot_write(path):
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+@contextmanager
+def cannot_write(path, only=None):
+    """OSErrors (or those with an errno in `only`) -> 'cannot write <path>: <reason>'."""
+    try:
+        yield
+    except OSError as err:
+        if only is not None and err.errno not in only:
+            raise
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_")
+STALE_AFTER_S = 24 * 3600  # another machine's temporary file (its process cannot be asked) is left a day
+
+
+def temporary_prefix(path):
+    return f".{Path(path).name}."
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path):
+    """Delete `.name.<host>-<pid>.*.tmp` files beside `path` whose process has ended (this host), or
+    that are older than a day (another host): what a killed writer left. A live writer's file stays."""
+    now = time.time()
+    for tmp in Path(path).parent.glob(f"{glob.escape(temporary_prefix(path))}*.tmp"):
+        owner = tmp.name[len(temporary_prefix(path)):].split(".")[0]
+        host, _, pid = owner.rpartition("-")
+        try:
+            if (host == _HOST and pid.isdigit() and not process_alive(int(pid))) or now - tmp.stat().st_mtime > STALE_AFTER_S:
+                tmp.unlink()
+        except FileNotFoundError:  # its writer finished or another cleaner got there first
+            pass
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def write_text(path, text):
