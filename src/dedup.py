@@ -8,22 +8,23 @@ training and the other in validation."""
 import hashlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image
+
+from cache import decode_gray
 
 HASH_SIDE = 16  # 16 x 16 = 256 bits
 
 
 def image_fingerprints(paths):
-    """(sha1 hex digests, dHash as uint64) of image files; JPEGs are decoded at reduced scale."""
+    """(sha1 hex digests, dHash as uint64) of image files, hashed from what the cache decodes (the
+    8-bit mapping of 16-bit and DICOM images that training sees); JPEGs are decoded at reduced scale."""
     digests, hashes = [], np.zeros((len(paths), HASH_SIDE * HASH_SIDE // 64), dtype=np.uint64)
     for i, path in enumerate(paths):
-        data = Path(path).read_bytes()
-        digests.append(hashlib.sha1(data).hexdigest())
-        with Image.open(path) as im:
-            im.draft("L", (64, 64))  # JPEG: decode at 1/2..1/8 scale, much faster on full-size radiographs
-            thumb = np.asarray(im.convert("L").resize((HASH_SIDE + 1, HASH_SIDE), Image.BILINEAR), dtype=np.int16)
+        digests.append(hashlib.sha1(Path(path).read_bytes()).hexdigest())
+        gray = decode_gray(path, at_least=64)
+        thumb = cv2.resize(gray, (HASH_SIDE + 1, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.int16)
         bits = (thumb[:, 1:] > thumb[:, :-1]).ravel()
         hashes[i] = np.packbits(bits).view(">u8").astype(np.uint64)
     return digests, hashes

@@ -21,16 +21,15 @@ from errors import UserError, exit_on_user_error  # noqa: E402
 from readers import read_checked  # noqa: E402
 
 
-def group_duplicates(train, test, root, threshold, report_path):
-    """The train table with a `group` column joining duplicates; the pair report written to `report_path`."""
+def group_duplicates(train, test, root, threshold):
+    """(the train table with a `group` column joining duplicates, the pair report)."""
     ids = list(train["image_id"]) + list(test["image_id"])
     sides = ["train"] * len(train) + ["test"] * len(test)
     report, groups = find_duplicates(ids, sides, root, threshold)
-    write_csv(report_path, report)
     crossing = (report["side_a"] != report["side_b"]).sum()
     print(f"duplicates: {(report['kind'] == 'exact').sum()} exact and {(report['kind'] == 'near').sum()} near pairs "
-          f"(threshold {threshold} bits), {crossing} between train and test; report {report_path}")
-    return train.assign(group=[ids[g] for g in groups[:len(train)]])
+          f"(threshold {threshold} bits), {crossing} between train and test")
+    return train.assign(group=[ids[g] for g in groups[:len(train)]]), report
 
 
 def map_image_size(long_sides, largest):
@@ -47,17 +46,20 @@ def main(argv=None):
         print(map_image_size(train[["width", "height"]].max(axis=1), args.print_map_size))
         return
     path = folds_file(args.folds_dir, args.dataset)
+    report = None
     if args.dedup:
-        train = group_duplicates(train, test, root, args.near_threshold, duplicates_file(args.folds_dir, args.dataset))
+        train, report = group_duplicates(train, test, root, args.near_threshold)
     folds = assign_folds(train, args.n_folds, args.seed)
-    if path.exists():
-        old = read_folds(path)
-        if old.astype(str).equals(folds.astype(str)):
-            print(f"{path} is up to date ({len(folds)} images, {args.n_folds} folds)")
-            return
-        if not args.overwrite:
-            raise UserError(f"{path} exists with different folds; OOF files made with it would no longer match. "
-                            f"Pass --overwrite to replace it (and retrain), or use another --folds-dir")
+    up_to_date = path.exists() and read_folds(path).astype(str).equals(folds.astype(str))
+    if path.exists() and not up_to_date and not args.overwrite:  # checked before anything is written
+        raise UserError(f"{path} exists with different folds; OOF files made with it would no longer match. "
+                        f"Pass --overwrite to replace it (and retrain), or use another --folds-dir")
+    if report is not None:
+        write_csv(duplicates_file(args.folds_dir, args.dataset), report)
+        print(f"duplicate pairs: {duplicates_file(args.folds_dir, args.dataset)}")
+    if up_to_date:
+        print(f"{path} is up to date ({len(folds)} images, {args.n_folds} folds)")
+        return
     write_csv(path, folds)
     columns = target_columns(folds)
     if columns == ["target"]:

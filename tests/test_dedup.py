@@ -57,6 +57,13 @@ def test_make_folds_keeps_a_duplicate_pair_in_one_fold(tmp_path):
     report = pd.read_csv(tmp_path / "folds/tiny_duplicates.csv")
     assert report[["image_a", "image_b", "kind"]].values.tolist() == [["train/00001.jpg", "train/00002.jpg", "exact"]]
 
+    # A refused run (different folds without --overwrite) leaves the duplicates file as it was: check first, write last.
+    before = (tmp_path / "folds/tiny_duplicates.csv").read_bytes()
+    shutil.copy(root / "train/00003.jpg", root / "train/00004.jpg")
+    refused = run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--seed", 7, cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "exists with different folds" in refused.stderr
+    assert (tmp_path / "folds/tiny_duplicates.csv").read_bytes() == before
+
 
 def test_pneumoniamnist_duplicates_are_found(shared_data):
     from readers import read_dataset
@@ -66,3 +73,29 @@ def test_pneumoniamnist_duplicates_are_found(shared_data):
     report, groups = find_duplicates(ids, ["train"] * len(train) + ["test"] * len(test), shared_data / "pneumoniamnist", 8)
     assert (report["kind"] == "exact").sum() >= 31  # measured: 31 byte-identical pairs
     assert len(set(groups)) < len(ids)
+
+
+def twelve_bit(seed):
+    return (radiograph(seed, (200, 160)).astype(np.float64) / 255 * 3000 + 500).astype(np.uint16)  # 12-bit range
+
+
+def test_distinct_16_bit_radiographs_stay_apart_and_copies_are_found(tmp_path):
+    """A 16-bit PNG is hashed as the cache decodes it, not clipped at 255 (which made distinct
+    12-bit radiographs all white and one group)."""
+    for seed in range(4):
+        cv2.imwrite(str(tmp_path / f"{seed}.png"), twelve_bit(seed))
+    cv2.imwrite(str(tmp_path / "0_again.png"), twelve_bit(0) + 1)  # re-exported: other bytes, same picture
+    ids = [f"{seed}.png" for seed in range(4)] + ["0_again.png"]
+    report, groups = find_duplicates(ids, ["train"] * 5, tmp_path, threshold=8)
+    assert groups.tolist() == [0, 1, 2, 3, 0]
+
+
+def test_dicom_images_are_hashed(tmp_path):
+    from test_dicom import write_dicom
+
+    for seed in range(3):
+        write_dicom(tmp_path / f"{seed}.dcm", twelve_bit(seed))
+    write_dicom(tmp_path / "copy.dcm", twelve_bit(1))
+    report, groups = find_duplicates(["0.dcm", "1.dcm", "2.dcm", "copy.dcm"], ["train"] * 4, tmp_path, threshold=8)
+    assert groups.tolist() == [0, 1, 2, 1]
+    assert report[["image_a", "image_b", "kind"]].values.tolist() == [["1.dcm", "copy.dcm", "near"]]
