@@ -7,12 +7,14 @@ own cache; `index.csv` beside it records each source file's size and modificatio
 coordinates back). Only the row being read is in memory: the cache of 10,000 images at
 512 px is 2.6 GB on disk and a batch in RAM."""
 import functools
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, write_csv
@@ -159,8 +161,32 @@ class ImageCache:
 
 def build_cache(image_ids, root, cache_root, spec, progress=True):
     """Make sure `cache_root/<spec.key>/` holds every image of `image_ids`, current with its
-    source file; decode only what is missing or changed. Returns an ImageCache."""
+    source file; decode only what is missing or changed. Returns an ImageCache.
+
+    Concurrent jobs (GPUS="0 1", a Slurm array) take turns through a file lock beside the
+    folder: the check, the build and the opening of the cache happen under it, so no job
+    pairs one build's index with another's images."""
     folder = Path(cache_root) / spec.key
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with cache_lock(folder):
+        return _build_cache(folder, image_ids, root, spec, progress)
+
+
+@contextmanager
+def cache_lock(folder):
+    lock = FileLock(f"{folder}.lock")
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        print(f"waiting for another job building {folder} ...", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _build_cache(folder, image_ids, root, spec, progress):
     image_ids = list(dict.fromkeys(image_ids))
     paths = [Path(root) / i for i in image_ids]
     stamps = [source_stamp(p) for p in paths]

@@ -99,3 +99,49 @@ def test_truncated_jpeg_is_refused(tmp_path):
     assert decode_gray(tmp_path / "whole.jpg").shape == (64, 64)
     with pytest.raises(UserError, match="cut.jpg is truncated"):
         decode_gray(tmp_path / "cut.jpg")
+
+
+BUILDER = """
+import sys, time
+sys.path.insert(0, {src!r})
+import numpy as np
+import cache
+
+write_csv = cache.write_csv
+cache.write_csv = lambda *args: (time.sleep(0.3), write_csv(*args))  # widen the window between images and index
+ids = [f"{{i:03d}}.png" for i in range({n})]
+if {reverse}:
+    ids = ids[::-1]
+while time.time() < {start}:  # both processes begin together
+    time.sleep(0.001)
+built = cache.build_cache(ids, {root!r}, {cache_root!r}, cache.ImageSpec(16), progress=False)
+wrong = [i for i in ids if not np.array_equal(built[i], cache.prepare_image({root!r} + "/" + i, cache.ImageSpec(16)))]
+print(len(wrong))
+"""
+
+
+def test_two_jobs_building_one_cold_cache_at_once_never_mix_images_and_index(tmp_path):
+    """Two processes (ids in opposite orders) build the same cache at once, three times from cold:
+    every image each of them reads, and the cache left on disk, match their source files."""
+    import subprocess
+    import sys
+    import shutil
+    import time
+
+    from conftest import SRC
+
+    n = 120
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), rng.integers(0, 256, (24, 24), dtype=np.uint8))
+    for round in range(3):
+        cache_root = tmp_path / "cache"
+        shutil.rmtree(cache_root, ignore_errors=True)
+        start = time.time() + 2.0
+        jobs = [subprocess.Popen([sys.executable, "-c", BUILDER.format(src=str(SRC), n=n, reverse=reverse, start=start,
+                                                                       root=str(tmp_path), cache_root=str(cache_root))],
+                                 stdout=subprocess.PIPE, text=True) for reverse in (False, True)]
+        assert [job.communicate(timeout=120)[0].strip() for job in jobs] == ["0", "0"]
+        left = cache.ImageCache(cache_root / ImageSpec(16).key)
+        for i in range(n):
+            assert np.array_equal(left[f"{i:03d}.png"], prepare_image(tmp_path / f"{i:03d}.png", ImageSpec(16)))
