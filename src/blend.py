@@ -340,7 +340,8 @@ def main(argv=None):
     parser.add_argument("--bags", type=int, default=10, help="Caruana hill climbing: bags of half the models (default: 10)")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///blend.db, postgresql://...): "
                                                        "processes with the same --study-name search together")
-    parser.add_argument("--study-name", default=None, help="Optuna study name with --storage (default: blend-<exp>)")
+    parser.add_argument("--study-name", default=None, help="Optuna study name with --storage (default: blend-<exp>), "
+                             "suffixed with a fingerprint of the OOF data so each label and model list has its own")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     parser.add_argument("--format", choices=("objectcxr", "kaggle"), default="objectcxr",
                         help="submission format (default: objectcxr, %s)" % CLASSIFICATION_HEADER.replace(",", " + "))

@@ -9,6 +9,7 @@ to the earlier one.
 In-sample OOF AUC flatters every method that learns (its weights were climbed on those very
 rows); `nested_predictions` refits a method without each fold and predicts that fold, so its
 AUC is an out-of-sample estimate and the fair basis for choosing a method."""
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -83,7 +84,9 @@ def optuna_weights(P, y, n_trials=100, seed=42, storage=None, study_name=None):
     (a Dirichlet-style projection onto the simplex). The uniform blend is the first trial, so
     the search never returns worse than the mean. With `storage` (an Optuna RDB URL such as
     sqlite:///blend.db or postgresql://...) and a `study_name`, several processes add their
-    trials to one shared study and the best of all of them is returned."""
+    trials to one shared study and the best of all of them is returned. The study's full name
+    ends in a fingerprint of (P, y): another label, model list or retrained OOF file starts a
+    study of its own instead of joining one scored on other data."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,12 +100,22 @@ def optuna_weights(P, y, n_trials=100, seed=42, storage=None, study_name=None):
         values = [trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(m)]
         return roc_auc(y, weighted_mean(P, to_weights(values)))
 
+    if storage is not None:
+        study_name = shared_study_name(study_name, P, y)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                 storage=storage, study_name=study_name, load_if_exists=storage is not None)
     if not study.trials:
         study.enqueue_trial({f"w{i}": 1.0 for i in range(m)})
     study.optimize(objective, n_trials=n_trials)
     return to_weights([study.best_params[f"w{i}"] for i in range(m)])
+
+
+def shared_study_name(base, P, y):
+    """`<base>-<12 hex digits of the OOF matrix and targets>`: one study per blend problem."""
+    digest = hashlib.sha1(np.ascontiguousarray(P, dtype=np.float64).tobytes())
+    digest.update(np.asarray(P.shape, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(y, dtype=np.float64).tobytes())
+    return f"{base or 'blend'}-{digest.hexdigest()[:12]}"
 
 
 def caruana_weights(P, y, n_bags=10, bag_fraction=0.5, steps=30, init_top=3, seed=42):

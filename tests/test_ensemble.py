@@ -107,11 +107,30 @@ def test_nested_evaluation_reveals_an_overfitted_weight_search(name):
 def test_optuna_storage_lets_processes_share_one_study(tmp_path):
     import optuna
 
+    from ensemble import shared_study_name
+
     M, target = informative_case()
     storage = f"sqlite:///{tmp_path / 'blend.db'}"
     optuna_weights(M, target, n_trials=5, seed=1, storage=storage, study_name="s")
     optuna_weights(M, target, n_trials=5, seed=2, storage=storage, study_name="s")
-    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 10
+    assert len(optuna.load_study(study_name=shared_study_name("s", M, target), storage=storage).trials) == 10
+
+
+def test_a_shared_study_never_mixes_other_data(tmp_path):
+    """Another label, a longer model list or retrained OOF predictions under the same --study-name
+    start their own study (the longer list used to fail with a KeyError on the missing weight)."""
+    import optuna
+
+    M, target = informative_case()
+    storage = f"sqlite:///{tmp_path / 'blend.db'}"
+    other_label = np.random.default_rng(5).integers(0, 2, len(target))
+    more_models = np.column_stack([M, M[:, :1] * 0.5])
+    retrained = M + 0.01
+    for P, t in ((M, target), (M, other_label), (more_models, target), (retrained, target)):
+        weights = optuna_weights(P, t, n_trials=4, seed=1, storage=storage, study_name="s")
+        assert weights.shape == (P.shape[1],)
+    studies = optuna.get_all_study_summaries(storage)
+    assert len(studies) == 4 and all(study.n_trials == 4 for study in studies)
 
 
 def test_every_method_gives_json_params_and_probabilities():
