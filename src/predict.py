@@ -6,10 +6,11 @@ blended probabilities out, heatmap overlays on request.
 
 Uses the experiment's blend spec (submissions/<exp>/blend.json) and checkpoints, with the same
 preprocessing, TTA and blend as its submission (see src/inference.py). Writes --out with
-`image_path,probability`; with --heatmaps, one PNG per image: the radiograph with the
+`image_path,probability`; with --heatmaps, one PNG per image (its path below the images' common folder, plus .png): the radiograph with the
 ensemble's Grad-CAM heatmap over it. A multi-label experiment gets one probability column
 per label (its heatmaps are of the first label)."""
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,14 @@ def list_images(source):
     return list(read_image_list(source)["image_id"])
 
 
+def heatmap_names(paths):
+    """{image path: its overlay's name}: the path below the images' common folder plus .png, so
+    a/x.jpg and b/x.jpg (or x.jpg and x.png) never overwrite each other."""
+    absolute = [os.path.abspath(p) for p in paths]
+    common = os.path.commonpath([os.path.dirname(p) for p in absolute]) if absolute else ""
+    return {p: os.path.relpath(a, common) + ".png" for p, a in zip(paths, absolute)}
+
+
 @exit_on_user_error
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,8 +62,10 @@ def main(argv=None):
     ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
     paths = list_images(args.source)
 
+    names_of = heatmap_names(paths)
+
     def draw(path, gray, heatmap):
-        heatmap_overlay(gray, heatmap, Path(args.heatmaps) / f"{Path(path).stem}.png", title=str(path))
+        heatmap_overlay(gray, heatmap, Path(args.heatmaps) / names_of[path], title=str(path))
 
     probabilities, _ = run(ensemble, paths, device, args.batch_size, on_heatmap=draw if args.heatmaps else None)
     names = ["probability"] if ensemble.labels == [""] else ensemble.labels

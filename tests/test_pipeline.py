@@ -1,6 +1,7 @@
 """The real scripts, end to end, on a tiny generated demo; and bad input on the way."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -322,6 +323,15 @@ def test_predict_a_folder_with_heatmaps(project, tmp_path):
     assert np.allclose(got["probability"], [by_name[p] for p in got["image_path"]], atol=1e-5)
     pngs = sorted((tmp_path / "maps").iterdir())
     assert len(pngs) == 6 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert sorted(p.name for p in pngs) == sorted(Path(p).name + ".png" for p in got["image_path"])
+    same_names = tmp_path / "same_names"  # a/x.jpg and b/x.jpg: two overlays, none overwritten
+    for folder in ("a", "b"):
+        (same_names / folder).mkdir(parents=True)
+        shutil.copy(cwd / got["image_path"][0], same_names / folder / "x.jpg")
+    run_script("predict.py", same_names, "--exp", "e2e", "--out", tmp_path / "p2.csv", "--heatmaps", tmp_path / "maps2",
+               cwd=cwd)
+    assert sorted(str(p.relative_to(tmp_path / "maps2")) for p in (tmp_path / "maps2").rglob("*.png")) == [
+        "a/x.jpg.png", "b/x.jpg.png"]
     empty = tmp_path / "empty"
     empty.mkdir()
     one_error_line(run_script("predict.py", empty, "--exp", "e2e", cwd=cwd, check=False), "no images")
