@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from artifacts import folds_file, run_dir, write_csv, write_json  # noqa: E402
+from config import Parser  # noqa: E402
 from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
 from localization import annotations, froc_scores, read_cams, run_spec  # noqa: E402
@@ -329,7 +330,7 @@ def blend_spec(args, models, folds, labels, choices):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", default="demo", help="experiment name (default: demo)")
     parser.add_argument("--dataset", default="demo", help="data set whose fold file the OOF files must match (default: demo)")
     parser.add_argument("--models", nargs="*", default=None,

@@ -5,11 +5,29 @@ values used are saved as `config.json` beside the checkpoints, so any later step
 how a model was made (arch, image size, normalization)."""
 import argparse
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 
-def option(default, help):
-    return field(default=default, metadata={"help": help})
+def option(default, help, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+# The choice-valued flags, checked when the flags are parsed (before any data is read). The modules
+# that act on them own the same names (tests/test_cli.py keeps the two in step).
+LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
+KINDS = ("classifier", "map")
+RESIZE_MODES = ("squash", "letterbox")
+INTERPOLATIONS = ("linear", "area")
+IMAGE_SCORES = ("auto", "max", "head", "mean")
+SCHEDULES = ("cosine", "onecycle", "constant")
+POOLS = ("avg", "max", "avgmax", "catavgmax")
+BALANCE_MODES = ("none", "loss", "sampler")
+TTA_MODES = ("none", "hflip", "flips")
+AMP_MODES = ("auto", "fp16", "bf16", "off")
+HEATMAP_MODES = ("auto", "on", "off")
+MAP_DEPTHS = (16, 32)
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
 
 @dataclass
@@ -19,7 +37,7 @@ class DataSettings:
     dataset: str = option("demo", "data set folder name under --input-dir")
     input_dir: str = option("input", "where data sets live")
     folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
-    layout: str = option("auto", "auto | objectcxr | kaggle | imagefolder | medmnist (see src/readers.py)")
+    layout: str = option("auto", "how the data set is laid out (see src/readers.py)", LAYOUTS)
     positive_classes: str = option("", "image folder layout: comma-separated positive class folders")
     label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
     skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "
@@ -46,13 +64,13 @@ class TrainConfig(DataSettings):
     name: str = option("", "model name in oof/ and weights/ (default: the arch); lets one arch run with two settings")
     kind: str = option("classifier", "classifier (learns from the image label) | map (learns from the object "
                                      "outlines: an encoder-decoder's per-pixel object map and an image logit; "
-                                     "needs annotations, see the --crop-size settings)")
+                                     "needs annotations, see the --crop-size settings)", KINDS)
     pretrained: bool = option(False, "start from timm's pretrained weights (downloaded or from the local cache)")
     weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
     # data
     img_size: int = option(96, "square input size the images are resized to")
-    resize: str = option("squash", "squash (ignore the aspect) | letterbox (keep it, pad with black)")
-    interpolation: str = option("linear", "resize interpolation: linear | area (area blurs objects a few pixels wide)")
+    resize: str = option("squash", "squash (ignore the aspect) or letterbox (keep it, pad with black)", RESIZE_MODES)
+    interpolation: str = option("linear", "resize interpolation (area blurs objects a few pixels wide)", INTERPOLATIONS)
     clahe: bool = option(False, "CLAHE contrast equalization after resizing")
     blur: float = option(0.0, "Gaussian blur sigma in pixels after resizing (0 = none)")
     # map models (--kind map): crops of the img-size image, prediction on the whole image
@@ -61,9 +79,10 @@ class TrainConfig(DataSettings):
     scale_aug: float = option(0.25, "map models: crops rescaled by a random factor in [1/(1+s), 1+s] (objects of "
                                     "other pixel sizes)")
     map_channels: int = option(64, "map models: decoder (FPN) channels")
-    map_depth: int = option(16, "map models: the deepest encoder stride the decoder uses (16 or 32)")
+    map_depth: int = option(16, "map models: the deepest encoder stride the decoder uses (16 or 32)", MAP_DEPTHS)
     image_score: str = option("auto", "map models: the image probability from the map's maximum (max), the image "
-                                      "head (head), their mean (mean), or auto (the best validation AUC, recorded)")
+                                      "head (head), their mean (mean), or auto (the best validation AUC, recorded)",
+                               IMAGE_SCORES)
     val_every: int = option(1, "validate every N epochs (and after the last); whole-image validation of a map "
                                "model costs more than its crop epoch")
     cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")
@@ -72,27 +91,28 @@ class TrainConfig(DataSettings):
     epochs: int = option(6, "training epochs")
     batch_size: int = option(32, "batch size")
     lr: float = option(1e-3, "peak learning rate (AdamW; src/lr_find.py suggests one)")
-    schedule: str = option("cosine", "per-step schedule: cosine (warm-up, cosine to 0) | onecycle | constant")
+    schedule: str = option("cosine", "per-step schedule (cosine: warm-up, then cosine to 0)", SCHEDULES)
     warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
     weight_decay: float = option(1e-2, "AdamW weight decay (not on biases and norm weights)")
     clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = no clipping)")
     pool: str = option("avg", "global pooling before the classifier: avg | max | avgmax | catavgmax "
-                              "(max lets an object a few pixels wide decide the image)")
+                              "(max lets an object a few pixels wide decide the image)", POOLS)
     drop_rate: float = option(0.0, "dropout before the classifier")
     drop_path: float = option(0.0, "stochastic depth rate, for backbones that have it (resnets, convnext, efficientnet)")
-    balance: str = option("none", "class imbalance: none | loss (positives weighted n_neg/n_pos) | sampler (balanced batches)")
+    balance: str = option("none", "class imbalance: loss (positives weighted n_neg/n_pos) or sampler (balanced "
+                                  "batches)", BALANCE_MODES)
     ema: bool = option(False, "keep an exponential moving average of the weights; the better of EMA and raw is kept")
     ema_decay: float = option(0.999, "EMA decay per step")
     freeze_epochs: int = option(0, "train only the classifier head for this many epochs first (pretrained backbones)")
     patience: int = option(0, "early stopping: stop after this many epochs without a better validation AUC (0 = off)")
-    tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions: none | hflip | flips")
+    tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions", TTA_MODES)
     seed: int = option(42, "seed for initialization, augmentation and loader order")
     deterministic: bool = option(False, "torch deterministic algorithms (bit-identical reruns, slower on GPU)")
     resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
     # hardware
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; "
-                              "a CPU runs fp32 unless bf16 is named")
+                              "a CPU runs fp32 unless bf16 is named", AMP_MODES)
     channels_last: bool = option(True, "channels_last memory format on CUDA (ignored on CPU)")
     cudnn_benchmark: bool = option(True, "let cuDNN pick the fastest kernels (CUDA only)")
     compile: bool = option(False, "torch.compile the model")
@@ -104,25 +124,52 @@ class TrainConfig(DataSettings):
     tensorboard: bool = option(True, "write TensorBoard scalars to <tb-dir>/<exp>/<name>/fold_<k>/")
     tb_dir: str = option("runs", "TensorBoard log folder")
     heatmaps: str = option("auto", "save the Grad-CAMs of the OOF and test images (for OOF/dev FROC in blend.py): "
-                                   "auto (when the data has annotations) | on | off")
+                                   "auto (when the data has annotations) | on | off", HEATMAP_MODES)
 
     @property
     def model_name(self):
         return self.name or (f"{self.arch}-map" if self.kind == "map" else self.arch)
 
 
+def device_name(value):
+    """argparse type of --device: auto, cpu, cuda or cuda:N."""
+    if not re.fullmatch(DEVICE_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, cpu, cuda, cuda:N)")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a wrong flag or value as one line, `error: ...`, and exits 2 (as a UserError does).
+    No abbreviations: `--n-fold 3` is a typo to report, not a prefix to guess."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def build_parser(cls=TrainConfig, description=None):
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
         else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
+            kind = device_name if f.name == "device" else {"int": int, "float": float, "str": str}.get(f.type, f.type)
+            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"],
+                                choices=f.metadata["choices"])
     return parser
 
 
 def parse_config(argv=None, cls=TrainConfig, description=None):
-    args = build_parser(cls, description).parse_args(argv)
+    """The settings from the command line, every value checked before any work starts."""
+    parser = build_parser(cls, description)
+    args = parser.parse_args(argv)
+    if "arch" in vars(args):
+        import timm  # only here: make_folds.py and --help need no torch
+
+        if not (timm.is_model(args.arch) or args.arch.startswith(("hf-hub:", "hf_hub:"))):
+            parser.error(f"argument --arch: unknown timm architecture {args.arch!r} "
+                         f"(python -c \"import timm; print(timm.list_models('*{args.arch[:4]}*'))\" lists names)")
     return cls(**vars(args))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from config import Parser, device_name  # noqa: E402
 import engine  # noqa: E402
 from artifacts import folds_file  # noqa: E402
 from cache import decode_gray, map_to_original  # noqa: E402
@@ -111,7 +112,7 @@ def tsne_map(ensemble, model, fold, folds, root, device, limit, seed, path):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", default="demo", help="experiment (its blend spec and checkpoints; default: demo)")
     parser.add_argument("--dataset", default="demo", help="its data set: the fold file and annotations (default: demo)")
     parser.add_argument("--images", nargs="*", default=None,
@@ -127,7 +128,7 @@ def main(argv=None):
     parser.add_argument("--folds-dir", default="folds")
     parser.add_argument("--submissions-dir", default="submissions")
     parser.add_argument("--reports-dir", default="reports")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
 
     device = engine.resolve_device(args.device)

@@ -22,6 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from artifacts import atomic_path  # noqa: E402
+from config import Parser  # noqa: E402
 from data import Shape, format_annotation  # noqa: E402
 
 
@@ -135,7 +136,7 @@ def write_multilabel(out, splits):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="input/demo", help="data set folder to write (default: input/demo)")
     parser.add_argument("--n-train", type=int, default=300, help="training images (default: 300)")
     parser.add_argument("--n-dev", type=int, default=100, help="dev (test side) images (default: 100)")

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 
+from config import Parser, device_name  # noqa: E402
 import engine  # noqa: E402
 from artifacts import write_csv  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
@@ -47,14 +48,14 @@ def heatmap_names(paths):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a folder of images, or a header-less CSV list of image paths")
     parser.add_argument("--exp", default="demo", help="experiment whose blend spec to load (default: demo)")
     parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
     parser.add_argument("--heatmaps", default="", help="folder for heatmap overlay PNGs (default: none)")
     parser.add_argument("--submissions-dir", default="submissions")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
 
     started = time.time()

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from config import Parser, device_name  # noqa: E402
 import engine  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from inference import load_ensemble, run  # noqa: E402
@@ -25,7 +26,7 @@ from submission import write_classification, write_localization  # noqa: E402
 
 @exit_on_user_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image_list", help="header-less CSV of image paths (as the evaluation server gives it)")
     parser.add_argument("classification", help="where to write prediction_classification.csv")
     parser.add_argument("localization", help="where to write prediction_localization.csv")
@@ -33,7 +34,7 @@ def main(argv=None):
     parser.add_argument("--submissions-dir", default="submissions")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-points", type=int, default=10, help="points per image in the localization file")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
 
     started = time.time()
