@@ -28,15 +28,18 @@ def hub_reachable(timeout=3.0):
 POOLS = ("avg", "max", "avgmax", "catavgmax")
 
 
-def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0, pool="avg"):
+def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0, pool="avg",
+                 img_size=None):
     """A timm model with a `num_classes` head (1 = one logit for a binary target).
 
     `weights` (a local .pth/.bin/.safetensors file of timm's layout) wins over `pretrained`;
-    the classifier is re-initialized when its size differs from the file's, as timm does."""
+    the classifier is re-initialized when its size differs from the file's, as timm does.
+    `img_size` reaches the architectures built for one input size (ViT, Swin: their position
+    embeddings and windows; timm resamples pretrained ones); the others take any size."""
     if pool not in POOLS:
         raise UserError(f"--pool {pool}: expected one of {', '.join(POOLS)}")
     return timm_model(arch, pretrained, weights, drop_path_rate, num_classes=num_classes, drop_rate=drop_rate,
-                      **({"global_pool": pool} if pool != "avg" else {}))
+                      **({"global_pool": pool} if pool != "avg" else {}), **({"img_size": img_size} if img_size else {}))
 
 
 def timm_model(arch, pretrained=False, weights="", drop_path_rate=0.0, **kwargs):
@@ -53,6 +56,9 @@ def timm_model(arch, pretrained=False, weights="", drop_path_rate=0.0, **kwargs)
         try:
             return timm.create_model(arch, **how, **kwargs)
         except TypeError as err:
+            if "img_size" in str(err) and "img_size" in kwargs:  # a network for any input size
+                kwargs.pop("img_size")
+                return make(**how)
             if "drop_path_rate" in str(err):
                 raise UserError(f"--drop-path: {arch} has no stochastic depth (drop_path_rate)") from None
             if "global_pool" in str(err):
@@ -154,7 +160,7 @@ def network_of(settings, num_labels=1, pretrained=False, weights=""):
     if get("kind", "classifier") == "map":
         return create_map_model(get("arch"), channels=get("map_channels", 64), deepest_stride=get("map_depth", 16),
                                 **common)
-    return create_model(get("arch"), pool=get("pool", "avg"), **common)
+    return create_model(get("arch"), pool=get("pool", "avg"), img_size=get("img_size"), **common)
 
 
 def penultimate_features(model, images):

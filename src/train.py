@@ -34,8 +34,9 @@ from artifacts import cams_file, oof_file, run_dir, test_pred_file, write_csv, w
 from config import parse_config  # noqa: E402
 from data import prediction_column  # noqa: E402
 from distributed import init_world, shutdown, wrap  # noqa: E402
-from errors import exit_on_user_error  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
 from fit import build_data, build_model, fit, tensorboard_writer  # noqa: E402
+from localize import heatmap_support  # noqa: E402
 from viz import learning_curves  # noqa: E402
 
 
@@ -48,7 +49,16 @@ def main(argv=None):
     device = engine.resolve_device(device_name)
     precision = engine.resolve_precision(cfg.amp, device)
     data = build_data(cfg, world)
-    model = wrap(build_model(cfg, device, num_labels=len(data.columns)), world, device)
+    model = build_model(cfg, device, num_labels=len(data.columns))
+    with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
+    if with_cams and cfg.kind == "classifier":  # known before training, not after it (a ViT's class token)
+        reason = heatmap_support(model, cfg.img_size)
+        if reason and cfg.heatmaps == "on":
+            raise UserError(f"--heatmaps on: {reason}")
+        if reason:
+            print(f"heatmaps: none saved ({reason})")
+            with_cams = False
+    model = wrap(model, world, device)
     main_process = world.is_main  # only rank 0 writes files
 
     out = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)
@@ -76,7 +86,6 @@ def main(argv=None):
     seconds_per_image = (time.time() - predicting) / max(len(data.test), 1)
     image_score, oof_probs = data.image_probabilities(oof_head, oof_maps)  # a map model: auto chooses by OOF AUC
     _, test_probs = data.image_probabilities(test_head, test_maps, image_score)
-    with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
     if cfg.kind == "map":  # the object maps are its heatmaps
         cams = {"val": oof_maps, "test": test_maps if test_maps is not None else np.zeros((0, 1, 1), np.float16)}
     else:
