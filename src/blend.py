@@ -63,7 +63,9 @@ def read_prediction_file(path, columns):
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
     for column in (c for c in columns if c.startswith("prediction")):
-        bad = ~np.isfinite(frame[column].to_numpy(dtype=float))
+        # float even when the file has no rows (a data set without a test side): an empty column reads as text
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        bad = ~np.isfinite(frame[column].to_numpy())
         if bad.any():
             raise UserError(f"{path} line {int(np.flatnonzero(bad)[0]) + 2}: {column} is not a finite number")
     return frame

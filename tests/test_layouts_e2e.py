@@ -1,0 +1,73 @@
+"""Every layout through the whole of run.sh with its default two models: a Kaggle-style set (with a
+test side), an image folder (none: it used to stop in blend.py with a TypeError) and a MedMNIST
+.npz. The Object-CXR layout runs in tests/test_pipeline.py (the demo)."""
+import os
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_script
+
+
+def demo_images(tmp_path):
+    """(train [(image file, label)], dev [image files]) of a small generated demo."""
+    run_script("make_demo.py", "--out", "demo", "--n-train", 24, "--n-dev", 6, "--min-size", 48, "--max-size", 64,
+               cwd=tmp_path)
+    train = pd.read_csv(tmp_path / "demo/train.csv", keep_default_na=False)
+    dev = pd.read_csv(tmp_path / "demo/dev.csv")
+    return ([(tmp_path / "demo/train" / name, int(bool(text))) for name, text in zip(train["image_name"], train["annotation"])],
+            [tmp_path / "demo/dev" / name for name in dev["image_name"]])
+
+
+def kaggle_set(folder, train, dev):
+    for side, files in (("train", [f for f, _ in train]), ("test", dev)):
+        (folder / side).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, folder / side / f.name)
+    pd.DataFrame({"image_name": [f.name for f, _ in train], "label": [y for _, y in train]}).to_csv(
+        folder / "train.csv", index=False)
+    pd.DataFrame({"image_name": [f.name for f in dev]}).to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"image_name": [f.name for f in dev], "label": 0.5}).to_csv(folder / "sample_submission.csv", index=False)
+    return {}
+
+
+def imagefolder_set(folder, train, dev):
+    for f, y in train:
+        (folder / ("abnormal" if y else "normal")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, folder / ("abnormal" if y else "normal") / f.name)
+    return {"POSITIVE_CLASSES": "abnormal"}
+
+
+def medmnist_set(folder, train, dev):
+    def small(files):
+        return np.stack([cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (28, 28)) for f in files])
+
+    folder.mkdir(parents=True)
+    labels = np.array([[y] for _, y in train])
+    np.savez(folder / "tinymnist.npz", train_images=small([f for f, _ in train[:18]]), train_labels=labels[:18],
+             val_images=small([f for f, _ in train[18:]]), val_labels=labels[18:], test_images=small(dev))
+    return {}
+
+
+@pytest.mark.parametrize("layout", [kaggle_set, imagefolder_set, medmnist_set], ids=["kaggle", "imagefolder", "medmnist"])
+def test_run_sh_with_two_models_on_every_layout(tmp_path, layout):
+    shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    train, dev = demo_images(tmp_path)
+    extra = layout(tmp_path / "input/set", train, dev)
+    env = {**os.environ, "TQDM_DISABLE": "1", "DATASET": "set", "N_FOLDS": "2", "IMG_SIZE": "32", "EPOCHS": "1",
+           "TRIALS": "5", "BOOTSTRAP": "50", **extra}
+    result = subprocess.run(["bash", "run.sh", "--batch-size", "32", "--no-tensorboard"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for model in ("resnet18", "regnety_002"):  # run.sh's default pair for a set without annotations
+        assert f"== {model} fold 1" in result.stdout
+    assert "chosen by nested AUC:" in result.stdout
+    assert (tmp_path / "oof/set/blend_report.csv").is_file() and (tmp_path / "oof/set/oof_metrics.csv").is_file()
+    submissions = sorted(p.name for p in (tmp_path / "submissions/set").glob("*.csv"))
+    assert submissions if layout is not imagefolder_set else not submissions  # an image folder has no test side
