@@ -145,16 +145,16 @@ def show_metrics(metrics):
     return "\n".join(lines)
 
 
-def write_submission(args, out, test_ids, predictions, labels):
-    """The submission file in --format; returns its path. `predictions` is (n, labels); the
-    binary target's one label is ''."""
+def plan_submission(args, out, test_ids, labels):
+    """(path, write(predictions (n, labels))) of the submission in --format, checked before any
+    blending, so that a wrong --format or sample file stops blend.py before it writes anything.
+    The binary target's one label is ''."""
     multi = labels != [""]
     if args.format == "objectcxr":
         if multi:
             raise UserError("--format objectcxr has one prediction per image; a multi-label set needs --format kaggle")
         path = out / "prediction_classification.csv"
-        write_classification(path, test_ids, predictions[:, 0])
-        return path
+        return path, lambda predictions: write_classification(path, test_ids, predictions[:, 0])
     root = Path(args.input_dir) / args.dataset
     column, written_as = kaggle_test_ids(root)
     sample = root / "sample_submission.csv"
@@ -166,8 +166,8 @@ def write_submission(args, out, test_ids, predictions, labels):
         raise UserError(f"{sample}: {len(names)} prediction columns, but the task has one target")
     columns = [labels.index(n) for n in names] if multi else [0]
     path = out / "submission.csv"
-    write_classification(path, [written_as[i] for i in test_ids], predictions[:, columns], header=header, order=order)
-    return path
+    return path, lambda predictions: write_classification(path, [written_as[i] for i in test_ids],
+                                                          predictions[:, columns], header=header, order=order)
 
 
 def list_models(exp_dir, selected):
@@ -372,6 +372,8 @@ def main(argv=None):
         if not model_test["image_id"].equals(test["image_id"]):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
 
+    out = Path(args.submissions_dir) / args.exp
+    submission, write_submission = plan_submission(args, out, test["image_id"], labels) if len(test) else (None, None)
     reports, metrics, choices, test_predictions = [], [], [], []
     for column, label in zip(columns, labels):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
@@ -407,11 +409,10 @@ def main(argv=None):
         choices[0]["froc"] = localization_report(args, models, folds, P, T, test, choices[0], nested,
                                                  test_predictions[0])
 
-    out = Path(args.submissions_dir) / args.exp
     written = "no submission (the data set has no test side)"
-    if len(test):
-        path = write_submission(args, out, test["image_id"], np.column_stack(test_predictions), labels)
-        written = f"{path} ({len(test)} images)"
+    if submission is not None:
+        write_submission(np.column_stack(test_predictions))
+        written = f"{submission} ({len(test)} images)"
     write_json(out / "blend.json", blend_spec(args, models, folds, labels, choices))
     print(f"wrote {written}, {out / 'blend.json'}, {exp_dir / 'blend_report.csv'} (+ .png), "
           f"{exp_dir / 'oof_metrics.csv'}, ROC and confusion PNGs")

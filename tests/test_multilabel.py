@@ -76,3 +76,14 @@ def test_kaggle_submission_follows_the_sample_and_predict_reproduces_it(project,
                               check=False), "multi-label", "predict.py")
     one_error_line(run_script("blend.py", "--exp", "ml", "--dataset", "ml", "--trials", 5, cwd=cwd, check=False),
                    "--format objectcxr", "--format kaggle")
+
+
+def test_a_submission_that_cannot_be_written_stops_blend_before_it_rewrites_any_report(project):
+    """Check first, write last: --format objectcxr on a multi-label set is refused before the reports are touched."""
+    cwd, _ = project
+    reports = sorted(p for p in (cwd / "oof/ml").iterdir() if p.is_file())
+    before = {p: p.read_bytes() for p in reports}
+    refused = run_script("blend.py", "--exp", "ml", "--dataset", "ml", "--format", "objectcxr", "--trials", 5,
+                         "--bootstrap", 50, "--seed", 1, cwd=cwd, check=False)
+    one_error_line(refused, "--format objectcxr", "multi-label")
+    assert {p: p.read_bytes() for p in reports} == before
