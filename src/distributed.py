@@ -98,10 +98,13 @@ def sync_buffers(modules, world):
             torch_dist.broadcast(buffer.data, src=0)
 
 
-def wrap(model, world, device):
-    """DistributedDataParallel around the model in a world of several processes."""
+def wrap(model, world, device, parameters_change=False):
+    """DistributedDataParallel around the model in a world of several processes.
+    `parameters_change`: some parameters stop or start getting gradients during training
+    (--freeze-epochs), so DDP looks for the unused ones at each step (a little slower)."""
     if not world.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=parameters_change)

@@ -58,7 +58,7 @@ def main(argv=None):
         if reason:
             print(f"heatmaps: none saved ({reason})")
             with_cams = False
-    model = wrap(model, world, device)
+    model = wrap(model, world, device, parameters_change=cfg.freeze_epochs > 0)
     main_process = world.is_main  # only rank 0 writes files
 
     out = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)

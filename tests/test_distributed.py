@@ -87,3 +87,13 @@ def test_run_sh_queue_runs_jobs_on_two_slots_reports_a_failure_and_skips_finishe
     assert again.returncode == 0, again.stdout + again.stderr
     assert "== resnet18 fold 0: done already" in again.stdout and "started on GPU" not in again.stdout
     assert (tmp_path / "submissions/queue/prediction_classification.csv").is_file()
+
+
+def test_freeze_then_unfreeze_under_two_processes(tmp_path):
+    """--freeze-epochs under torchrun: the head trains alone, then everything (DDP used to fail at the first
+    step after requires_grad changed)."""
+    cwd = make_tiny_dataset(tmp_path, n_train=16, n_dev=4)
+    out = torchrun(cwd, *[a for a in TRAIN if a != "--ema"], "--exp", "freeze", "--freeze-epochs", "1")
+    assert "x 2 processes (DDP)" in out and out.count("summary:") == 1
+    log = pd.read_csv(cwd / "weights/freeze/resnet18/fold_0/log.csv")
+    assert len(log) == 2 and np.isfinite(log["train_loss"]).all()
