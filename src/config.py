@@ -26,6 +26,7 @@ BALANCE_MODES = ("none", "loss", "sampler")
 TTA_MODES = ("none", "hflip", "flips")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
 HEATMAP_MODES = ("auto", "on", "off")
+SELECTIONS = ("best", "last")
 MAP_DEPTHS = (16, 32)
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
@@ -104,6 +105,10 @@ class TrainConfig(DataSettings):
     ema: bool = option(False, "keep an exponential moving average of the weights; the better of EMA and raw is kept")
     ema_decay: float = option(0.999, "EMA decay per step")
     freeze_epochs: int = option(0, "train only the classifier head for this many epochs first (pretrained backbones)")
+    select: str = option("best", "the weights kept as the fold's model (and its OOF predictions): best (the epoch, "
+                                 "and EMA or raw weights, of the best validation AUC: chosen on the OOF rows, so the "
+                                 "OOF AUC leans optimistic) or last (the last epoch's; EMA weights with --ema)",
+                         SELECTIONS)
     patience: int = option(0, "early stopping: stop after this many epochs without a better validation AUC (0 = off)")
     tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions", TTA_MODES)
     seed: int = option(42, "seed for initialization, augmentation and loader order")

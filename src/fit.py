@@ -241,9 +241,9 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
         sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
         validated = epoch % cfg.val_every == 0 or epoch == cfg.epochs
         results = evaluate(candidates, data, device, precision, cfg) if validated else NOT_VALIDATED
-        chosen = max(results, key=lambda name: results[name][3])
+        chosen = pick_weights(results, cfg.select)
         predictions, val_loss, val_auc, score = results[chosen]
-        improved = validated and score > best_score
+        improved = validated and (score > best_score or cfg.select == "last")
         main = data.world.is_main  # every process decides alike (same gathered AUC); one writes
         if improved:
             best_score, best_predictions = float(score), predictions
@@ -267,6 +267,14 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
     barrier(data.world)  # the others read best.pt next
     return log, best_predictions
+
+
+def pick_weights(results, select):
+    """Which candidate weights ("model", "ema") an epoch keeps: the better validation score, or
+    with --select last a fixed rule that never looks at the validation rows (EMA when there is one)."""
+    if select == "last":
+        return "ema" if "ema" in results else "model"
+    return max(results, key=lambda name: results[name][3])
 
 
 def report_epoch(row, epochs, improved, chosen, writer):

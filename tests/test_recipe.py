@@ -179,3 +179,17 @@ def test_options_reach_the_run(tiny):
     changed = {k for k in initial if initial[k].is_floating_point() and not torch.equal(initial[k], trained[k])}
     assert {"fc.weight", "fc.bias"} <= changed
     assert all(k.startswith("fc.") or "running_" in k for k in changed)  # the backbone's weights stayed put
+
+
+def test_select_last_keeps_the_last_epochs_ema_weights_without_looking_at_the_validation_rows(tiny):
+    from metrics import roc_auc
+
+    run_script("train.py", *TINY, "--exp", "last", "--ema", "--select", "last", "--no-tensorboard", cwd=tiny)
+    best = torch.load(tiny / "weights/last/resnet18/fold_0/best.pt", weights_only=True)
+    last = torch.load(tiny / "weights/last/resnet18/fold_0/last.pt", weights_only=True)
+    assert best["epoch"] == 3 and best["weights_from"] == "ema"
+    assert all(torch.equal(best["model"][k], last["ema"][k]) for k in best["model"])
+    log = pd.read_csv(tiny / "weights/last/resnet18/fold_0/log.csv")
+    oof = pd.read_csv(tiny / "oof/last/resnet18/fold_0.csv")
+    assert log["val_auc"].iloc[-1] == pytest.approx(log["ema_val_auc"].iloc[-1])
+    assert roc_auc(oof["target"], oof["prediction"]) == pytest.approx(log["ema_val_auc"].iloc[-1], abs=1e-6)
