@@ -104,3 +104,18 @@ def test_a_real_read_only_file_system(small_file_system):
     with pytest.raises(UserError, match="Read-only file system"):
         write_text(target, "new")
     assert target.read_text() == "old"
+
+
+def test_a_script_writing_into_a_read_only_folder_stops_with_one_line_and_keeps_the_old_file(small_file_system):
+    from conftest import one_error_line, run_script
+
+    cwd = small_file_system.parent
+    run_script("make_demo.py", "--out", "input/tiny", "--n-train", 12, "--n-dev", 2, "--min-size", 48, "--max-size", 64,
+               cwd=cwd)
+    run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--folds-dir", small_file_system, cwd=cwd)
+    before = (small_file_system / "tiny.csv").read_bytes()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_file_system)], check=True)
+    refused = run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--seed", 7, "--overwrite",
+                         "--folds-dir", small_file_system, cwd=cwd, check=False)
+    one_error_line(refused, "cannot write", "Read-only file system")
+    assert (small_file_system / "tiny.csv").read_bytes() == before
