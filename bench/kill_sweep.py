@@ -1,6 +1,6 @@
 """Kill every stage of the flow with SIGKILL at random moments, re-run it, and check what is left.
 
-    python bench/kill_sweep.py                 # 32 kill points over the five stages (about 10 minutes, 2 cores)
+    python bench/kill_sweep.py                 # 35 kill points, 7 per stage
     python bench/kill_sweep.py --points 2      # 2 per stage
 
 For each stage (make_folds, cache build, train.py, blend.py, submit.py) on a small generated
@@ -184,8 +184,9 @@ def check_submission(cwd, listed):
     read_localization(cwd / "out/loc.csv", paths)
 
 
-def sweep(cwd, points_per_stage, seed=0, only=None, log=print):
-    """Kill each stage at `points_per_stage` seeded moments; returns one dict per kill point."""
+def sweep(cwd, points_per_stage, seed=0, only=None, log=print, startup_share=None):
+    """Kill each stage at `points_per_stage` seeded moments after its start-up (measured as the
+    script's --help time, or `startup_share` of its run time); returns one dict per kill point."""
     rng = np.random.default_rng(seed)
     results = []
     for stage in stages(cwd):
@@ -199,9 +200,12 @@ def sweep(cwd, points_per_stage, seed=0, only=None, log=print):
             stage.before_each(cwd)
         duration = timed(stage.new, cwd)
         new = snapshot(cwd, stage.outputs)
-        startup = timed(stage.new[:2] + ["--help"] if stage.new[1] != "-c" else
-                        python("-c", f"import sys; sys.path.insert(0, {str(SRC)!r}); import cache, readers"), cwd)
-        startup = min(startup, 0.8 * duration)  # a noisy machine: kill within the run all the same
+        if startup_share is None:
+            startup = timed(stage.new[:2] + ["--help"] if stage.new[1] != "-c" else
+                            python("-c", f"import sys; sys.path.insert(0, {str(SRC)!r}); import cache, readers"), cwd)
+            startup = min(startup, 0.8 * duration)  # a noisy machine: kill within the run all the same
+        else:
+            startup = startup_share * duration
         for point in range(points_per_stage):
             if stage.before_each:
                 stage.before_each(cwd)
@@ -233,7 +237,7 @@ def sweep(cwd, points_per_stage, seed=0, only=None, log=print):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--points", type=int, default=0, help="kill points per stage (default: 32 in all)")
+    parser.add_argument("--points", type=int, default=0, help="kill points per stage (default: 7, 35 in all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", nargs="*", default=None, help="only these (make_folds cache train.py blend.py "
                                                                   "submit.py)")
