@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from artifacts import atomic_path, write_csv
-from data import image_size, read_image
+from data import check_complete, image_size, read_image
 from errors import UserError
 
 RESIZE_MODES = ("squash", "letterbox")
@@ -60,14 +60,13 @@ def decode_gray(path, at_least=None):
     a JPEG may be decoded at reduced scale, its short side still at least that many pixels
     (a thumbnail for hashing, in the same 8-bit mapping as the cache)."""
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        data = Path(path).read_bytes()
-        if data.rstrip(b"\0")[-2:] != b"\xff\xd9":  # OpenCV would decode a truncated JPEG half grey, silently
-            raise UserError(f"image {path} is truncated (no JPEG end marker)")
         flag = cv2.IMREAD_GRAYSCALE
-        if at_least:
+        if at_least:  # image_size also checks the file is whole: OpenCV would decode a truncated one half grey
             short_side = min(image_size(path))
             flag = next(f for factor, f in JPEG_REDUCTIONS if short_side // factor >= at_least or factor == 1)
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        else:
+            check_complete(path)
+        image = cv2.imread(str(path), flag)
         if image is None:
             raise UserError(f"image {path} cannot be decoded")
         return image

@@ -1,6 +1,7 @@
 """Object-CXR annotations, image checks and reading, folds, and the torch Dataset.
 
 Data set tables (one row per image: image_id, target, ...) come from readers.py."""
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 from errors import STRICT, UserError
 
 SHAPE_NAMES = {0: "rectangle", 1: "ellipse", 2: "polygon"}
+LARGEST_COORDINATE = 10**6  # far beyond any radiograph, and exact as a float (10**400 does not even convert)
 
 
 # ---------------------------------------------------------------- annotations
@@ -28,29 +30,28 @@ class Shape:
 
     def contains(self, x, y):
         """Whether the point (x, y) hits this object, as the challenge's scorer decides: a
-        rectangle inclusively, an ellipse inscribed in its box, a polygon by point-in-polygon
-        (its boundary counted inside)."""
+        rectangle inclusively, an ellipse inscribed in its box, a polygon by skimage's
+        points_in_poly. Scalars give a truth value; arrays (of one shape) an array of them."""
         if self.kind == 2:
             return point_in_polygon(self.points, x, y)
         x1, y1, x2, y2 = self.coords
-        if not (x1 <= x <= x2 and y1 <= y <= y2):
-            return False
-        if self.kind == 0 or x1 == x2 or y1 == y2:  # a degenerate ellipse is its box's segment
-            return True
-        cx, cy, ax, ay = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
-        return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1
+        inside = (x1 <= x) & (x <= x2) & (y1 <= y) & (y <= y2)  # `&`, not `and`: arrays too
+        if self.kind == 1 and x1 != x2 and y1 != y2:  # a degenerate ellipse is its box's segment
+            cx, cy, ax, ay = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+            inside = inside & (((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1)
+        return inside
 
 
 def point_in_polygon(vertices, x, y):
-    """Even-odd ray casting; a point on an edge or vertex counts as inside."""
-    inside = False
-    for (xa, ya), (xb, yb) in zip(vertices, np.roll(vertices, -1, axis=0)):
-        cross = (xb - xa) * (y - ya) - (yb - ya) * (x - xa)
-        if cross == 0 and min(xa, xb) <= x <= max(xa, xb) and min(ya, yb) <= y <= max(ya, yb):
-            return True  # on this edge
-        if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
-            inside = not inside
-    return inside
+    """Whether (x, y) (scalars, or arrays of one shape) lies in the polygon of (n, 2) `vertices`,
+    by the scorer's own test, skimage.measure.points_in_poly: even-odd, where a point on the
+    boundary may count either way (a hand-written ray cast disagrees there)."""
+    from skimage.measure import points_in_poly
+
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    points = np.stack([x.ravel(), y.ravel()], axis=1)
+    inside = points_in_poly(points, np.asarray(vertices, dtype=float)).reshape(x.shape)
+    return inside if inside.ndim else bool(inside)
 
 
 def polygon_area(vertices):
@@ -74,6 +75,8 @@ def parse_annotation(text):
             kind, coords = int(fields[0]), tuple(int(v) for v in fields[1:])
         except ValueError:
             raise ValueError(f"object '{part.strip()}' has a non-integer field") from None
+        if any(abs(v) > LARGEST_COORDINATE for v in coords):
+            raise ValueError(f"object '{part.strip()}' has a coordinate beyond {LARGEST_COORDINATE} pixels")
         if kind not in SHAPE_NAMES:
             raise ValueError(f"object '{part.strip()}' has unknown type {kind} (0, 1 or 2 expected)")
         if kind in (0, 1) and len(coords) != 4:
@@ -113,18 +116,16 @@ def check_images(table, root, problems=STRICT):
 
 def image_problem(table, row, root):
     """(what is wrong with row `row`'s image or its objects, or None; (width, height))."""
-    from PIL import UnidentifiedImageError
-
     image_id = table["image_id"].iloc[row]
     path = root / image_id
-    if not path.is_file():
-        return f"image {path} not found", (0, 0)
     try:
+        if not path.is_file():
+            return f"image {path} not found", (0, 0)
         width, height = image_size(path)
-    except (UnidentifiedImageError, OSError) as err:
-        return f"image {path} cannot be read ({err})", (0, 0)
     except UserError as err:
         return str(err), (0, 0)
+    except OSError as err:  # a name the file system refuses, e.g. too long
+        return f"image {path} cannot be opened ({err.strerror})", (0, 0)
     for shape in parse_annotation(table["annotation"].iloc[row]) if "annotation" in table else []:
         points = shape.points
         if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
@@ -135,23 +136,58 @@ def image_problem(table, row, root):
 
 # ---------------------------------------------------------------- images
 def image_size(path):
-    """(width, height) from the file's header only."""
+    """(width, height) from the file's header, and its last bytes (see check_complete); a
+    UserError naming the file when it cannot be read."""
     if Path(path).suffix.lower() == ".dcm":
         from dicom import dicom_size
 
-        return dicom_size(path)
+        return read_dicom_file(dicom_size, path)
     from PIL import Image
 
-    with Image.open(path) as im:
-        return im.size
+    try:
+        with Image.open(path) as im:
+            size = im.size
+    except (OSError, Image.DecompressionBombError) as err:  # OSError: PIL's UnidentifiedImageError too
+        raise UserError(f"image {path} cannot be read ({err})") from None
+    check_complete(path)
+    return size
+
+
+def check_complete(path):
+    """A UserError unless a JPEG or PNG file (told by its first bytes, whatever its name) ends with
+    its end marker (trailing zero bytes aside): OpenCV decodes a truncated JPEG padded with grey,
+    without a word. Reads 1 KB at most."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 1024))
+            tail = file.read().rstrip(b"\0")
+    except OSError as err:
+        raise UserError(f"image {path} cannot be read ({err.strerror})") from None
+    for name, start, end in (("JPEG", b"\xff\xd8", b"\xff\xd9"), ("PNG", b"\x89PNG", b"IEND\xaeB`\x82")):
+        if head.startswith(start) and not tail.endswith(end):
+            raise UserError(f"image {path} is truncated (no {name} end marker)")
+
+
+def read_dicom_file(read, path):
+    """read(path) of a DICOM file. pydicom raises errors of many types for a damaged file (dicom.py
+    catches the commonest); each becomes a UserError naming the file."""
+    try:
+        return read(path)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise UserError(f"image {path} is not a readable DICOM file ({type(err).__name__}: {err})") from None
 
 
 def read_image(path):
-    """Read an image file as uint8 RGB (H, W, 3); grayscale and 16-bit images are converted."""
+    """Read an image file as uint8 RGB (H, W, 3); grayscale and 16-bit images are converted. A
+    UserError names a file that cannot be decoded, or is truncated."""
     if Path(path).suffix.lower() == ".dcm":
         from dicom import read_dicom
 
-        return cv2.cvtColor(read_dicom(path), cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(read_dicom_file(read_dicom, path), cv2.COLOR_GRAY2RGB)
+    check_complete(path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UserError(f"image {path} cannot be decoded")

@@ -19,6 +19,7 @@ Layouts (auto-detected, or forced with --layout):
                  unpacked once into PNGs beside it (<name>_png/), read from then on like files;
                  train and val together form the cross-validated training side
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,20 +58,34 @@ def id_column(raw, path):
     return found
 
 
-def as_image_ids(names, folder, path, first_line=2, problems=STRICT):
+def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True):
     """Names relative to `folder` -> ids relative to the data set folder; empty and repeated
-    names go to `problems` (their rows keep a placeholder id until they are dropped)."""
+    names, and (when `inside`) names that lead out of the data set folder, go to `problems`
+    (their rows keep a placeholder id until they are dropped)."""
     ids, seen = [], set()
     for row, name in enumerate(names):
         name = str(name).strip()
         image_id = name if not folder or name.startswith(f"{folder}/") else f"{folder}/{name}"
-        if not name or image_id in seen:
-            problem = "empty image name" if not name else f"image {image_id} is listed twice"
+        problem = None
+        if not name:
+            problem = "empty image name"
+        elif image_id in seen:
+            problem = f"image {image_id} is listed twice"
+        elif inside and leads_out(name, image_id):
+            problem = f"image {name} lies outside the data set folder (ids are paths inside it)"
+        if problem:
             problems.report(path, row, f"{path} line {row + first_line}: {problem}")
             image_id = f"<bad row {row + first_line}>"
         seen.add(image_id)
         ids.append(image_id)
     return ids
+
+
+def leads_out(name, image_id):
+    """Whether a table's image name would be read from outside the data set folder: an absolute
+    path, or one climbing out with '..' (judged on the text alone, so a data set folder that is
+    a symbolic link, or holds some, still works)."""
+    return os.path.isabs(name) or os.path.normpath(image_id).split(os.sep)[0] == ".."
 
 
 def framed(columns, path):
@@ -96,10 +111,12 @@ def read_objectcxr_table(csv_path, image_folder, problems=STRICT):
     return framed({"image_id": ids, "annotation": raw["annotation"], "target": targets}, csv_path)
 
 
-def read_image_list(path):
-    """A header-less list of image paths (Object-CXR's image_path.csv), unlabelled."""
+def read_image_list(path, inside=False):
+    """A header-less list of image paths (Object-CXR's image_path.csv), unlabelled. `inside`: the
+    paths are a data set's ids and must stay inside its folder (submit.py's list, relative to
+    the working directory, may point anywhere)."""
     raw = read_csv(path, header=None)
-    ids = as_image_ids(raw[0], "", path, first_line=1)
+    ids = as_image_ids(raw[0], "", path, first_line=1, inside=inside)
     return framed({"image_id": ids, "target": np.nan}, path)
 
 
@@ -161,7 +178,35 @@ def read_imagefolder(root, positive_classes):
     return train, framed({"image_id": pd.Series(dtype=str), "target": pd.Series(dtype=float)}, root)
 
 
-def unpack_npz(npz_path):
+def load_npz(npz_path):
+    """{name: array} of a .npz, every array read here, so that a damaged archive fails once, as a
+    UserError naming it."""
+    try:
+        npz = np.load(npz_path)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise TypeError("it holds a single array")
+        with npz:
+            return {name: npz[name] for name in npz.files}
+    except Exception as err:  # noqa: BLE001 (numpy, zipfile and the decompressors raise many types)
+        raise UserError(f"{npz_path}: not a readable .npz archive ({err})") from None
+
+
+def npz_split(arrays, npz_path, split):
+    """(images, labels or None) of one MedMNIST split, checked: uint8 images (n, h, w) or
+    (n, h, w, 3), and for train and val as many labels as images."""
+    images, labels = arrays[f"{split}_images"], arrays.get(f"{split}_labels")
+    gray_or_rgb = images.ndim in (3, 4) and images.shape[3:] in ((), (3,)) and 0 not in images.shape[1:]
+    if images.dtype != np.uint8 or not gray_or_rgb:
+        raise UserError(f"{npz_path}: '{split}_images' is {images.dtype} of shape {images.shape}; "
+                        f"uint8 (n, h, w) or (n, h, w, 3) expected")
+    if labels is None and split != "test":
+        raise UserError(f"{npz_path}: '{split}_images' has no '{split}_labels' (found {', '.join(arrays)})")
+    if labels is not None and labels.shape[:1] != images.shape[:1]:
+        raise UserError(f"{npz_path}: '{split}_labels' of shape {labels.shape} for {len(images)} images")
+    return images, labels
+
+
+def unpack_npz(npz_path, images_by_split):
     """Write every image of a MedMNIST .npz as a PNG into <name>_png/<split>/NNNNN.png, once
     (a stamp of the .npz's size and time says the folder is complete and current)."""
     import shutil
@@ -173,15 +218,8 @@ def unpack_npz(npz_path):
     stamp = f"{npz_path.stat().st_size} {npz_path.stat().st_mtime_ns}"
     if (folder / ".unpacked").is_file() and (folder / ".unpacked").read_text() == stamp:
         return folder
-    try:
-        arrays = np.load(npz_path)
-        splits = {split: arrays[f"{split}_images"] for split in ("train", "val", "test") if f"{split}_images" in arrays}
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"{npz_path}: not a readable .npz ({err})") from None
-    if "train" not in splits:
-        raise UserError(f"{npz_path}: no 'train_images' array (found {', '.join(arrays.files)})")
     staging = Path(tempfile.mkdtemp(prefix=".unpacking_", dir=npz_path.parent))
-    for split, images in splits.items():
+    for split, images in images_by_split.items():
         (staging / split).mkdir()
         for i, image in enumerate(images):
             image = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -193,16 +231,19 @@ def unpack_npz(npz_path):
 
 
 def npz_targets(labels, npz_path, name, problems=STRICT, first_row=0):
-    """0/1 targets of a labels array; a value that is neither goes to `problems` (as table row first_row + i)."""
-    labels = np.asarray(labels)
+    """0/1 targets of a labels array (n,) or (n, 1); a value that is neither goes to `problems`
+    (as table row first_row + i)."""
     if labels.ndim == 2 and labels.shape[1] > 1:
         raise UserError(f"{npz_path}: '{name}' has {labels.shape[1]} columns: multi-label training is not supported yet")
-    labels = labels.reshape(-1).astype(int)
-    for row in np.flatnonzero(~np.isin(labels, (0, 1))):
-        problems.report(npz_path, first_row + row, f"{npz_path}: {name}[{row}] is {labels[row]}, not 0 or 1 (a binary "
+    if labels.ndim not in (1, 2) or labels.size != len(labels) or labels.dtype.kind not in "biuf":
+        raise UserError(f"{npz_path}: '{name}' is {labels.dtype} of shape {labels.shape}; "
+                        f"numbers (n,) or (n, 1) expected")
+    values = labels.reshape(-1)
+    bad = ~np.isin(values, (0, 1))  # NaN included
+    for row in np.flatnonzero(bad):
+        problems.report(npz_path, first_row + row, f"{npz_path}: {name}[{row}] is {values[row]}, not 0 or 1 (a binary "
                                                    f"task; a multi-class MedMNIST set needs its classes mapped to 0/1 first)")
-        labels[row] = -1
-    return labels
+    return np.where(bad, -1, values).astype(int)
 
 
 def read_medmnist(root, problems=STRICT):
@@ -210,19 +251,23 @@ def read_medmnist(root, problems=STRICT):
     if len(npz_files) != 1:
         raise UserError(f"{root}: the medmnist layout needs exactly one .npz file (found {len(npz_files)})")
     npz_path = npz_files[0]
-    folder = unpack_npz(npz_path)
-    arrays = np.load(npz_path)
+    arrays = load_npz(npz_path)
+    if "train_images" not in arrays:
+        raise UserError(f"{npz_path}: no 'train_images' array (found {', '.join(arrays)})")
+    splits = {split: npz_split(arrays, npz_path, split) for split in ("train", "val", "test")
+              if f"{split}_images" in arrays}
+    folder = unpack_npz(npz_path, {split: images for split, (images, _) in splits.items()})
     ids, targets = [], []
     for split in ("train", "val"):
-        if f"{split}_images" in arrays:
-            count = len(arrays[f"{split}_images"])
-            ids += [f"{folder.name}/{split}/{i:05d}.png" for i in range(count)]
-            targets += list(npz_targets(arrays[f"{split}_labels"], npz_path, f"{split}_labels", problems, len(targets)))
+        if split in splits:
+            images, labels = splits[split]
+            ids += [f"{folder.name}/{split}/{i:05d}.png" for i in range(len(images))]
+            targets += list(npz_targets(labels, npz_path, f"{split}_labels", problems, len(targets)))
     train = framed({"image_id": ids, "target": targets}, npz_path)
-    count = len(arrays["test_images"]) if "test_images" in arrays else 0
-    test_targets = npz_targets(arrays["test_labels"], npz_path, "test_labels") if "test_labels" in arrays else np.nan
-    test = framed({"image_id": [f"{folder.name}/test/{i:05d}.png" for i in range(count)],
-                   "target": test_targets if count else pd.Series(dtype=float)}, npz_path)
+    images, labels = splits.get("test", ([], None))
+    test_targets = np.nan if labels is None else npz_targets(labels, npz_path, "test_labels")
+    test = framed({"image_id": [f"{folder.name}/test/{i:05d}.png" for i in range(len(images))],
+                   "target": test_targets if len(images) else pd.Series(dtype=float)}, npz_path)
     return train, test
 
 
@@ -255,7 +300,7 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         train = read_objectcxr_table(root / "train.csv", "train", problems)
         if (root / "dev.csv").is_file():
             return train, read_objectcxr_table(root / "dev.csv", "dev")
-        return train, read_image_list(root / "image_path.csv")
+        return train, read_image_list(root / "image_path.csv", inside=True)
     if layout == "kaggle":
         train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems)
         return train, read_kaggle_table(root / "test.csv", "test", labelled=False)

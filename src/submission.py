@@ -7,6 +7,8 @@ test image, probabilities in [0, 1]. Other challenges: the header and row order 
 Object-CXR's `prediction_localization.csv`: the same header, the prediction being zero or
 more `probability x y` triples separated by `;` (original-image pixels); the comma after the
 path stays when the list is empty."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -16,12 +18,22 @@ from errors import UserError
 CLASSIFICATION_HEADER = "image_path,prediction"
 
 
+def read_lines(path, shown_as=None):
+    """The lines of a submission file; a UserError naming it when it is missing or not UTF-8 text."""
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise UserError(f"{shown_as or path}: cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{shown_as or path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+
+
 def validate_classification(path, expected_paths, shown_as=None, header=CLASSIFICATION_HEADER, order=None):
     """Raise UserError (naming the file and line) unless `path` is a valid classification
     submission with `header` (an id column, then one probability column per label), covering
     exactly `expected_paths`, each once (in `order`, when given). Messages name `shown_as`
     (the final name of a file still being written) when given."""
-    lines = open(path, encoding="utf-8").read().splitlines()
+    lines = read_lines(path, shown_as)
     path = shown_as or path
     if not lines or lines[0] != header:
         raise UserError(f"{path} line 1: header must be exactly '{header}', found '{lines[0] if lines else ''}'")
@@ -108,7 +120,7 @@ def parse_points(text, where):
 def read_localization(path, expected_paths, shown_as=None):
     """{image_path: [(probability, x, y), ...]} of a localization submission covering exactly
     `expected_paths`, each once; a UserError naming the file and line otherwise."""
-    lines = open(path, encoding="utf-8").read().splitlines()
+    lines = read_lines(path, shown_as)
     path = shown_as or path
     if not lines or lines[0] != CLASSIFICATION_HEADER:
         raise UserError(f"{path} line 1: header must be exactly '{CLASSIFICATION_HEADER}', found '{lines[0] if lines else ''}'")

@@ -97,6 +97,53 @@ def test_unknown_layout_and_folder(tmp_path):
         read_dataset(tmp_path, layout="coco")
 
 
+@pytest.mark.parametrize("name", ["../../secret.png", "x/../../../etc/passwd", "/etc/passwd", "/tmp/a.png"])
+@pytest.mark.parametrize("layout, csv, table", [
+    ("kaggle", "train.csv", "image_name,label\na.png,0\n{},1\n"),
+    ("kaggle", "test.csv", "image_name\na.png\n{}\n"),
+    ("objectcxr", "train.csv", "image_name,annotation\na.png,\n{},\n"),
+    ("objectcxr", "dev.csv", "image_name,annotation\na.png,\n{},\n"),
+    ("objectcxr", "image_path.csv", "dev/a.png\n{}\n"),
+], ids=["kaggle-train", "kaggle-test", "objectcxr-train", "objectcxr-dev", "objectcxr-list"])
+def test_ids_leading_out_of_the_data_set_folder_are_refused(tmp_path, layout, csv, table, name):
+    """An id is read as <data set folder>/<id>: an absolute path or a climb out with '..' would
+    read any file on the disk."""
+    tables = {"kaggle": {"train.csv": "image_name,label\na.png,0\n", "test.csv": "image_name\na.png\n"},
+              "objectcxr": {"train.csv": "image_name,annotation\na.png,\n", "dev.csv": "image_name,annotation\n"}}
+    for other, text in tables[layout].items():
+        write(tmp_path / other, text)
+    if csv == "image_path.csv":
+        (tmp_path / "dev.csv").unlink()
+    write(tmp_path / csv, table.format(name))
+    line = 2 if csv == "image_path.csv" else 3
+    with pytest.raises(UserError, match=f"^{tmp_path / csv} line {line}: image {name} lies outside the data set folder"):
+        read_dataset(tmp_path, layout=layout)
+
+
+def test_ids_may_climb_within_the_folder_and_the_folder_may_be_a_link(tmp_path):
+    import cv2
+
+    from data import check_images
+
+    real = tmp_path / "elsewhere" / "x"
+    write(real / "train.csv", "image_name,label\na.png,0\n../test/b.png,1\n")
+    write(real / "test.csv", "image_name\nt.png\n")
+    for image in ("train/a.png", "test/b.png", "test/t.png"):
+        (real / image).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(real / image), np.zeros((3, 5), np.uint8))
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "x").symlink_to(real)
+    root = tmp_path / "input" / "x"
+    train, test = read_dataset(root)
+    assert train["image_id"].tolist() == ["train/a.png", "train/../test/b.png"] and test["image_id"].tolist() == ["test/t.png"]
+    assert check_images(train, root) == [(5, 3), (5, 3)] and check_images(test, root) == [(5, 3)]
+
+
+def test_a_submission_list_may_name_images_anywhere(tmp_path):
+    write(tmp_path / "list.csv", "/data/a.jpg\n../b.jpg\n")
+    assert read_image_list(tmp_path / "list.csv")["image_id"].tolist() == ["/data/a.jpg", "../b.jpg"]
+
+
 # ------------------------------------------------------------ the shared real data sets
 def test_shared_pneumoniamnist(shared_data):
     train, test = read_dataset(shared_data / "pneumoniamnist")
@@ -159,6 +206,68 @@ def test_medmnist_labels_must_be_binary(tmp_path):
     write_npz(tmp_path, labels=[0, 1, 2, 1, 1, 0])
     with pytest.raises(UserError, match=r"train_labels\[2\] is 2, not 0 or 1"):
         read_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda a: a.pop("val_labels"), "'val_images' has no 'val_labels'"),
+    (lambda a: a.update(train_labels=np.array([[0], [1]])), r"'train_labels' of shape \(2, 1\) for 6 images"),
+    (lambda a: a.update(train_labels=np.zeros((6, 2))), "has 2 columns: multi-label"),
+    (lambda a: a.update(train_labels=np.array(list("010110"))), "'train_labels' is <U1 of shape"),
+    (lambda a: a.update(train_labels=np.array([0, 1, np.nan, 1, 1, 0])), r"train_labels\[2\] is nan, not 0 or 1"),
+    (lambda a: a.update(train_images=a["train_images"].astype(np.float32)), "'train_images' is float32 of shape"),
+    (lambda a: a.update(test_images=np.zeros(3, np.uint8)), r"'test_images' is uint8 of shape \(3,\); uint8 \(n, h, w\)"),
+    (lambda a: a.update(val_images=np.zeros((2, 28, 28, 4), np.uint8)), "'val_images' is uint8 of shape"),
+], ids=["no val labels", "too few labels", "multi-label", "text labels", "NaN label", "float images", "1-D images",
+        "4 channels"])
+def test_medmnist_malformed_arrays_are_refused(tmp_path, change, why):
+    arrays = write_npz(tmp_path)
+    change(arrays)
+    np.savez(tmp_path / "tinymnist.npz", **arrays)
+    with pytest.raises(UserError, match=f"tinymnist.npz: .*{why}"):
+        read_dataset(tmp_path, layout="medmnist")
+
+
+def with_compression_method(data, method):
+    """A zip archive with its first member's compression method (in the central directory) replaced."""
+    at = data.index(b"PK\x01\x02") + 10
+    return data[:at] + method.to_bytes(2, "little") + data[at + 2:]
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda data: data[:len(data) // 2], "not a readable .npz"),
+    (lambda data: b"", "not a readable .npz"),
+    (lambda data: data[:100] + bytes([data[100] ^ 1]) + data[101:], "not a readable .npz"),
+    (lambda data: np.lib.format.magic(1, 0) + data, "not a readable .npz"),
+    (lambda data: with_compression_method(data, 99), r"not a readable .npz archive \(That compression method is not"),
+], ids=["truncated", "empty", "bit flipped", "npy magic", "unknown compression"])
+def test_damaged_npz_is_refused(tmp_path, damage, why):
+    write_npz(tmp_path)
+    path = tmp_path / "tinymnist.npz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(UserError, match=f"tinymnist.npz: {why}"):
+        read_dataset(tmp_path, layout="medmnist")
+
+
+def test_a_single_array_is_not_an_npz_archive(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    with pytest.raises(UserError, match=r"a.npz: not a readable .npz archive \(it holds a single array\)"):
+        read_dataset(tmp_path, layout="medmnist")
+
+
+def test_a_name_too_long_for_the_file_system_is_a_bad_row(kaggle):
+    import cv2
+
+    from data import check_images
+    from errors import RowProblems
+
+    write(kaggle / "train.csv", f"image_name,label\n{'a' * 300}.png,0\nb.png,1\n")
+    (kaggle / "train").mkdir()
+    cv2.imwrite(str(kaggle / "train" / "b.png"), np.zeros((2, 2), np.uint8))
+    problems = RowProblems(skip=True)
+    train, _ = read_dataset(kaggle, problems=problems)
+    assert check_images(train, kaggle, problems) == [(0, 0), (2, 2)]
+    assert [p["row"] for p in problems.found] == [0] and "cannot be opened (File name too long)" in problems.found[0]["problem"]
 
 
 def test_skip_bad_records_every_bad_training_row_and_the_test_side_stays_strict(kaggle, tmp_path):

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,20 @@ def test_invalid_localization_never_replaces_a_valid_one(tmp_path):
     with pytest.raises(UserError):
         write_localization(path, IDS, [[(2.0, 1, 1)], [], []])
     assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("reader", ["classification", "localization"])
+@pytest.mark.parametrize("content, why", [
+    (None, "cannot be read (No such file or directory)"),
+    ("image_path,prediction\ndev/001.jpg,0.1\n".encode("utf-16"), "not UTF-8 text (byte 0: invalid start byte)"),
+    (b"image_path,prediction\ndev/00\xe9.jpg,0.1\n", "not UTF-8 text (byte 28: invalid continuation byte)"),
+], ids=["missing", "UTF-16", "Latin-1"])
+def test_unreadable_submission_files_are_one_user_error(tmp_path, reader, content, why):
+    from submission import read_localization
+
+    path = tmp_path / "prediction.csv"
+    if content is not None:
+        path.write_bytes(content)
+    check = validate_classification if reader == "classification" else read_localization
+    with pytest.raises(UserError, match="^" + re.escape(f"{path}: {why}")):
+        check(path, IDS, shown_as=path)
