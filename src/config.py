@@ -175,6 +175,6 @@ def parse_config(argv=None, cls=TrainConfig, description=None):
         import timm  # only here: make_folds.py and --help need no torch
 
         if not (timm.is_model(args.arch) or args.arch.startswith(("hf-hub:", "hf_hub:"))):
-            parser.error(f"argument --arch: unknown timm architecture {args.arch!r} "
+            parser.error(f"argument --arch: unknown architecture {args.arch!r}, not a timm name "
                          f"(python -c \"import timm; print(timm.list_models('*{args.arch[:4]}*'))\" lists names)")
     return cls(**vars(args))
