@@ -11,6 +11,7 @@
 # LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
 # GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
+# TEST_LIKE (share of the training images most like the test side scored apart by blend.py; default 0.25),
 # FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
@@ -57,7 +58,9 @@ else
 fi
 # A Kaggle-style set (test.csv) gets a Kaggle submission unless FORMAT says otherwise.
 if [ -f "input/$DATASET/test.csv" ]; then FORMAT=${FORMAT:-kaggle}; else FORMAT=${FORMAT:-objectcxr}; fi
-$PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED"
+$PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED" --test-like "${TEST_LIKE:-0.25}"
+# The train/test shift (adversarial validation), once per data set with a test side: reports/<dataset>/shift.*
+[ -f "reports/$DATASET/shift.json" ] || $PY src/shift.py "${DATA_ARGS[@]}" --share "${TEST_LIKE:-0.25}"
 
 if [ -n "$MAP_ARCHS" ] && [ -z "${MAP_IMG_SIZE:-}" ]; then
     MAP_IMG_SIZE=$($PY src/make_folds.py "${DATA_ARGS[@]}" --print-map-size "${MAP_MAX_SIZE:-512}")

@@ -128,6 +128,14 @@ def duplicates_file(folds_dir, dataset):
     return Path(folds_dir) / f"{dataset}_duplicates.csv"
 
 
+def test_like_file(folds_dir, dataset):
+    return Path(folds_dir) / f"{dataset}_test_like.csv"
+
+
+def shift_report_file(reports_dir, dataset):
+    return Path(reports_dir) / dataset / "shift.json"
+
+
 def skipped_rows_file(reports_dir, dataset):
     return Path(reports_dir) / dataset / "skipped_rows.csv"
 

@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from artifacts import folds_file, run_dir, write_csv, write_json  # noqa: E402
+from adversarial import HIGH_SHIFT  # noqa: E402
+from artifacts import (folds_file, run_dir, shift_report_file, test_like_file, write_csv,  # noqa: E402
+                       write_json)
 from config import Parser  # noqa: E402
 from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
@@ -189,20 +191,23 @@ def list_models(exp_dir, selected):
     return sorted(models)  # one order, however they were named: the seeded searches then give one answer
 
 
-def report_row(kind, name, y, in_sample, nested, test_y, test_scores, weights=""):
-    """One row of blend_report.csv; the interval is the nested AUC's (DeLong)."""
+def report_row(kind, name, y, in_sample, nested, test_y, test_scores, weights="", test_like=None):
+    """One row of blend_report.csv; the interval is the nested AUC's (DeLong). `test_like`: the
+    mask of the OOF rows most like the test side (make_folds.py --test-like), scored apart."""
     low, high = delong_interval(y, nested)
     return {"kind": kind, "name": name, "oof_auc": safe_roc_auc(y, in_sample), "nested_auc": safe_roc_auc(y, nested),
             "nested_low": low, "nested_high": high,
+            "test_like_auc": safe_roc_auc(y[test_like], nested[test_like]) if test_like is not None else np.nan,
             "test_auc": safe_roc_auc(test_y, test_scores) if test_y is not None else np.nan, "weights": weights}
 
 
-def model_rows(models, P, y, T, test_y):
+def model_rows(models, P, y, T, test_y, test_like=None):
     # a single model learns nothing from the OOF rows: its nested predictions are its OOF predictions
-    return [report_row("model", m, y, P[:, i], P[:, i], test_y, T[:, i]) for i, m in enumerate(models)]
+    return [report_row("model", m, y, P[:, i], P[:, i], test_y, T[:, i], test_like=test_like)
+            for i, m in enumerate(models)]
 
 
-def score_methods(P, y, fold_ids, T, test_y, args):
+def score_methods(P, y, fold_ids, T, test_y, args, test_like=None):
     """One report row per method, and the fitted params and nested predictions of each."""
     rows, fitted = [], []
     final = methods(args.temperature, args.trials, args.seed, args.storage, args.study_name, args.bags)
@@ -212,7 +217,7 @@ def score_methods(P, y, fold_ids, T, test_y, args):
         nested = nested_predictions(inner_method, P, y, fold_ids)
         shown = {k: np.round(v, 4).tolist() if k == "weights" else v for k, v in params.items() if k != "quantiles"}
         rows.append(report_row("blend", method.name, y, method.combine(P, params), nested, test_y,
-                               method.combine(T, params), json.dumps(shown)))
+                               method.combine(T, params), json.dumps(shown), test_like))
         fitted.append((method, params, nested))
     return rows, fitted
 
@@ -225,22 +230,25 @@ def compare_with_best_model(y, nested, P, models):
     return {**result, "model": models[best], "verdict": verdict}
 
 
-def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label=""):
+def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", test_like=None):
     """Score every model and method on one target (P, T: OOF and test matrices, n x models),
-    choose by nested AUC, compare with the best model, write the figures (suffixed _<label>
-    for a multi-label set). Returns the target's report, choice and test predictions."""
+    choose by nested AUC (or by its test-like rows' AUC), compare with the best model, write
+    the figures (suffixed _<label> for a multi-label set). Returns the target's report, choice
+    and test predictions."""
     suffix, named_as = (f"_{label}", f" [{label}]") if label else ("", "")
-    method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args)
-    report = pd.DataFrame(model_rows(models, P, y, T, test_y) + method_rows)
+    method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args, test_like)
+    report = pd.DataFrame(model_rows(models, P, y, T, test_y, test_like) + method_rows)
     blends = report[report["kind"] == "blend"].reset_index(drop=True)
-    chosen, params, nested = fitted[best_method(blends["nested_auc"])]
+    choose_by = "test_like_auc" if args.choose_by == "test_like" else "nested_auc"
+    chosen, params, nested = fitted[best_method(blends[choose_by])]
     report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)
-    shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"]))
+    shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"])
+                        + ([] if test_like is not None else ["test_like_auc"]))
     print(f"\n{label or 'target'}:\n" + shown.to_string(
         index=False, float_format=lambda v: f"{v:.4f}", formatters={"weights": lambda w: w if len(w) < 70 else w[:67] + "..."}))
 
     comparison = compare_with_best_model(y, nested, P, models)
-    print(f"chosen by nested AUC{named_as}: {chosen.name}; vs the best single model {comparison['model']} (DeLong, "
+    print(f"chosen by {'test-like' if choose_by == 'test_like_auc' else 'nested'} AUC{named_as}: {chosen.name}; vs the best single model {comparison['model']} (DeLong, "
           f"paired): difference {comparison['difference']:+.4f} [{comparison['low']:+.4f}, {comparison['high']:+.4f}], "
           f"p = {comparison['p_value']:.3g}: {comparison['verdict']}")
 
@@ -330,6 +338,30 @@ def blend_spec(args, models, folds, labels, choices):
     return {**common, "labels": dict(zip(labels, choices))}
 
 
+def test_like_mask(args, folds):
+    """The OOF rows (in fold-file order) make_folds.py --test-like marked as most like the test side, or None."""
+    path = test_like_file(args.folds_dir, args.dataset)
+    if not path.is_file():
+        if args.choose_by == "test_like":
+            raise UserError(f"--choose-by test_like: {path} not found (run make_folds.py --test-like 0.25 first)")
+        return None
+    table = pd.read_csv(path, dtype={"image_id": str}).set_index("image_id")
+    missing = folds.loc[~folds["image_id"].isin(table.index), "image_id"]
+    if len(missing):
+        raise UserError(f"{path}: made for other images ({missing.iloc[0]} and {len(missing) - 1} more are not in it); "
+                        f"run make_folds.py --test-like again")
+    return table.loc[folds["image_id"], "test_like"].astype(bool).to_numpy()
+
+
+def warn_about_shift(args):
+    path = shift_report_file(args.reports_dir, args.dataset)
+    if path.is_file():
+        auc = json.loads(path.read_text())["adversarial_auc"]
+        if auc >= HIGH_SHIFT:
+            print(f"warning: the test side looks unlike the training side (adversarial AUC {auc:.3f}, {path}): the OOF "
+                  f"AUC may overstate the test score; compare the test-like AUC (make_folds.py --test-like)")
+
+
 @exit_on_user_error
 def main(argv=None):
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -356,6 +388,10 @@ def main(argv=None):
     parser.add_argument("--weights-dir", default="weights", help="where the checkpoints are (named in the blend spec)")
     parser.add_argument("--froc-bootstrap", type=int, default=200,
                         help="bootstrap resamples for the FROC intervals (default: 200; 0 = none)")
+    parser.add_argument("--choose-by", choices=("nested", "test_like"), default="nested",
+                        help="choose the blend by its nested AUC on all OOF rows, or on the rows most like the test "
+                             "side (make_folds.py --test-like)")
+    parser.add_argument("--reports-dir", default="reports", help="where shift.py's report is (a strong shift is warned of)")
     parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC (default: 10)")
     args = parser.parse_args(argv)
     if args.storage and not args.study_name:
@@ -374,6 +410,7 @@ def main(argv=None):
 
     out = Path(args.submissions_dir) / args.exp
     submission, write_submission = plan_submission(args, out, test["image_id"], labels) if len(test) else (None, None)
+    test_like = test_like_mask(args, folds)
     reports, metrics, choices, test_predictions = [], [], [], []
     for column, label in zip(columns, labels):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
@@ -382,7 +419,7 @@ def main(argv=None):
         labelled = len(test) > 0 and column in test and test[column].notna().all()
         test_y = test[column].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
         report, metric, choice, predictions, nested = blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y,
-                                                                   label)
+                                                                   label, test_like)
         reports.append(report.assign(label=label))
         metrics.append(metric.assign(label=label))
         choices.append(choice)
@@ -416,6 +453,7 @@ def main(argv=None):
     write_json(out / "blend.json", blend_spec(args, models, folds, labels, choices))
     print(f"wrote {written}, {out / 'blend.json'}, {exp_dir / 'blend_report.csv'} (+ .png), "
           f"{exp_dir / 'oof_metrics.csv'}, ROC and confusion PNGs")
+    warn_about_shift(args)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class DataSettings:
     skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "
                                    "stopping; each is listed in <reports-dir>/<dataset>/skipped_rows.csv")
     reports_dir: str = option("reports", "where data reports go (<reports-dir>/<dataset>/)")
+    cache_dir: str = option("cache", "where decoded-image caches live")
 
 
 @dataclass
@@ -53,6 +54,9 @@ class FoldSettings(DataSettings):
     dedup: bool = option(True, "group exact and near-duplicate images so no pair straddles train and validation")
     near_threshold: int = option(8, "near-duplicates: at most this many of the 256 dHash bits differ")
     overwrite: bool = option(False, "replace an existing, different fold file (old OOF files then no longer match)")
+    test_like: float = option(0.0, "also mark this share of the training images most like the test side (adversarial "
+                                   "validation, src/shift.py) in folds/<dataset>_test_like.csv: blend.py then reports "
+                                   "a second OOF estimate on them (0 = off; needs a test side)")
     print_map_size: int = option(0, "print the image size for map models and exit: the training images' median "
                                     "long side (their stored resolution) rounded up to a multiple of 32, at most this")
 
@@ -87,7 +91,6 @@ class TrainConfig(DataSettings):
     val_every: int = option(1, "validate every N epochs (and after the last); whole-image validation of a map "
                                "model costs more than its crop epoch")
     cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")
-    cache_dir: str = option("cache", "where decoded-image caches live")
     # optimization
     epochs: int = option(6, "training epochs")
     batch_size: int = option(32, "batch size")

@@ -13,11 +13,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 
-from artifacts import duplicates_file, folds_file, write_csv  # noqa: E402
+from adversarial import likeness_table, measure_shift  # noqa: E402
+from artifacts import duplicates_file, folds_file, test_like_file, write_csv  # noqa: E402
 from config import FoldSettings, parse_config  # noqa: E402
 from data import assign_folds, label_name, read_folds, target_columns  # noqa: E402
 from dedup import find_duplicates  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
+from metrics import roc_auc  # noqa: E402
 from readers import read_checked  # noqa: E402
 
 
@@ -35,6 +37,21 @@ def group_duplicates(train, test, root, threshold):
 def map_image_size(long_sides, largest):
     """The stored resolution, at most `largest`: the median long side rounded up to a multiple of 32."""
     return int(min(largest, -(-int(long_sides.median()) // 32) * 32))
+
+
+def mark_test_like(args, train, test, root):
+    """folds/<dataset>_test_like.csv: each training image's test-likeness (adversarial validation) and
+    whether it is among the --test-like share most like the test side."""
+    if not 0 < args.test_like <= 1:
+        raise UserError(f"--test-like {args.test_like}: a share in (0, 1]")
+    if not len(test):
+        print(f"--test-like: {root} has no test side to compare with; no test-like rows marked")
+        return
+    _, is_test, scores = measure_shift(train, test, root, Path(args.cache_dir) / args.dataset)  # as shift.py
+    table = likeness_table(train, scores[:len(train)], args.test_like, len(test))
+    write_csv(test_like_file(args.folds_dir, args.dataset), table, float_format="%.6f")
+    print(f"test-like rows: {int(table['test_like'].sum())} of {len(table)} training images "
+          f"(adversarial AUC {roc_auc(is_test, scores):.3f}); {test_like_file(args.folds_dir, args.dataset)}")
 
 
 @exit_on_user_error
@@ -57,6 +74,8 @@ def main(argv=None):
     if report is not None:
         write_csv(duplicates_file(args.folds_dir, args.dataset), report)
         print(f"duplicate pairs: {duplicates_file(args.folds_dir, args.dataset)}")
+    if args.test_like:
+        mark_test_like(args, train, test, root)
     if up_to_date:
         print(f"{path} is up to date ({len(folds)} images, {args.n_folds} folds)")
         return

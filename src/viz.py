@@ -198,3 +198,31 @@ def embedding_figure(coords, groups, path, title=""):
     ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def shift_figure(train_images, test_images, order, path, title="", per_row=6):
+    """Both sides' intensity histograms over a grid of training images most like the test side
+    (`order`: training rows, most test-like first), least like it, and a few test images."""
+    plt = pyplot()
+    fig = plt.figure(figsize=(per_row * 1.6, 8.5))
+    grid = fig.add_gridspec(4, per_row, height_ratios=[1.6, 1, 1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    bins = np.arange(257)
+    for images, name in ((train_images, "training side"), (test_images, "test side")):
+        ax.hist(np.asarray(images).ravel(), bins=bins, density=True, histtype="step", label=name)
+    ax.set_xlabel("pixel intensity")
+    ax.legend()
+    ax.set_title(title)
+    rows = (("most test-like training images", train_images[order[:per_row]]),
+            ("least test-like training images", train_images[order[::-1][:per_row]]),
+            ("test images", test_images[np.linspace(0, len(test_images) - 1, per_row).astype(int)]))
+    for r, (label, images) in enumerate(rows, start=1):
+        for c in range(per_row):
+            panel = fig.add_subplot(grid[r, c])
+            panel.axis("off")
+            if c < len(images):
+                panel.imshow(images[c], cmap="gray", vmin=0, vmax=255)
+            if c == 0:
+                panel.set_title(label, fontsize=8, loc="left")
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -70,4 +70,7 @@ def test_run_sh_with_two_models_on_every_layout(tmp_path, layout):
     assert "chosen by nested AUC:" in result.stdout
     assert (tmp_path / "oof/set/blend_report.csv").is_file() and (tmp_path / "oof/set/oof_metrics.csv").is_file()
     submissions = sorted(p.name for p in (tmp_path / "submissions/set").glob("*.csv"))
-    assert submissions if layout is not imagefolder_set else not submissions  # an image folder has no test side
+    if layout is imagefolder_set:  # no test side: no submission, no shift to measure
+        assert not submissions and "shift set: no test side" in result.stdout
+    else:  # the shift is measured once and the test-like rows are scored apart
+        assert submissions and "shift set: adversarial AUC" in result.stdout and "test_like_auc" in result.stdout
