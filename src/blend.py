@@ -47,8 +47,8 @@ from data import label_name, prediction_column, read_folds, target_columns  # no
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
 from localization import annotations, froc_scores, read_cams, run_spec  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from metrics import (FROC_THRESHOLDS, bootstrap_intervals, confusion, delong_interval, delong_test, safe_roc_auc,  # noqa: E402
-                     threshold_metrics, youden_threshold)
+from metrics import (FROC_THRESHOLDS, bootstrap_intervals, confusion, delong_interval, delong_test,  # noqa: E402
+                     estimate_prior, prior_threshold, safe_roc_auc, threshold_metrics, youden_threshold)
 from readers import kaggle_test_ids  # noqa: E402
 from submission import CLASSIFICATION_HEADER, sample_format, write_classification  # noqa: E402
 from viz import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: E402
@@ -264,7 +264,30 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
     row = report[report["chosen"]].iloc[0]
     choice = {"method": chosen.name, "params": params, "weights": params["weights"], "threshold": threshold,
               "oof_auc": float(row["oof_auc"]), "nested_auc": float(row["nested_auc"]), "versus_best_model": comparison}
+    if len(T):
+        choice["prior_shift"] = prior_shift(y, P, T, test_y, named_as)
     return report, metrics, choice, chosen.combine(T, params), nested
+
+
+def prior_shift(y, P, T, test_y, named_as=""):
+    """The test side's positive share, estimated by EM on the priors from the models' mean probability,
+    and the accuracy threshold it moves 0.5 to (the AUC does not change); with test labels, the
+    accuracy at both thresholds."""
+    train_prior = float(np.mean(y))
+    test_mean = T.mean(axis=1)
+    estimate = estimate_prior(test_mean, train_prior)
+    threshold = prior_threshold(train_prior, estimate)
+    shift = {"train_positive_share": train_prior, "test_positive_share_estimate": estimate,
+             "accuracy_threshold": threshold}
+    line = (f"prior shift{named_as}: positives {train_prior:.3f} of the training side, {estimate:.3f} of the test "
+            f"side (EM on the mean model probability): the accuracy threshold 0.5 becomes {threshold:.3f}")
+    if test_y is not None:
+        shift.update({f"test_accuracy_at_{name}": float(np.mean((test_mean >= t) == test_y))
+                      for name, t in (("0.5", 0.5), ("prior_threshold", threshold))})
+        line += (f"; test accuracy {shift['test_accuracy_at_0.5']:.4f} at 0.5, "
+                 f"{shift['test_accuracy_at_prior_threshold']:.4f} at {threshold:.3f}")
+    print(line)
+    return shift
 
 
 def localization_report(args, models, folds, P, T, test, choice, nested, test_blend):

@@ -224,3 +224,22 @@ def test_froc_of_a_resample_equals_froc_of_the_images_copied_out():
         expected = froc({c: points[i] for c, i in written.items()}, {c: objects[i] for c, i in written.items()})
         copies = dict(zip(images, np.bincount(drawn, minlength=len(images)).tolist()))
         assert froc_of_ranked(ranked, objects, copies=copies) == pytest.approx(expected)
+
+
+def test_em_prior_estimate_recovers_the_class_balance_of_a_shifted_set():
+    """Posteriors of a calibrated model trained at 74 % positives, applied to a set with 40 %: EM finds 40 %,
+    and the adjusted threshold equals the 0.5 threshold of posteriors computed under 40 % directly."""
+    from metrics import adjust_to_prior, estimate_prior, prior_threshold
+
+    rng = np.random.default_rng(0)
+    y = rng.random(20_000) < 0.40
+    x = rng.normal(np.where(y, 1.0, -1.0), 1.0)
+    likelihood_ratio = np.exp(2 * x)  # N(1, 1) vs N(-1, 1)
+    posterior_at = lambda prior: prior * likelihood_ratio / (prior * likelihood_ratio + 1 - prior)  # noqa: E731
+    trained = posterior_at(0.74)
+    assert estimate_prior(trained, 0.74) == pytest.approx(0.40, abs=0.015)
+    assert np.allclose(adjust_to_prior(trained, 0.74, 0.40), posterior_at(0.40))
+    t = prior_threshold(0.74, 0.40)
+    assert np.array_equal(trained >= t, posterior_at(0.40) >= 0.5 - 1e-12) or np.mean(
+        (trained >= t) != (posterior_at(0.40) >= 0.5)) < 1e-3
+    assert prior_threshold(0.5, 0.5) == 0.5 and adjust_to_prior([0.3], 0.6, 0.6)[0] == pytest.approx(0.3)
