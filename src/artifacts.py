@@ -76,7 +76,8 @@ def remove_stale_temporaries(path):
         owner = tmp.name[len(temporary_prefix(path)):].split(".")[0]
         host, _, pid = owner.rpartition("-")
         try:
-            if (host == _HOST and pid.isdigit() and not process_alive(int(pid))) or now - tmp.stat().st_mtime > STALE_AFTER_S:
+            ended = host == _HOST and pid.isdigit() and not process_alive(int(pid))
+            if ended or now - tmp.stat().st_mtime > STALE_AFTER_S:
                 tmp.unlink()
         except FileNotFoundError:  # its writer finished or another cleaner got there first
             pass

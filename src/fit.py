@@ -26,7 +26,7 @@ from errors import UserError
 from localize import choose_image_score, loader_cams, map_image_probability
 from masks import MaskedCrops
 from metrics import mean_auc
-from models import IMAGE_SCORES, MAP_STRIDE, network_of
+from models import MAP_STRIDE, network_of
 from readers import read_checked
 from transforms import eval_transform, train_transform
 
@@ -105,13 +105,7 @@ def object_table(table):
 
 
 def build_data(cfg, world=World()):
-    if cfg.balance not in recipe.BALANCE_MODES:
-        raise UserError(f"--balance {cfg.balance}: expected one of {', '.join(recipe.BALANCE_MODES)}")
-    if cfg.heatmaps not in ("auto", "on", "off"):
-        raise UserError(f"--heatmaps {cfg.heatmaps}: expected auto, on or off")
-    if cfg.tta not in engine.TTA_FLIPS:
-        raise UserError(f"--tta {cfg.tta}: expected one of {', '.join(engine.TTA_FLIPS)}")
-    check_map_settings(cfg)
+    check_map_settings(cfg)  # the choice-valued flags were checked when parsed (config.py)
     train_rows, val_rows, test, root, train_table = load_split(cfg)
     annotated = "annotation" in train_table
     if cfg.kind == "map" and not annotated:
@@ -156,10 +150,6 @@ def build_data(cfg, world=World()):
 
 
 def check_map_settings(cfg):
-    if cfg.kind not in ("classifier", "map"):
-        raise UserError(f"--kind {cfg.kind}: expected classifier or map")
-    if cfg.image_score not in IMAGE_SCORES:
-        raise UserError(f"--image-score {cfg.image_score}: expected one of {', '.join(IMAGE_SCORES)}")
     if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
         raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
 
