@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from errors import UserError
 
@@ -155,3 +156,22 @@ def test_pred_file(oof_dir, exp, model, fold):
 
 def cams_file(oof_dir, exp, model, fold):
     return Path(oof_dir) / exp / model / f"cams_fold_{fold}.npz"
+
+
+def read_prediction_file(path, columns):
+    """An OOF or test prediction file with `columns`, its prediction columns as finite floats;
+    a UserError names the file (and the line) that is not."""
+    try:
+        frame = pd.read_csv(path, dtype={"image_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    for column in (c for c in columns if c.startswith("prediction")):
+        # float even when the file has no rows (a data set without a test side): an empty column reads as text
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        bad = ~np.isfinite(frame[column].to_numpy())
+        if bad.any():
+            raise UserError(f"{path} line {int(np.flatnonzero(bad)[0]) + 2}: {column} is not a finite number")
+    return frame

@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from adversarial import HIGH_SHIFT  # noqa: E402
-from artifacts import (folds_file, run_dir, shift_report_file, test_like_file, write_csv,  # noqa: E402
-                       write_json)
+from artifacts import (folds_file, read_prediction_file, run_dir, shift_report_file, test_like_file,  # noqa: E402
+                       write_csv, write_json)
 from config import Parser  # noqa: E402
 from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
@@ -54,23 +54,6 @@ from submission import CLASSIFICATION_HEADER, sample_format, write_classificatio
 from viz import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: E402
 
 FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")
-
-
-def read_prediction_file(path, columns):
-    try:
-        frame = pd.read_csv(path, dtype={"image_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-    for column in (c for c in columns if c.startswith("prediction")):
-        # float even when the file has no rows (a data set without a test side): an empty column reads as text
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        bad = ~np.isfinite(frame[column].to_numpy())
-        if bad.any():
-            raise UserError(f"{path} line {int(np.flatnonzero(bad)[0]) + 2}: {column} is not a finite number")
-    return frame
 
 
 def check_against_folds(frame, path, folds, fold, columns):

@@ -27,6 +27,7 @@ TTA_MODES = ("none", "hflip", "flips")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
 HEATMAP_MODES = ("auto", "on", "off")
 SELECTIONS = ("best", "last")
+AUGMENTATIONS = ("basic", "shift")
 MAP_DEPTHS = (16, 32)
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
@@ -90,6 +91,14 @@ class TrainConfig(DataSettings):
                                IMAGE_SCORES)
     val_every: int = option(1, "validate every N epochs (and after the last); whole-image validation of a map "
                                "model costs more than its crop epoch")
+    aug: str = option("basic", "training augmentation: basic (flips, a small rotation, brightness/contrast) | shift "
+                               "(also random resized crops, gamma, CLAHE, blur or sharpening: for a test side that "
+                               "looks different)", AUGMENTATIONS)
+    mixup: float = option(0.0, "mixup alpha (timm): train on blends of two images and of their targets (0 = off)")
+    cutmix: float = option(0.0, "cutmix alpha (timm): paste a box of one image into another, targets mixed by its "
+                                "area (0 = off; with --mixup, each batch one or the other)")
+    pseudo_labels: str = option("", "a pseudo-label file (src/pseudo.py): its test images whose fold is --fold join "
+                                    "the training rows with their pseudo-labels (fold-safe second round)")
     cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")
     # optimization
     epochs: int = option(6, "training epochs")

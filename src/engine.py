@@ -110,9 +110,10 @@ def loss_for(kind, pos_weight=None):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True,
-                    loss_fn=None, clip_grad=0.0, ema=None, desc="train"):
+                    loss_fn=None, clip_grad=0.0, ema=None, desc="train", mix=None):
     """One pass over `loader` (batches of images, (b, labels) targets and, for a map model,
-    masks); the scheduler (and the EMA, when given) steps every batch. `loss_fn(outputs,
+    masks); the scheduler (and the EMA, when given) steps every batch; `mix(images, targets)`
+    (recipe.batch_mixer) mixes a classifier's batches. `loss_fn(outputs,
     targets, *rest of the batch)` defaults to classifier_loss(); `clip_grad` > 0 clips the
     gradient norm. Returns the mean loss and the share of the epoch spent waiting for the
     loader (near 1: the data pipeline starves the model; add --num-workers)."""
@@ -126,6 +127,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
         images = to_device(images, device, channels_last)
         targets = targets.to(device, dtype=torch.float32)
         rest = [r.to(device, non_blocking=True) for r in rest]
+        if mix is not None:
+            images, targets = mix(images, targets)
         with autocast(device, precision):
             outputs = model(images)
         loss = loss_fn(outputs, targets, *rest)

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 import engine
 import recipe
-from artifacts import folds_file, write_csv
+from artifacts import cams_file, folds_file, oof_file, test_pred_file, write_csv, write_npz
 from cache import ImageSpec, build_cache, uncached_loader
-from data import ImageTable, parse_annotation, read_folds, target_columns
+from data import ImageTable, parse_annotation, prediction_column, read_folds, target_columns
 from distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from errors import UserError
 from localize import choose_image_score, loader_cams, map_image_probability
@@ -29,6 +29,7 @@ from metrics import mean_auc
 from models import MAP_STRIDE, network_of
 from readers import read_checked
 from transforms import eval_transform, train_transform
+from unlabelled import read_pseudo_labels, with_pseudo_rows
 
 # Settings that may differ between a run and its resumption (they do not change the result).
 RESUME_FREE = {"resume", "num_workers", "tensorboard", "tb_dir", "device", "patience", "heatmaps"}
@@ -105,8 +106,11 @@ def object_table(table):
 
 
 def build_data(cfg, world=World()):
-    check_map_settings(cfg)  # the choice-valued flags were checked when parsed (config.py)
+    check_settings(cfg)  # the choice-valued flags were checked when parsed (config.py)
     train_rows, val_rows, test, root, train_table = load_split(cfg)
+    if cfg.pseudo_labels:
+        train_rows = with_pseudo_rows(train_rows, read_pseudo_labels(cfg.pseudo_labels), cfg.fold, test["image_id"],
+                                      cfg.pseudo_labels)
     annotated = "annotation" in train_table
     if cfg.kind == "map" and not annotated:
         raise UserError(f"--kind map learns from object annotations; {train_table.attrs['source']} has none "
@@ -130,8 +134,9 @@ def build_data(cfg, world=World()):
     sampler = recipe.balanced_sampler(train_rows["target"], generator) if cfg.balance == "sampler" else None
     objects = object_table(train_table) if cfg.kind == "map" else None
 
+    crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
+
     def loader(table, transform, sharded=False, crops=False, **order):
-        crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
         dataset = (MaskedCrops(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
                                MAP_STRIDE, cfg.seed) if crops else ImageTable(table, load, transform, columns))
         if sharded and world.distributed:  # this process's rows only (gathered after prediction)
@@ -144,14 +149,20 @@ def build_data(cfg, world=World()):
                                      rank=world.rank, shuffle=True, seed=cfg.seed)
     train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
     return FoldData(train_rows, val_rows, test,
-                    loader(train_rows, train_transform(seed=cfg.seed), crops=cfg.kind == "map", **train_order),
+                    loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
+                           crops=cfg.kind == "map", **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
                     generator, columns, annotated, world, cfg.image_score if cfg.kind == "map" else "")
 
 
-def check_map_settings(cfg):
+def check_settings(cfg):
     if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
         raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
+    if cfg.mixup < 0 or cfg.cutmix < 0:
+        raise UserError("--mixup and --cutmix are Beta-distribution alphas: 0 (off) or more")
+    if cfg.kind == "map" and (cfg.mixup or cfg.cutmix or cfg.pseudo_labels):
+        raise UserError("--mixup, --cutmix and --pseudo-labels give image targets, not object maps: they are for "
+                        "classifiers (--kind classifier)")
 
 
 def build_model(cfg, device, num_labels=1):
@@ -195,6 +206,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
     pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
     loss_fn = engine.loss_for(cfg.kind, pos_weight)
+    mix = recipe.batch_mixer(cfg.mixup, cfg.cutmix)
     log, best_score, stopped, best_predictions = [], -math.inf, False, None
 
     if cfg.resume and (out / "last.pt").is_file():
@@ -224,7 +236,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
         epoch_result = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
                                             cfg.channels_last, loss_fn, cfg.clip_grad, ema,
-                                            desc=f"epoch {epoch}/{cfg.epochs}")
+                                            desc=f"epoch {epoch}/{cfg.epochs}", mix=mix)
         train_seconds = time.time() - start
         train_loss = gather_mean(epoch_result.loss, len(data.train_loader.sampler), data.world)
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
@@ -257,6 +269,50 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
     barrier(data.world)  # the others read best.pt next
     return log, best_predictions
+
+
+@dataclass
+class FoldPredictions:
+    """A fold model's outputs as its files keep them."""
+
+    oof: np.ndarray  # (validation rows, labels) image probabilities
+    test: np.ndarray  # (test rows, labels)
+    image_score: str  # a map model's image score used ('' for a classifier)
+    cams: dict | None  # {"val": (n, h, w), "test": ...} heatmaps, or None
+    test_seconds_per_image: float
+
+
+def predict_fold(cfg, model, data, device, precision, with_cams, oof=None):
+    """The OOF and test predictions (and heatmaps, when `with_cams` or for a map model) of a fold
+    model; `oof` reuses validation outputs already made (data.predict's triple)."""
+    oof_head, _, oof_maps = oof or data.predict(model, "val", device, precision, cfg, desc="oof")
+    predicting = time.time()
+    test_head, _, test_maps = data.predict(model, "test", device, precision, cfg, desc="test")
+    seconds_per_image = (time.time() - predicting) / max(len(data.test), 1)
+    image_score, oof_probs = data.image_probabilities(oof_head, oof_maps)  # a map model: auto chooses by OOF AUC
+    _, test_probs = data.image_probabilities(test_head, test_maps, image_score)
+    if cfg.kind == "map":  # the object maps are its heatmaps
+        cams = {"val": oof_maps, "test": test_maps if test_maps is not None else np.zeros((0, 1, 1), np.float16)}
+    else:
+        cams = {s: data.cams(model, s, device, cfg.channels_last) for s in ("val", "test")} if with_cams else None
+    return FoldPredictions(oof_probs, test_probs, image_score, cams, seconds_per_image)
+
+
+def write_predictions(cfg, data, predictions):
+    """oof/<exp>/<name>/fold_<k>.csv, test_fold_<k>.csv and (with heatmaps) cams_fold_<k>.npz;
+    returns the OOF file's path."""
+    columns = [prediction_column(c) for c in data.columns]
+    oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(**dict(zip(columns, predictions.oof.T)))
+    path = oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)
+    write_csv(path, oof)
+    test_targets = [c for c in data.columns if c in data.test]
+    write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
+              data.test[["image_id", *test_targets]].assign(**dict(zip(columns, predictions.test.T))))
+    if predictions.cams is not None:
+        write_npz(cams_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
+                  oof_ids=data.val_rows["image_id"].to_numpy(str), oof=predictions.cams["val"],
+                  test_ids=data.test["image_id"].to_numpy(str), test=predictions.cams["test"])
+    return path
 
 
 def pick_weights(results, select):

@@ -60,6 +60,26 @@ def balanced_sampler(targets, generator):
                                                   replacement=True, generator=generator)
 
 
+def batch_mixer(mixup_alpha, cutmix_alpha):
+    """mix(images, targets) -> (images, targets) with timm's mixup/cutmix, or None when both are 0.
+
+    timm mixes the images (its per-batch mode: one lambda, each image with the batch reversed)
+    and returns the lambda, corrected to the pasted box's area for cutmix; the targets are mixed
+    here with that lambda, because timm's own target mixing assumes one-hot classes and the
+    networks here have one BCE output per label (binary or multi-label). Its lambda comes from
+    numpy's random stream, which seed_epoch reseeds: a resumed run mixes alike."""
+    if not (mixup_alpha or cutmix_alpha):
+        return None
+    from timm.data import Mixup
+
+    mixer = Mixup(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, label_smoothing=0.0, mode="batch")
+
+    def mix(images, targets):
+        lam = mixer._mix_batch(images)  # in place
+        return images, lam * targets + (1.0 - lam) * targets.flip(0)
+    return mix
+
+
 def make_ema(model, decay):
     """timm's EMA of the weights (with warm-up, so short runs are not dominated by the start)."""
     from timm.utils import ModelEmaV3

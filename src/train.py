@@ -30,12 +30,11 @@ import torch  # noqa: E402
 
 import engine  # noqa: E402
 import recipe  # noqa: E402
-from artifacts import cams_file, oof_file, run_dir, test_pred_file, write_csv, write_json, write_npz  # noqa: E402
+from artifacts import run_dir, write_json  # noqa: E402
 from config import parse_config  # noqa: E402
-from data import prediction_column  # noqa: E402
 from distributed import init_world, shutdown, wrap  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from fit import build_data, build_model, fit, tensorboard_writer  # noqa: E402
+from fit import build_data, build_model, fit, predict_fold, tensorboard_writer, write_predictions  # noqa: E402
 from localize import heatmap_support  # noqa: E402
 from viz import learning_curves  # noqa: E402
 
@@ -63,12 +62,14 @@ def main(argv=None):
 
     out = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)
     config = dataclasses.asdict(cfg)
+    n_pseudo = int((data.train_rows["fold"] < 0).sum())  # test images joined with --pseudo-labels
     if main_process:
         write_json(out / "config.json", {**config, "resolved_device": str(device), "precision": precision.name,
-                                         "n_train": len(data.train_rows), "n_val": len(data.val_rows),
+                                         "n_train": len(data.train_rows), "n_pseudo": n_pseudo, "n_val": len(data.val_rows),
                                          "n_test": len(data.test), "targets": data.columns, "processes": world.size,
                                          "torch": torch.__version__, "timm": timm.__version__})
-        print(f"{cfg.model_name} fold {cfg.fold}: {len(data.train_rows)} train / {len(data.val_rows)} val / "
+        print(f"{cfg.model_name} fold {cfg.fold}: {len(data.train_rows)} train"
+              f"{f' ({n_pseudo} pseudo-labelled test images)' if n_pseudo else ''} / {len(data.val_rows)} val / "
               f"{len(data.test)} test images, {device} {precision.name}"
               f"{f' x {world.size} processes (DDP)' if world.distributed else ''}, "
               f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
@@ -80,36 +81,20 @@ def main(argv=None):
 
     best = engine.load_checkpoint(out / "best.pt")
     engine.unwrap(model).load_state_dict(best["model"])
-    oof_head, _, oof_maps = best_predictions or data.predict(model, "val", device, precision, cfg, desc="oof")
-    predicting = time.time()
-    test_head, _, test_maps = data.predict(model, "test", device, precision, cfg, desc="test")
-    seconds_per_image = (time.time() - predicting) / max(len(data.test), 1)
-    image_score, oof_probs = data.image_probabilities(oof_head, oof_maps)  # a map model: auto chooses by OOF AUC
-    _, test_probs = data.image_probabilities(test_head, test_maps, image_score)
-    if cfg.kind == "map":  # the object maps are its heatmaps
-        cams = {"val": oof_maps, "test": test_maps if test_maps is not None else np.zeros((0, 1, 1), np.float16)}
-    else:
-        cams = {s: data.cams(model, s, device, cfg.channels_last) for s in ("val", "test")} if with_cams else None
+    predictions = predict_fold(cfg, model, data, device, precision, with_cams, oof=best_predictions)
     if not main_process:
         shutdown(world)
         return
-    measured = {"test_seconds_per_image": seconds_per_image, **({"image_score_used": image_score} if image_score else {})}
+    measured = {"test_seconds_per_image": predictions.test_seconds_per_image,
+                **({"image_score_used": predictions.image_score} if predictions.image_score else {})}
     write_json(out / "config.json", {**json.loads((out / "config.json").read_text()), **measured})
     learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {cfg.model_name} / fold {cfg.fold}")
-    predictions = [prediction_column(c) for c in data.columns]
-    oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(**dict(zip(predictions, oof_probs.T)))
-    write_csv(oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold), oof)
-    test_targets = [c for c in data.columns if c in data.test]
-    write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
-              data.test[["image_id", *test_targets]].assign(**dict(zip(predictions, test_probs.T))))
-    if cams is not None:
-        write_npz(cams_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
-                  oof_ids=data.val_rows["image_id"].to_numpy(str), oof=cams["val"],
-                  test_ids=data.test["image_id"].to_numpy(str), test=cams["test"])
+    written = write_predictions(cfg, data, predictions)
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
     print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
-          f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(oof_probs):.4f}{' (mean over labels)' if len(predictions) > 1 else ''} "
-          f"(TTA {cfg.tta}{f', image score {image_score}' if image_score else ''}), {time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)}")
+          f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(predictions.oof):.4f}{' (mean over labels)' if len(data.columns) > 1 else ''} "
+          f"(TTA {cfg.tta}{f', image score {predictions.image_score}' if predictions.image_score else ''}), "
+          f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {written}")
     shutdown(world)
 
 

@@ -17,11 +17,25 @@ def eval_transform():
     ])
 
 
-def train_transform(seed=None):
-    """The Object-CXR roadmap's augmentation: flips, a small rotation, brightness/contrast.
+AUGMENTATIONS = ("basic", "shift")
 
-    Foreign objects do not care about orientation, so both flips are used."""
+
+def train_transform(seed=None, strength="basic", size=None):
+    """basic: the Object-CXR roadmap's augmentation: flips, a small rotation, brightness/contrast
+    (foreign objects do not care about orientation, so both flips are used).
+    shift: basic plus what targets a test side that looks different (another scanner, another
+    hospital, another resolution): random resized crops of the `size` x `size` image (scale 0.7-1,
+    so framing and magnification vary), gamma, CLAHE at random, and blur or sharpening."""
+    if strength not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, not {strength!r}")
+    appearance = [] if strength == "basic" else [
+        A.RandomResizedCrop(size=(size, size), scale=(0.7, 1.0), ratio=(0.85, 1.18), p=0.5),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.5),
+        A.CLAHE(clip_limit=(1, 3), tile_grid_size=(4, 4), p=0.2),
+        A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.2), blur_limit=0), A.Sharpen(alpha=(0.1, 0.4))], p=0.3),
+    ]
     return A.Compose([
+        *appearance,
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
         A.Affine(rotate=(-10, 10), p=0.5),

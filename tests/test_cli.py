@@ -48,7 +48,9 @@ def test_the_choices_are_those_the_code_acts_on():
     import models
     import readers
     import recipe
+    import transforms
 
+    assert config.AUGMENTATIONS == transforms.AUGMENTATIONS
     assert config.LAYOUTS == readers.LAYOUTS
     assert config.RESIZE_MODES == cache.RESIZE_MODES and config.INTERPOLATIONS == tuple(cache.INTERPOLATIONS)
     assert config.SCHEDULES == recipe.SCHEDULES and config.BALANCE_MODES == recipe.BALANCE_MODES

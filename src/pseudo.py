@@ -1,0 +1,78 @@
+"""Pseudo-labels for a second round of training: the test images the first round is sure of, fold-safe.
+
+    python src/pseudo.py --exp pmnist --models resnet18 regnety_002
+    python src/train.py --dataset pneumoniamnist --exp pmnist_round2 --arch resnet18 --fold 0 \\
+        --pseudo-labels oof/pmnist/pseudo_labels.csv
+
+A test image's probability for fold k is the mean of the --models' fold-k models
+(oof/<exp>/<model>/test_fold_<k>.csv), which never trained on fold k's rows; the second-round
+fold-k model learns from those pseudo-labels only, so its OOF predictions stay honest. Per fold,
+the most confident --share of the test images whose confidence max(p, 1 - p) reaches
+--min-confidence get label 1 where p >= --threshold, else 0.
+Writes oof/<exp>/pseudo_labels.csv (--out): image_id, fold, target, probability.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from artifacts import read_prediction_file, test_pred_file, write_csv  # noqa: E402
+from config import Parser  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
+from unlabelled import mean_fold_predictions, pseudo_labels  # noqa: E402
+
+TEST_FILE = "test_fold_"
+
+
+def parse_args(argv=None):
+    parser = Parser(description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    parser.add_argument("--exp", required=True, help="the first round's experiment")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="its models to average (default: every model with test predictions)")
+    parser.add_argument("--oof-dir", default="oof", help="where OOF and test predictions live")
+    parser.add_argument("--share", type=float, default=0.5, help="at most this share of the test images, per fold")
+    parser.add_argument("--min-confidence", type=float, default=0.9, help="only images with max(p, 1 - p) >= this")
+    parser.add_argument("--threshold", type=float, default=0.5, help="label 1 where p >= this")
+    parser.add_argument("--out", default="", help="output file (default: <oof-dir>/<exp>/pseudo_labels.csv)")
+    return parser.parse_args(argv)
+
+
+def read_test_predictions(model_dir):
+    """{fold: (image ids, probabilities)} of one model's test prediction files."""
+    found = {}
+    for path in sorted(model_dir.glob(f"{TEST_FILE}*.csv")):
+        fold = path.stem[len(TEST_FILE):]
+        if fold.isdigit():
+            frame = read_prediction_file(path, ["image_id", "prediction"])
+            found[int(fold)] = (frame["image_id"].tolist(), frame["prediction"].to_numpy())
+    return found
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    exp_dir = Path(args.oof_dir) / args.exp
+    names = args.models or sorted(p.name for p in exp_dir.glob("*") if any(p.glob(f"{TEST_FILE}*.csv")))
+    predictions = {}
+    for name in names:
+        found = read_test_predictions(exp_dir / name)
+        if not found:
+            raise UserError(f"{test_pred_file(args.oof_dir, args.exp, name, 0)}: no test predictions of model {name}")
+        predictions[name] = found
+    if not predictions:
+        raise UserError(f"{exp_dir}: no model with test predictions (train the first round first)")
+    ids, fold_means = mean_fold_predictions(predictions)
+    if not ids:
+        raise UserError(f"{exp_dir}: the test side is empty: there is nothing to pseudo-label")
+    table = pseudo_labels(ids, fold_means, args.share, args.min_confidence, args.threshold)
+    out = Path(args.out or exp_dir / "pseudo_labels.csv")
+    write_csv(out, table, float_format="%.6f")
+    print(f"pseudo-labels from {', '.join(names)} (fold-safe: fold k from the fold-k models only):")
+    for fold in fold_means:
+        rows = table[table["fold"] == fold]
+        print(f"  fold {fold}: {len(rows)} of {len(ids)} test images, {int(rows['target'].sum())} labelled 1, "
+              f"{int((rows['target'] == 0).sum())} labelled 0")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""What the unlabelled test side can teach a model: fold-safe pseudo-labels for a second round
+of training, and BatchNorm statistics recomputed on the test images (AdaBN).
+
+Pseudo-labels are fold-safe: the fold-k model of the second round learns from test images
+labelled only by first-round fold-k models, which never trained on fold k's rows, so no
+validation row's label reaches its own OOF prediction through a pseudo-label."""
+import numpy as np
+import pandas as pd
+import torch
+
+from errors import UserError
+
+PSEUDO_COLUMNS = ["image_id", "fold", "target", "probability"]
+
+
+# ---------------------------------------------------------------- pseudo-labels
+def mean_fold_predictions(model_test_predictions):
+    """{fold: (n,) mean probability over the models} from {model: {fold: (image ids, probabilities)}};
+    every model must cover the same folds and the same test images, in the same order."""
+    models = list(model_test_predictions)
+    folds = sorted(model_test_predictions[models[0]])
+    ids = model_test_predictions[models[0]][folds[0]][0]
+    means = {}
+    for fold in folds:
+        columns = []
+        for model in models:
+            if fold not in model_test_predictions[model]:
+                raise UserError(f"model {model} has no test predictions of fold {fold}")
+            fold_ids, probabilities = model_test_predictions[model][fold]
+            if list(fold_ids) != list(ids):
+                raise UserError(f"model {model} fold {fold}: its test predictions cover other images than "
+                                f"{models[0]} fold {folds[0]}'s")
+            columns.append(np.asarray(probabilities, dtype=float))
+        means[fold] = np.mean(columns, axis=0)
+    return list(ids), means
+
+
+def pseudo_labels(image_ids, fold_probabilities, share=0.5, min_confidence=0.9, threshold=0.5):
+    """The pseudo-label table (PSEUDO_COLUMNS): per fold, the test images whose fold-k probability is
+    confident (max(p, 1 - p) >= `min_confidence`), at most the most confident `share` of all test
+    images, labelled 1 where p >= `threshold`. A fold's rows come from that fold's probabilities only."""
+    if not 0 < share <= 1 or not 0.5 <= min_confidence <= 1 or not 0 < threshold < 1:
+        raise UserError("--share is in (0, 1], --min-confidence in [0.5, 1] and --threshold in (0, 1)")
+    image_ids = np.asarray(image_ids, dtype=str)
+    parts = []
+    for fold, probability in sorted(fold_probabilities.items()):
+        probability = np.asarray(probability, dtype=float)
+        confidence = np.maximum(probability, 1.0 - probability)
+        order = np.argsort(-confidence, kind="stable")[: int(np.floor(share * len(probability)))]
+        chosen = order[confidence[order] >= min_confidence]
+        parts.append(pd.DataFrame({"image_id": image_ids[chosen], "fold": fold,
+                                   "target": (probability[chosen] >= threshold).astype(int),
+                                   "probability": probability[chosen]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PSEUDO_COLUMNS)
+
+
+def read_pseudo_labels(path):
+    path = str(path)
+    try:
+        table = pd.read_csv(path, dtype={"image_id": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise UserError(f"--pseudo-labels {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    missing = [c for c in PSEUDO_COLUMNS if c not in table]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (write it with src/pseudo.py)")
+    bad = ~table["target"].isin([0, 1]) | ~table["fold"].astype(str).str.fullmatch(r"\d+")
+    if bad.any():
+        raise UserError(f"{path} line {int(np.flatnonzero(bad.to_numpy())[0]) + 2}: target must be 0 or 1 and "
+                        f"fold a fold number")
+    return table.astype({"fold": int, "target": int})
+
+
+def with_pseudo_rows(train_rows, pseudo, fold, test_ids, source):
+    """The training rows plus the pseudo-labelled test images of `fold` (and of no other fold):
+    each joins as its own group, outside every fold (-1). `source` names the file in errors."""
+    if "target" not in train_rows:
+        raise UserError(f"{source}: pseudo-labels are for one binary target; this data set has several labels")
+    rows = pseudo[pseudo["fold"] == fold]
+    unknown = ~rows["image_id"].isin(set(test_ids))
+    if unknown.any():
+        where = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise UserError(f"{source} line {rows.index[where] + 2}: image {rows['image_id'].iat[where]} is not a test "
+                        f"image of this data set")
+    added = pd.DataFrame({"image_id": rows["image_id"], "target": rows["target"], "group": rows["image_id"],
+                          "fold": -1})
+    return pd.concat([train_rows, added[[c for c in train_rows.columns if c in added]]], ignore_index=True)
+
+
+# ---------------------------------------------------------------- BatchNorm adaptation
+def normalization_layers(model):
+    """The BatchNorm layers that keep running statistics (timm's BatchNormAct2d included)."""
+    return [m for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+class _Measured(Exception):
+    """Stops a forward pass once the layer being measured has seen its input."""
+
+
+@torch.no_grad()
+def adapt_batchnorm(model, batches):
+    """Replace every BatchNorm layer's running mean and variance by those of its input over the
+    images `batches()` yields (an iterable of image tensors on the model's device), layer by layer
+    in forward order with the layers before it already adapted (AdaBN, Li et al. 2016). Exact
+    population statistics, accumulated in float64: the result does not depend on how the images
+    are batched or ordered, so inference on the same images reproduces it. Only the running
+    statistics change. Costs about one pass over the images per two layers (each pass stops
+    at the layer it measures). Returns the number of layers adapted."""
+    layers = normalization_layers(model)
+    if not layers:
+        raise UserError(f"{type(model).__name__} has no BatchNorm layers: there are no statistics to adapt")
+    model.eval()
+    for layer in layers:
+        sums = {}
+
+        def measure(module, inputs):
+            x = inputs[0].detach().double().transpose(0, 1).reshape(inputs[0].shape[1], -1)  # (channels, values)
+            sums["n"] = sums.get("n", 0) + x.shape[1]
+            sums["sum"] = sums.get("sum", 0) + x.sum(1)
+            sums["squares"] = sums.get("squares", 0) + (x * x).sum(1)
+            raise _Measured
+
+        handle = layer.register_forward_pre_hook(measure)
+        try:
+            for images in batches():
+                try:
+                    model(images)
+                except _Measured:
+                    pass
+        finally:
+            handle.remove()
+        if sums.get("n", 0) < 2:
+            raise UserError("BatchNorm adaptation needs at least two values per channel (more images)")
+        n = sums["n"]
+        mean = sums["sum"] / n
+        variance = (sums["squares"] - n * mean * mean).clamp(min=0) / (n - 1)  # unbiased, as BatchNorm keeps it
+        layer.running_mean.copy_(mean.to(layer.running_mean.dtype))
+        layer.running_var.copy_(variance.to(layer.running_var.dtype))
+    return len(layers)
