@@ -7,8 +7,9 @@
 A test image's probability for fold k is the mean of the --models' fold-k models
 (oof/<exp>/<model>/test_fold_<k>.csv), which never trained on fold k's rows; the second-round
 fold-k model learns from those pseudo-labels only, so its OOF predictions stay honest. Per fold,
-the most confident --share of the test images whose confidence max(p, 1 - p) reaches
---min-confidence get label 1 where p >= --threshold, else 0.
+an image's label is 1 where p >= --threshold, else 0; within each label the most confident
+--share of the images so labelled are kept if their confidence max(p, 1 - p) reaches
+--min-confidence (the labels keep the proportion the models predict).
 Writes oof/<exp>/pseudo_labels.csv (--out): image_id, fold, target, probability.
 """
 import sys
@@ -29,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", default=None,
                         help="its models to average (default: every model with test predictions)")
     parser.add_argument("--oof-dir", default="oof", help="where OOF and test predictions live")
-    parser.add_argument("--share", type=float, default=0.5, help="at most this share of the test images, per fold")
+    parser.add_argument("--share", type=float, default=0.5, help="at most this share of the test images of each label, per fold")
     parser.add_argument("--min-confidence", type=float, default=0.9, help="only images with max(p, 1 - p) >= this")
     parser.add_argument("--threshold", type=float, default=0.5, help="label 1 where p >= this")
     parser.add_argument("--out", default="", help="output file (default: <oof-dir>/<exp>/pseudo_labels.csv)")

@@ -36,20 +36,26 @@ def mean_fold_predictions(model_test_predictions):
 
 
 def pseudo_labels(image_ids, fold_probabilities, share=0.5, min_confidence=0.9, threshold=0.5):
-    """The pseudo-label table (PSEUDO_COLUMNS): per fold, the test images whose fold-k probability is
-    confident (max(p, 1 - p) >= `min_confidence`), at most the most confident `share` of all test
-    images, labelled 1 where p >= `threshold`. A fold's rows come from that fold's probabilities only."""
+    """The pseudo-label table (PSEUDO_COLUMNS). Per fold, each image's label is p >= `threshold`;
+    within each label the most confident `share` of the images so labelled are kept if their
+    confidence max(p, 1 - p) reaches `min_confidence`. Choosing within each label keeps the
+    labels in the proportion the models predict: the most confident images of a shifted test
+    side are often nearly all of one class, and would teach the second round a skewed prior.
+    A fold's rows come from that fold's probabilities only."""
     if not 0 < share <= 1 or not 0.5 <= min_confidence <= 1 or not 0 < threshold < 1:
         raise UserError("--share is in (0, 1], --min-confidence in [0.5, 1] and --threshold in (0, 1)")
     image_ids = np.asarray(image_ids, dtype=str)
     parts = []
     for fold, probability in sorted(fold_probabilities.items()):
         probability = np.asarray(probability, dtype=float)
-        confidence = np.maximum(probability, 1.0 - probability)
-        order = np.argsort(-confidence, kind="stable")[: int(np.floor(share * len(probability)))]
-        chosen = order[confidence[order] >= min_confidence]
-        parts.append(pd.DataFrame({"image_id": image_ids[chosen], "fold": fold,
-                                   "target": (probability[chosen] >= threshold).astype(int),
+        confidence, label = np.maximum(probability, 1.0 - probability), (probability >= threshold).astype(int)
+        chosen = []
+        for value in (0, 1):
+            members = np.flatnonzero(label == value)
+            ranked = members[np.argsort(-confidence[members], kind="stable")][: int(np.floor(share * len(members)))]
+            chosen.extend(ranked[confidence[ranked] >= min_confidence])
+        chosen = np.sort(np.asarray(chosen, dtype=int))
+        parts.append(pd.DataFrame({"image_id": image_ids[chosen], "fold": fold, "target": label[chosen],
                                    "probability": probability[chosen]}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PSEUDO_COLUMNS)
 

@@ -31,12 +31,16 @@ def test_a_folds_pseudo_labels_come_from_that_folds_models_only():
     assert not table[table.fold == 0].equals(again[again.fold == 0])
 
 
-def test_pseudo_labels_take_the_confident_share_and_threshold():
-    ids = ["a", "b", "c", "d", "e", "f"]
-    table = pseudo_labels(ids, {0: np.array([0.99, 0.01, 0.6, 0.95, 0.3, 0.92])}, share=0.5, min_confidence=0.9)
-    assert table["image_id"].tolist() == ["a", "b", "d"] and table["target"].tolist() == [1, 0, 1]
-    table = pseudo_labels(ids, {0: np.array([0.99, 0.01, 0.6, 0.95, 0.3, 0.92])}, share=1.0, min_confidence=0.9)
-    assert sorted(table["image_id"]) == ["a", "b", "d", "f"]
+def test_pseudo_labels_take_the_confident_share_of_each_label():
+    ids = ["a", "b", "c", "d", "e", "f", "g"]
+    p = np.array([0.99, 0.01, 0.6, 0.95, 0.3, 0.92, 0.97])  # labelled 1: a c d f g, labelled 0: b e
+    table = pseudo_labels(ids, {0: p}, share=0.5, min_confidence=0.9)  # 2 of the 5 ones, 1 of the 2 zeros
+    assert table["image_id"].tolist() == ["a", "b", "g"] and table["target"].tolist() == [1, 0, 1]
+    table = pseudo_labels(ids, {0: p}, share=1.0, min_confidence=0.9)  # all, if confident
+    assert table["image_id"].tolist() == ["a", "b", "d", "f", "g"]
+    table = pseudo_labels(ids, {0: p}, share=1.0, min_confidence=0.65, threshold=0.95)
+    assert table["image_id"].tolist() == ["a", "b", "d", "e", "f", "g"]
+    assert table["target"].tolist() == [1, 0, 1, 0, 0, 1]
     with pytest.raises(UserError):
         pseudo_labels(ids, {0: np.zeros(6)}, share=0)
 
