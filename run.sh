@@ -12,6 +12,7 @@
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
 # GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
 # TEST_LIKE (share of the training images most like the test side scored apart by blend.py; default 0.25),
+# BN_ADAPT=1 (blend each model also with its BatchNorm statistics adapted to the test images: <model>-bn),
 # FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
@@ -131,6 +132,12 @@ else  # a queue: one job at a time per listed GPU, each job logged; a failure do
     rm -rf "$QUEUE"
 fi
 echo "== training took $(( $(date +%s) - start )) s"
+if [ "${BN_ADAPT:-0}" = 1 ]; then  # each model also as <model>-bn: BatchNorm statistics of the test images
+    for model in $MODELS; do
+        [ -f "oof/$EXP/$model-bn/test_fold_${FOLDS##* }.csv" ] && [ "$FORCE" != 1 ] || $PY src/adapt_bn.py --exp "$EXP" --model "$model"
+        MODELS="$MODELS $model-bn"
+    done
+fi
 
 $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $MODELS --trials "$TRIALS" --seed "$SEED" \
     --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}"

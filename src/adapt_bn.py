@@ -11,6 +11,7 @@ blend.py learns and reports (all rows, test-like rows) on the predictions of the
 predict the test side. Writes weights/<exp>/<model>-bn/fold_<k>/ (best.pt, config.json) and
 oof/<exp>/<model>-bn/ (fold_<k>.csv, test_fold_<k>.csv; heatmaps where the source had them).
 """
+import argparse
 import dataclasses
 import json
 import sys
@@ -28,7 +29,7 @@ from unlabelled import adapt_batchnorm  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", required=True, help="experiment name")
     parser.add_argument("--model", required=True, help="the model (name in weights/<exp>/) to adapt")
     parser.add_argument("--suffix", default="-bn", help="the adapted model's name is the model's plus this")

@@ -136,13 +136,19 @@ def build_data(cfg, world=World()):
 
     crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
 
-    def loader(table, transform, sharded=False, crops=False, **order):
+    def loader(table, transform, sharded=False, crops=False, training=False, **order):
         dataset = (MaskedCrops(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
                                MAP_STRIDE, cfg.seed) if crops else ImageTable(table, load, transform, columns))
         if sharded and world.distributed:  # this process's rows only (gathered after prediction)
             dataset = Subset(dataset, shard(len(table), world).tolist())
-        return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=False, num_workers=cfg.num_workers,
+        # A training batch of one image cannot be batch-normalized (BatchNorm stops on it): when the
+        # epoch would end with one, that image (a random one: the order is shuffled) sits the epoch out.
+        drop_last = training and per_process(len(table)) % cfg.batch_size == 1
+        return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=drop_last, num_workers=cfg.num_workers,
                           pin_memory=torch.cuda.is_available(), **order)
+
+    def per_process(rows):  # what one process draws per epoch
+        return math.ceil(rows / world.size) if world.distributed else rows
 
     if world.distributed:
         sampler = DistributedSampler(ImageTable(train_rows, load, None, columns), num_replicas=world.size,
@@ -150,7 +156,7 @@ def build_data(cfg, world=World()):
     train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
     return FoldData(train_rows, val_rows, test,
                     loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
-                           crops=cfg.kind == "map", **train_order),
+                           crops=cfg.kind == "map", training=True, **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
                     generator, columns, annotated, world, cfg.image_score if cfg.kind == "map" else "")
 

@@ -12,6 +12,7 @@ an image's label is 1 where p >= --threshold, else 0; within each label the most
 --min-confidence (the labels keep the proportion the models predict).
 Writes oof/<exp>/pseudo_labels.csv (--out): image_id, fold, target, probability.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ TEST_FILE = "test_fold_"
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", required=True, help="the first round's experiment")
     parser.add_argument("--models", nargs="+", default=None,
                         help="its models to average (default: every model with test predictions)")

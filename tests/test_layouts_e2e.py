@@ -1,5 +1,5 @@
 """Every layout through the whole of run.sh with its default two models: a Kaggle-style set (with a
-test side), an image folder (none: it used to stop in blend.py with a TypeError) and a MedMNIST
+test side; BN_ADAPT=1), an image folder (none: it used to stop in blend.py with a TypeError) and a MedMNIST
 .npz. The Object-CXR layout runs in tests/test_pipeline.py (the demo)."""
 import os
 import shutil
@@ -32,7 +32,7 @@ def kaggle_set(folder, train, dev):
         folder / "train.csv", index=False)
     pd.DataFrame({"image_name": [f.name for f in dev]}).to_csv(folder / "test.csv", index=False)
     pd.DataFrame({"image_name": [f.name for f in dev], "label": 0.5}).to_csv(folder / "sample_submission.csv", index=False)
-    return {}
+    return {"BN_ADAPT": "1"}  # and each model adapted to the test side
 
 
 def imagefolder_set(folder, train, dev):
@@ -74,3 +74,6 @@ def test_run_sh_with_two_models_on_every_layout(tmp_path, layout):
         assert not submissions and "shift set: no test side" in result.stdout
     else:  # the shift is measured once and the test-like rows are scored apart
         assert submissions and "shift set: adversarial AUC" in result.stdout and "test_like_auc" in result.stdout
+    if layout is kaggle_set:  # BN_ADAPT=1: both models adapted to the test images, and blended with the others
+        assert "regnety_002-bn fold 1:" in result.stdout and "resnet18-bn fold 1:" in result.stdout
+        assert {"resnet18-bn", "regnety_002-bn"} <= set(pd.read_csv(tmp_path / "oof/set/blend_report.csv")["name"])
