@@ -5,6 +5,7 @@
 #   DATASET=demo_multilabel bash run.sh                     # the multi-label demo (3 labels, Kaggle layout)
 #   DATASET=objectcxr ARCHS="resnet101 densenet121" IMG_SIZE=512 EPOCHS=20 BATCH_SIZE=16 \
 #       EXP=full bash run.sh --pretrained                   # a real run on a GPU
+#   CONFIG=configs/pneumoniamnist.yaml bash run.sh          # an experiment file (src/experiment.py)
 #
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 or --force (retrain finished folds),
@@ -19,9 +20,18 @@
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
 # An annotated set trains ARCHS="resnet18" as its classifier unless ARCHS says otherwise: the blend weighs both.
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
+# CONFIG=FILE: these settings in lower case (archs as a list) and train.py's under train: / map_train:
+# (see configs/); an environment variable wins over the file, an argument over its train: settings.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+PY=${PYTHON:-python3}
+CONFIG_TRAIN_ARGS=() CONFIG_MAP_ARGS=()
+if [ -n "${CONFIG:-}" ]; then  # checked whole before anything runs: a wrong key or value stops here (exit 2)
+    SETTINGS=$($PY src/experiment.py "$CONFIG")
+    eval "$SETTINGS"
+    sed -n 's/^# /== /p' <<< "$SETTINGS"  # the file's values an environment variable replaced
+fi
 DATASET=${DATASET:-demo}
 EXP=${EXP:-$DATASET}
 CROP_SIZE=${CROP_SIZE:-160}
@@ -36,11 +46,10 @@ LR=${LR:-1e-3}
 SEED=${SEED:-42}
 TRIALS=${TRIALS:-100}
 FORCE=${FORCE:-0}
-TRAIN_ARGS=()
+TRAIN_ARGS=(${CONFIG_TRAIN_ARGS[@]+"${CONFIG_TRAIN_ARGS[@]}"})
 for arg in "$@"; do  # --force is run.sh's own (retrain finished folds); the rest go to train.py
     if [ "$arg" = --force ]; then FORCE=1; else TRAIN_ARGS+=("$arg"); fi
 done
-PY=${PYTHON:-python3}
 DATA_ARGS=(--dataset "$DATASET" --layout "${LAYOUT:-auto}" --positive-classes "${POSITIVE_CLASSES:-}"
            --label-column "${LABEL_COLUMN:-}")
 if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
@@ -75,7 +84,8 @@ train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
         arch=${1%-map}
         # shellcheck disable=SC2206
         kind=(--kind map --img-size "$MAP_IMG_SIZE" --resize letterbox --crop-size "$CROP_SIZE" --epochs "$MAP_EPOCHS"
-              --batch-size "$MAP_BATCH_SIZE" --val-every "$MAP_EPOCHS" ${MAP_ARGS:-})
+              --batch-size "$MAP_BATCH_SIZE" --val-every "$MAP_EPOCHS"
+              ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-})
     fi
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
         --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}

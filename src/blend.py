@@ -42,7 +42,7 @@ import pandas as pd  # noqa: E402
 from adversarial import HIGH_SHIFT  # noqa: E402
 from artifacts import (folds_file, read_prediction_file, run_dir, shift_report_file, test_like_file,  # noqa: E402
                        write_csv, write_json)
-from config import Parser  # noqa: E402
+from config import SUBMISSION_FORMATS, Parser  # noqa: E402
 from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
 from ensemble import best_method, methods, nested_predictions  # noqa: E402
 from localization import annotations, froc_scores, read_cams, run_spec  # noqa: E402
@@ -384,7 +384,7 @@ def main(argv=None):
     parser.add_argument("--study-name", default=None, help="Optuna study name with --storage (default: blend-<exp>), "
                              "suffixed with a fingerprint of the OOF data so each label and model list has its own")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
-    parser.add_argument("--format", choices=("objectcxr", "kaggle"), default="objectcxr",
+    parser.add_argument("--format", choices=SUBMISSION_FORMATS, default="objectcxr",
                         help="submission format (default: objectcxr, %s)" % CLASSIFICATION_HEADER.replace(",", " + "))
     parser.add_argument("--input-dir", default="input", help="where the data set lives (--format kaggle reads its "
                                                              "test.csv and sample_submission.csv)")

@@ -2,11 +2,17 @@
 
 `train.py`'s flags are generated from these fields (`img_size` -> `--img-size`), and the
 values used are saved as `config.json` beside the checkpoints, so any later step knows
-how a model was made (arch, image size, normalization)."""
+how a model was made (arch, image size, normalization). A YAML or JSON file of the same
+fields (`train.py --config FILE`, a run's config.json included) sets them too; flags override it."""
 import argparse
 import dataclasses
+import difflib
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from errors import UserError
 
 
 def option(default, help, choices=None):
@@ -29,7 +35,12 @@ HEATMAP_MODES = ("auto", "on", "off")
 SELECTIONS = ("best", "last")
 AUGMENTATIONS = ("basic", "shift")
 MAP_DEPTHS = (16, 32)
+SUBMISSION_FORMATS = ("objectcxr", "kaggle")
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+# What train.py and adapt_bn.py write into a run's config.json beside the TrainConfig fields: measurements,
+# not settings, so the file given back as --config skips them (and reproduces the run's settings).
+RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "processes",
+            "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted")
 
 
 @dataclass
@@ -155,6 +166,23 @@ def device_name(value):
     return value
 
 
+def value_type(f):
+    """The type a field's flag converts its text to (bool: a --flag/--no-flag switch)."""
+    if f.name == "device":
+        return device_name
+    return {"bool": bool, "int": int, "float": float, "str": str}.get(f.type, f.type)
+
+
+def arch_problem(name):
+    """Why `name` is no timm architecture, or None. Imports timm: only where an arch is to be checked."""
+    import timm
+
+    if timm.is_model(name) or name.startswith(("hf-hub:", "hf_hub:")):
+        return None
+    return (f"unknown architecture {name!r}, not a timm name "
+            f"(python -c \"import timm; print(timm.list_models('*{name[:4]}*'))\" lists names)")
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a wrong flag or value as one line, `error: ...`, and exits 2 (as a UserError does).
     No abbreviations: `--n-fold 3` is a typo to report, not a prefix to guess."""
@@ -170,23 +198,111 @@ def build_parser(cls=TrainConfig, description=None):
     parser = Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
+        if value_type(f) is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
         else:
-            kind = device_name if f.name == "device" else {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"],
+            parser.add_argument(flag, type=value_type(f), default=f.default, help=f.metadata["help"],
                                 choices=f.metadata["choices"])
     return parser
 
 
-def parse_config(argv=None, cls=TrainConfig, description=None):
-    """The settings from the command line, every value checked before any work starts."""
-    parser = build_parser(cls, description)
-    args = parser.parse_args(argv)
-    if "arch" in vars(args):
-        import timm  # only here: make_folds.py and --help need no torch
+def checked(value, kind, choices=None):
+    """A settings file's value, checked as a flag of this type and choices checks its text; ValueError(reason)
+    if wrong. Numbers go through their text, so YAML's `lr: 1e-3` (a string to YAML) reads as the flag would."""
+    if kind is bool or isinstance(value, (bool, list, dict)) or value is None:
+        if kind is bool and isinstance(value, bool):
+            return value
+        raise ValueError(f"expected {'true or false' if kind is bool else 'one value'}, got {value!r}")
+    try:
+        value = kind(str(value))
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(str(err)) from None
+    except ValueError:
+        raise ValueError(f"invalid {kind.__name__} value: {value!r}") from None
+    if choices and value not in choices:
+        raise ValueError(f"invalid choice: {value!r} (choose from {', '.join(map(str, choices))})")
+    return value
 
-        if not (timm.is_model(args.arch) or args.arch.startswith(("hf-hub:", "hf_hub:"))):
-            parser.error(f"argument --arch: unknown architecture {args.arch!r}, not a timm name "
-                         f"(python -c \"import timm; print(timm.list_models('*{args.arch[:4]}*'))\" lists names)")
-    return cls(**vars(args))
+
+def read_settings_file(path):
+    """A YAML or JSON file's top-level mapping. YAML booleans are only true/false (YAML 1.2), so that
+    `amp: off` or `heatmaps: on` stay the words the flags take."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror})") from None
+    try:
+        settings = json.loads(text) if str(path).endswith(".json") else yaml.load(text, Loader=Loader)
+    except (ValueError, yaml.YAMLError) as err:
+        raise UserError(f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'YAML'} "
+                        f"({' '.join(str(err).split())})") from None
+    if not isinstance(settings, dict):
+        raise UserError(f"{path}: expected a mapping of settings (key: value), got {type(settings).__name__}")
+    return settings
+
+
+def unknown_key(source, key, known):
+    """The error for a settings file's key that is none of `known`, with the nearest one if a typo."""
+    close = difflib.get_close_matches(str(key).replace("-", "_"), known, n=1)
+    return UserError(f"{source}: {key}: unknown key{f' (did you mean {close[0]}?)' if close else ''}")
+
+
+def settings_of(mapping, cls, source, refused=()):
+    """The checked values of a mapping of `cls` fields (dashes or underscores; a run's recorded measurements
+    skipped). `source` names it in errors (`error: <source>: <key>: <reason>`); keys in `refused` are errors
+    with the reason given there."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in mapping.items():
+        name = str(key).replace("-", "_")
+        if name in RECORDED:
+            continue
+        if name in refused:
+            raise UserError(f"{source}: {key}: {refused[name]}")
+        if name not in fields:
+            raise unknown_key(source, key, fields)
+        if name in values:
+            raise UserError(f"{source}: {key}: given twice")
+        try:
+            values[name] = checked(value, value_type(fields[name]), fields[name].metadata["choices"])
+        except ValueError as err:
+            raise UserError(f"{source}: {key}: {err}") from None
+    return values
+
+
+def parse_config(argv=None, cls=TrainConfig, description=None):
+    """The settings from the command line, over those of a --config file (training settings only), over the
+    defaults; every value checked before any work starts."""
+    parser = build_parser(cls, description)
+    from_file = {}
+    if issubclass(cls, TrainConfig):
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="a YAML or JSON file of these settings (underscores or "
+                            "dashes; a run's config.json too): flags given here override its values")
+        first = Parser(add_help=False)
+        first.add_argument("--config")
+        path = first.parse_known_args(argv)[0].config
+        if path:
+            settings = {}
+            try:
+                settings = read_settings_file(path)
+                from_file = settings_of(settings, cls, path)
+            except UserError as err:
+                whole = " (an experiment file, for run.sh: CONFIG=FILE bash run.sh)" if "archs" in settings else ""
+                parser.exit(2, f"error: {err}{whole}\n")
+            parser.set_defaults(**from_file)
+    args = vars(parser.parse_args(argv))
+    args.pop("config", None)
+    problem = arch_problem(args["arch"]) if "arch" in args else None
+    if problem and from_file.get("arch") == args["arch"]:
+        parser.exit(2, f"error: {path}: arch: {problem}\n")
+    if problem:
+        parser.error(f"argument --arch: {problem}")
+    return cls(**args)

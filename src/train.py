@@ -3,6 +3,8 @@
     python src/train.py --arch resnet18 --fold 0
     python src/train.py --arch efficientnet_b0 --fold 3 --img-size 512 --epochs 20 --batch-size 16 --exp full
     torchrun --nproc_per_node 4 src/train.py --arch resnet101 --fold 0 --exp full   # one fold on 4 GPUs (DDP)
+    python src/train.py --config weights/full/resnet101/fold_0/config.json --fold 1  # a run's settings, fold 1
+    python src/train.py --config my_settings.yaml --epochs 3   # YAML/JSON of these settings; flags win
 
 Outputs (see README):
     weights/<exp>/<name>/fold_<k>/best.pt     weights with the best validation AUC
