@@ -146,6 +146,14 @@ def run_dir(weights_dir, exp, model, fold):
     return Path(weights_dir) / exp / model / f"fold_{fold}"
 
 
+def spec_runs(spec, spec_path):
+    """{model name: its fold run folders} of a blend spec: relative to the working directory (as
+    blend.py writes them), or to the spec's own folder when the spec says "runs_relative_to":
+    "spec" (a package written by src/package.py, which works from any folder)."""
+    base = Path(spec_path).parent if spec.get("runs_relative_to") == "spec" else Path()
+    return {name: [base / run for run in spec["runs"][name]] for name in spec["models"]}
+
+
 def oof_file(oof_dir, exp, model, fold):
     return Path(oof_dir) / exp / model / f"fold_{fold}.csv"
 

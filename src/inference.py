@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import engine
+from artifacts import spec_runs
 from cache import ImageSpec, decode_gray, map_to_original, preprocess
 from data import image_size, label_name
 from ensemble import methods
@@ -63,8 +64,8 @@ def load_ensemble(spec_path, device):
     if not spec_path.is_file():
         raise UserError(f"{spec_path}: no blend spec (run src/blend.py for this experiment first)")
     spec = json.loads(spec_path.read_text())
-    models = {name: [load_fold_model(Path(run) / "best.pt", device) for run in spec["runs"][name]]
-              for name in spec["models"]}
+    models = {name: [load_fold_model(run / "best.pt", device) for run in runs]
+              for name, runs in spec_runs(spec, spec_path).items()}
     outputs = next(iter(models.values()))[0].targets
     labels = [label_name(c) for c in outputs]
     per_label = spec["labels"] if "labels" in spec else {"": spec}

@@ -1,0 +1,104 @@
+"""Predict images with this packaged experiment: a folder or a list of images in, a CSV of
+blended probabilities out (the same as the repository's src/predict.py gives).
+
+    python predict.py path/to/images --out predictions.csv
+    python predict.py image_path.csv --out predictions.csv --batch-size 32 --device cuda
+
+In a notebook (this folder attached as a data set, no network needed):
+
+    import sys; sys.path.insert(0, "/kaggle/input/<this data set>")
+    from predict import predict_paths
+    frame = predict_paths(["/kaggle/input/.../a.png", ...])  # image_path, probability column(s)
+
+Uses blend.json, the checkpoints under weights/ and the inference code under lib/, all beside
+this file, wherever the folder is. Writes `image_path,probability` (one probability column
+per label for a multi-label experiment). (src/package.py copies this file into a package as
+predict.py; it does not run from the repository's src/.)"""
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SPEC = HERE / "blend.json"
+sys.path.insert(0, str(HERE / "lib"))
+from errors import UserError, exit_on_user_error  # noqa: E402  (lib/errors.py: no third-party imports)
+
+_loaded = {}  # device -> Ensemble: a notebook loads the checkpoints once
+
+
+def ensemble_on(device="auto"):
+    """(the packaged ensemble on `device`, loaded once per device; that torch.device). `device`:
+    auto, cpu, cuda, cuda:N or a torch.device."""
+    import engine
+    from inference import load_ensemble
+
+    device = engine.resolve_device(device) if isinstance(device, str) else device
+    if str(device) not in _loaded:
+        _loaded[str(device)] = load_ensemble(SPEC, device)
+    return _loaded[str(device)], device
+
+
+def list_images(source):
+    """Image paths of a folder (recursively, sorted) or of a header-less list file (one path a line)."""
+    from readers import IMAGE_SUFFIXES, read_image_list
+
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return paths
+    if not source.is_file():
+        raise UserError(f"{source}: no such folder or image list")
+    return list(read_image_list(source)["image_id"])
+
+
+def predict_paths(paths, batch_size=16, device="auto"):
+    """A DataFrame of `paths` (image files) and their blended probabilities: columns image_path
+    and probability (a binary experiment) or one column per label."""
+    import pandas as pd
+    from inference import run
+
+    paths = [str(p) for p in paths]
+    ensemble, device = ensemble_on(device)
+    probabilities, _ = run(ensemble, paths, device, batch_size)
+    names = ["probability"] if ensemble.labels == [""] else ensemble.labels
+    return pd.DataFrame({"image_path": paths, **dict(zip(names, probabilities.T))})
+
+
+def device_name(value):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, cpu, cuda, cuda:N)")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """A wrong flag or value is one line, `error: ...`, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("images", help="a folder of images, or a header-less CSV list of image paths")
+    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
+    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N (default: auto)")
+    args = parser.parse_args(argv)
+
+    from artifacts import write_csv
+
+    started = time.time()
+    paths = list_images(args.images)
+    frame = predict_paths(paths, args.batch_size, args.device)
+    write_csv(args.out, frame)
+    seconds = time.time() - started
+    print(f"{len(paths)} images: {len(paths) / max(seconds, 1e-9):.1f} images/s; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
