@@ -14,13 +14,13 @@ cd "$(dirname "$0")/.."
 
 SOURCE=${SOURCE:-../shared/data/pneumoniamnist}
 if [ ! -d "$SOURCE" ]; then
-    echo "error: $SOURCE not found (the benchmark needs the shared PneumoniaMNIST folder)" >&2
+    echo "error: $SOURCE not found (SOURCE=<a folder with PneumoniaMNIST: Kaggle-style train.csv + test.csv, or pneumoniamnist.npz>)" >&2
     exit 2
 fi
 mkdir -p input reports
 [ -e input/pneumoniamnist ] || ln -s "$(cd "$SOURCE" && pwd)" input/pneumoniamnist
 
-export DATASET=pneumoniamnist EXP=${EXP:-pneumoniamnist_bench} FORMAT=kaggle
+export DATASET=pneumoniamnist EXP=${EXP:-pneumoniamnist_bench}  # a Kaggle submission when the folder has test.csv
 export ARCHS=${ARCHS:-"resnet18 regnety_002 densenet121"} N_FOLDS=${N_FOLDS:-5}
 export IMG_SIZE=${IMG_SIZE:-32} EPOCHS=${EPOCHS:-6} BATCH_SIZE=${BATCH_SIZE:-64} LR=${LR:-2e-3} TRIALS=${TRIALS:-100}
 export TQDM_DISABLE=1

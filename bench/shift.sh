@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 SOURCE=${SOURCE:-../shared/data/pneumoniamnist}
 if [ ! -d "$SOURCE" ]; then
-    echo "error: $SOURCE not found (SOURCE=<folder of PneumoniaMNIST as a Kaggle set: train.csv, test.csv, train/, test/>)" >&2
+    echo "error: $SOURCE not found (SOURCE=<a folder with PneumoniaMNIST: Kaggle-style train.csv + test.csv, or pneumoniamnist.npz>)" >&2
     exit 2
 fi
 mkdir -p input reports
@@ -50,6 +50,7 @@ train_folds resnet18-pseudo --img-size 32 --pseudo-labels "oof/$EXP/pseudo_label
 for name in resnet18 resnet18-aug resnet18-64px resnet18-pseudo; do
     [ -f "oof/$EXP/$name-bn/test_fold_4.csv" ] || $PY src/adapt_bn.py --exp "$EXP" --model "$name"
 done
-$PY src/blend.py --exp "$EXP" --dataset pneumoniamnist --format kaggle --choose-by test_like --trials "${TRIALS:-100}"
+FORMAT=objectcxr; [ -f input/pneumoniamnist/test.csv ] && FORMAT=kaggle
+$PY src/blend.py --exp "$EXP" --dataset pneumoniamnist --format "$FORMAT" --choose-by test_like --trials "${TRIALS:-100}"
 echo "== benchmark took $(( $(date +%s) - start )) s in all"
 } 2>&1 | tee "reports/$EXP.log"
