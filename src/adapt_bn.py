@@ -11,7 +11,6 @@ blend.py learns and reports (all rows, test-like rows) on the predictions of the
 predict the test side. Writes weights/<exp>/<model>-bn/fold_<k>/ (best.pt, config.json) and
 oof/<exp>/<model>-bn/ (fold_<k>.csv, test_fold_<k>.csv; heatmaps where the source had them).
 """
-import argparse
 import dataclasses
 import json
 import sys
@@ -19,23 +18,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import engine  # noqa: E402
 from artifacts import cams_file, run_dir, write_json  # noqa: E402
-from config import Parser, TrainConfig, device_name  # noqa: E402
+from config import Parser, TrainConfig, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from fit import build_data, predict_fold, write_predictions  # noqa: E402
-from models import network_of  # noqa: E402
-from unlabelled import adapt_batchnorm  # noqa: E402
+
+# torch and the training modules are imported after the flags are parsed: --help answers at once.
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp", required=True, help="experiment name")
-    parser.add_argument("--model", required=True, help="the model (name in weights/<exp>/) to adapt")
+    parser = Parser(description=__doc__)
+    add_settings(parser, "exp")
+    parser.add_argument("--model", required=True, help="the model (name in <weights-dir>/<exp>/) to adapt")
     parser.add_argument("--suffix", default="-bn", help="the adapted model's name is the model's plus this")
-    parser.add_argument("--weights-dir", default="weights", help="where checkpoints live")
-    parser.add_argument("--oof-dir", default="oof", help="where OOF and test predictions live")
-    parser.add_argument("--device", type=device_name, default="auto", help="auto | cpu | cuda | cuda:N")
+    add_settings(parser, "weights_dir", "oof_dir", "device",
+                 weights_dir="where the checkpoints are; the adapted model's go to <weights-dir>/<exp>/<model><suffix>/",
+                 oof_dir="where OOF and test predictions are; the adapted model's go to <oof-dir>/<exp>/<model><suffix>/")
     return parser.parse_args(argv)
 
 
@@ -47,6 +44,11 @@ def settings_of(recorded, **changes):
 
 def adapt_fold(source, args, device):
     """Adapt one fold run (its folder `source`); returns (fold, layers adapted, OOF AUC before, after)."""
+    import engine
+    from fit import build_data, predict_fold, write_predictions
+    from models import network_of
+    from unlabelled import adapt_batchnorm
+
     recorded = json.loads((source / "config.json").read_text())
     run = settings_of(recorded, device=args.device, weights_dir=args.weights_dir, oof_dir=args.oof_dir, resume=False)
     # The test rows are what matters here; the training rows are not used (nor their pseudo-labels).
@@ -77,6 +79,8 @@ def adapt_fold(source, args, device):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
+    import engine
+
     sources = sorted(p for p in (Path(args.weights_dir) / args.exp / args.model).glob("fold_*")
                      if (p / "best.pt").is_file() and (p / "config.json").is_file())
     if not sources:

@@ -1,5 +1,6 @@
 """Where every artifact lives, and how it is written (atomically: temp file, then rename)."""
 import errno
+import fnmatch
 import glob
 import json
 import os
@@ -10,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from errors import UserError
 
@@ -146,6 +146,27 @@ def run_dir(weights_dir, exp, model, fold):
     return Path(weights_dir) / exp / model / f"fold_{fold}"
 
 
+def list_models(exp_dir, selected):
+    """The model folders of an experiment (<oof-dir>/<exp>/), or those matching the names / shell patterns in
+    `selected` (blend.py's and pseudo.py's --models), sorted."""
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise UserError(f"{exp_dir}: no predictions (run src/train.py for this experiment first)")
+    found = sorted(p.name for p in exp_dir.iterdir() if p.is_dir())
+    if not selected:
+        models = found
+    else:
+        models = []
+        for pattern in selected:
+            matches = [m for m in found if fnmatch.fnmatchcase(m, pattern)]
+            if not matches:
+                raise UserError(f"{exp_dir}: no model matches '{pattern}' (found {', '.join(found) or 'none'})")
+            models += [m for m in matches if m not in models]
+    if not models:
+        raise UserError(f"{exp_dir}: no model folders")
+    return sorted(models)  # one order, however they were named: the seeded searches then give one answer
+
+
 def spec_runs(spec, spec_path):
     """{model name: its fold run folders} of a blend spec: relative to the working directory (as
     blend.py writes them), or to the spec's own folder when the spec says "runs_relative_to":
@@ -169,6 +190,8 @@ def cams_file(oof_dir, exp, model, fold):
 def read_prediction_file(path, columns):
     """An OOF or test prediction file with `columns`, its prediction columns as finite floats;
     a UserError names the file (and the line) that is not."""
+    import pandas as pd  # here: the scripts import this module before their --help
+
     try:
         frame = pd.read_csv(path, dtype={"image_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:

@@ -28,8 +28,6 @@ Writes:
     submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
                                                      threshold and the checkpoints, so new images get the same blend
 """
-import argparse
-import fnmatch
 import json
 import re
 import sys
@@ -37,21 +35,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from adversarial import HIGH_SHIFT  # noqa: E402
-from artifacts import (folds_file, read_prediction_file, run_dir, shift_report_file, test_like_file,  # noqa: E402
-                       write_csv, write_json)
-from config import SUBMISSION_FORMATS, Parser  # noqa: E402
-from data import label_name, prediction_column, read_folds, target_columns  # noqa: E402
-from ensemble import best_method, methods, nested_predictions  # noqa: E402
-from localization import annotations, froc_scores, read_cams, run_spec  # noqa: E402
+from artifacts import (folds_file, list_models, read_prediction_file, run_dir, shift_report_file,  # noqa: E402
+                       test_like_file, write_csv, write_json)
+from config import SUBMISSION_FORMATS, Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import (FROC_THRESHOLDS, bootstrap_intervals, confusion, delong_interval, delong_test,  # noqa: E402
                      estimate_prior, prior_threshold, safe_roc_auc, threshold_metrics, youden_threshold)
-from readers import kaggle_test_ids  # noqa: E402
-from submission import CLASSIFICATION_HEADER, sample_format, write_classification  # noqa: E402
 from viz import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: E402
+
+# pandas, scipy and the modules that import them (data, ensemble, localization, readers, submission) are
+# imported in the functions that use them, after the flags are parsed: --help does not wait for them.
 
 FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")
 
@@ -78,6 +73,10 @@ def check_against_folds(frame, path, folds, fold, columns):
 def load_model_predictions(model_dir, folds, columns):
     """(OOF frame in fold-file order, test frame with the mean of the fold models) of one model;
     `columns` are the target columns (prediction_<label> goes with target_<label>)."""
+    import pandas as pd
+
+    from data import prediction_column
+
     predictions = [prediction_column(c) for c in columns]
     n_folds = folds["fold"].nunique()
     found = sorted(int(FOLD_FILE.match(p.name).group(1)) for p in model_dir.iterdir() if FOLD_FILE.match(p.name))
@@ -107,6 +106,8 @@ def load_model_predictions(model_dir, folds, columns):
 
 def oof_metrics(y, named_scores, n_boot, seed):
     """One row per (name, scores): the Youden threshold and each metric with its bootstrap interval."""
+    import pandas as pd
+
     rows = []
     for name, scores in named_scores.items():
         threshold = youden_threshold(y, scores)
@@ -134,6 +135,9 @@ def plan_submission(args, out, test_ids, labels):
     """(path, write(predictions (n, labels))) of the submission in --format, checked before any
     blending, so that a wrong --format or sample file stops blend.py before it writes anything.
     The binary target's one label is ''."""
+    from readers import kaggle_test_ids
+    from submission import sample_format, write_classification
+
     multi = labels != [""]
     if args.format == "objectcxr":
         if multi:
@@ -155,25 +159,6 @@ def plan_submission(args, out, test_ids, labels):
                                                           predictions[:, columns], header=header, order=order)
 
 
-def list_models(exp_dir, selected):
-    """The model folders of an experiment, or those matching the names / shell patterns in `selected`, sorted."""
-    if not exp_dir.is_dir():
-        raise UserError(f"{exp_dir}: no predictions (run src/train.py for this experiment first)")
-    found = sorted(p.name for p in exp_dir.iterdir() if p.is_dir())
-    if not selected:
-        models = found
-    else:
-        models = []
-        for pattern in selected:
-            matches = [m for m in found if fnmatch.fnmatchcase(m, pattern)]
-            if not matches:
-                raise UserError(f"{exp_dir}: no model matches '{pattern}' (found {', '.join(found) or 'none'})")
-            models += [m for m in matches if m not in models]
-    if not models:
-        raise UserError(f"{exp_dir}: no model folders")
-    return sorted(models)  # one order, however they were named: the seeded searches then give one answer
-
-
 def report_row(kind, name, y, in_sample, nested, test_y, test_scores, weights="", test_like=None):
     """One row of blend_report.csv; the interval is the nested AUC's (DeLong). `test_like`: the
     mask of the OOF rows most like the test side (make_folds.py --test-like), scored apart."""
@@ -192,6 +177,8 @@ def model_rows(models, P, y, T, test_y, test_like=None):
 
 def score_methods(P, y, fold_ids, T, test_y, args, test_like=None):
     """One report row per method, and the fitted params and nested predictions of each."""
+    from ensemble import methods, nested_predictions
+
     rows, fitted = [], []
     final = methods(args.temperature, args.trials, args.seed, args.storage, args.study_name, args.bags)
     inner = methods(args.temperature, args.trials, args.seed, bags=args.bags)  # nested fits never join a shared study
@@ -218,6 +205,10 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
     choose by nested AUC (or by its test-like rows' AUC), compare with the best model, write
     the figures (suffixed _<label> for a multi-label set). Returns the target's report, choice
     and test predictions."""
+    import pandas as pd
+
+    from ensemble import best_method
+
     suffix, named_as = (f"_{label}", f" [{label}]") if label else ("", "")
     method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args, test_like)
     report = pd.DataFrame(model_rows(models, P, y, T, test_y, test_like) + method_rows)
@@ -279,6 +270,8 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
     Grad-CAMs train.py saved, with bootstrap intervals and the sensitivity at every threshold;
     written to oof/<exp>/froc_report.csv and froc.png. None when the data has no annotations
     or a model has no saved heatmaps."""
+    from localization import annotations, froc_scores, read_cams, run_spec
+
     root = Path(args.input_dir) / args.dataset
     train_objects, test_objects = annotations(root) if root.is_dir() else (None, None)
     if train_objects is None:
@@ -315,6 +308,8 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
 
 def froc_table(scores):
     """One row per model and the blend: per side, the FROC, its interval and the sensitivity at each threshold."""
+    import pandas as pd
+
     rows = {}
     for side, named in scores.items():
         for name, (value, sensitivities, (low, high)) in named.items():
@@ -346,6 +341,8 @@ def blend_spec(args, models, folds, labels, choices):
 
 def test_like_mask(args, folds):
     """The OOF rows (in fold-file order) make_folds.py --test-like marked as most like the test side, or None."""
+    import pandas as pd
+
     path = test_like_file(args.folds_dir, args.dataset)
     if not path.is_file():
         if args.choose_by == "test_like":
@@ -370,40 +367,48 @@ def warn_about_shift(args):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp", default="demo", help="experiment name (default: demo)")
-    parser.add_argument("--dataset", default="demo", help="data set whose fold file the OOF files must match (default: demo)")
-    parser.add_argument("--models", nargs="*", default=None,
-                        help="model names or shell patterns ('resnet*') to blend (default: all in oof/<exp>/)")
-    parser.add_argument("--temperature", type=float, default=125.0, help="softmax-of-AUC temperature (default: 125)")
-    parser.add_argument("--trials", type=int, default=100, help="Optuna trials (default: 100)")
-    parser.add_argument("--seed", type=int, default=42, help="Optuna, hill climbing, stacking and bootstrap seed (default: 42)")
-    parser.add_argument("--bags", type=int, default=10, help="Caruana hill climbing: bags of half the models (default: 10)")
-    parser.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///blend.db, postgresql://...): "
-                                                       "processes with the same --study-name search together")
-    parser.add_argument("--study-name", default=None, help="Optuna study name with --storage (default: blend-<exp>), "
-                             "suffixed with a fingerprint of the OOF data so each label and model list has its own")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    parser = Parser(description=__doc__)
+    add_settings(parser, "exp", "dataset", exp="experiment name: blends oof/<exp>/*/, writes submissions/<exp>/",
+                 dataset="data set whose fold file the OOF files must match")
+    parser.add_argument("--models", nargs="*", default=None, metavar="MODEL",
+                        help="model names or shell patterns ('resnet*') to blend (default: all in <oof-dir>/<exp>/)")
+    parser.add_argument("--temperature", type=float, default=125.0, help="softmax-of-AUC temperature")
+    parser.add_argument("--trials", type=int, default=100, help="Optuna trials")
+    parser.add_argument("--seed", type=int, default=42, help="Optuna, hill climbing, stacking and bootstrap seed")
+    parser.add_argument("--bags", type=int, default=10, help="Caruana hill climbing: bags of half the models")
+    parser.add_argument("--storage", metavar="URL", help="Optuna storage URL (sqlite:///blend.db, postgresql://...): "
+                                                        "processes with the same --study-name search together")
+    parser.add_argument("--study-name", help="Optuna study name with --storage (default: blend-<exp>), suffixed with a "
+                                             "fingerprint of the OOF data so each label and model list has its own")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--format", choices=SUBMISSION_FORMATS, default="objectcxr",
-                        help="submission format (default: objectcxr, %s)" % CLASSIFICATION_HEADER.replace(",", " + "))
-    parser.add_argument("--input-dir", default="input", help="where the data set lives (--format kaggle reads its "
-                                                             "test.csv and sample_submission.csv)")
-    parser.add_argument("--oof-dir", default="oof")
-    parser.add_argument("--folds-dir", default="folds")
-    parser.add_argument("--submissions-dir", default="submissions")
-    parser.add_argument("--weights-dir", default="weights", help="where the checkpoints are (named in the blend spec)")
+                        help="the submission file: objectcxr (prediction_classification.csv: image_path + prediction) "
+                             "| kaggle (submission.csv: sample_submission.csv's header and order)")
     parser.add_argument("--froc-bootstrap", type=int, default=200,
-                        help="bootstrap resamples for the FROC intervals (default: 200; 0 = none)")
+                        help="bootstrap resamples for the FROC intervals (0 = none)")
     parser.add_argument("--choose-by", choices=("nested", "test_like"), default="nested",
                         help="choose the blend by its nested AUC on all OOF rows, or on the rows most like the test "
                              "side (make_folds.py --test-like)")
-    parser.add_argument("--reports-dir", default="reports", help="where shift.py's report is (a strong shift is warned of)")
-    parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC (default: 10)")
+    parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC")
+    add_settings(parser, "input_dir", "folds_dir", "oof_dir", "weights_dir", "reports_dir",
+                 input_dir="where data sets live (--format kaggle reads test.csv and sample_submission.csv)",
+                 oof_dir="where the OOF and test predictions are (<oof-dir>/<exp>/<model>/)",
+                 weights_dir="where the checkpoints are (the blend spec names them)",
+                 reports_dir="where shift.py's report is (a strong shift is warned of)")
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR",
+                        help="the submission and blend spec go to <submissions-dir>/<exp>/")
     args = parser.parse_args(argv)
     if args.storage and not args.study_name:
         args.study_name = f"blend-{args.exp}"
+    import pandas as pd
 
-    folds = read_folds(folds_file(args.folds_dir, args.dataset))
+    from data import label_name, prediction_column, read_folds, target_columns
+    from readers import require_data_set
+
+    path = folds_file(args.folds_dir, args.dataset)
+    if not path.is_file():  # a wrong --dataset: say so, with the data sets there are
+        require_data_set(Path(args.input_dir) / args.dataset)
+    folds = read_folds(path)
     columns = target_columns(folds)
     labels = [label_name(c) for c in columns]  # [''] for a binary target
     exp_dir = Path(args.oof_dir) / args.exp

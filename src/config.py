@@ -9,14 +9,15 @@ import dataclasses
 import difflib
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from errors import UserError
 
 
-def option(default, help, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(default, help, choices=None, metavar=None):
+    return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar})
 
 
 # The choice-valued flags, checked when the flags are parsed (before any data is read). The modules
@@ -37,6 +38,8 @@ AUGMENTATIONS = ("basic", "shift")
 MAP_DEPTHS = (16, 32)
 SUBMISSION_FORMATS = ("objectcxr", "kaggle")
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+DEVICE_HELP = "auto | cpu | cuda | cuda:N"  # every script's --device
+INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package's predict.py too); train.py's is 32
 # What train.py and adapt_bn.py write into a run's config.json beside the TrainConfig fields: measurements,
 # not settings, so the file given back as --config skips them (and reproduces the run's settings).
 RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "processes",
@@ -138,7 +141,7 @@ class TrainConfig(DataSettings):
     deterministic: bool = option(False, "torch deterministic algorithms (bit-identical reruns, slower on GPU)")
     resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
     # hardware
-    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    device: str = option("auto", DEVICE_HELP)
     amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; "
                               "a CPU runs fp32 unless bf16 is named", AMP_MODES)
     channels_last: bool = option(True, "channels_last memory format on CUDA (ignored on CPU)")
@@ -183,27 +186,68 @@ def arch_problem(name):
             f"(python -c \"import timm; print(timm.list_models('*{name[:4]}*'))\" lists names)")
 
 
+def says_something(default):
+    """Whether a flag's default is worth a "(default: ...)" in --help: not None, False, empty or suppressed.
+    (0 is shown: `--blur` 0.0 is a value; `is` because 0 == False.)"""
+    if default is None or default is False or default is argparse.SUPPRESS:
+        return False
+    return not (isinstance(default, (str, list, tuple, dict)) and not default)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help as the scripts write it: the description (a module docstring) keeps its line breaks and
+    examples, and a flag's default is added where it says something: not for an empty, None or False
+    default, nor where the help already names its default."""
+
+    def _get_help_string(self, action):
+        # BooleanOptionalAction appends its own "(default: ...)" on some Python versions: decided here instead
+        help = (action.help or "").replace(" (default: %(default)s)", "")
+        shown = action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+        if not shown or "%(default)" in help or "(default" in help or not says_something(action.default):
+            return help
+        return f"{help} (default: %(default)s)"
+
+    def _split_lines(self, text, width):
+        # a flag or a path is not broken at its hyphens (--study-name, <oof-dir>)
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a wrong flag or value as one line, `error: ...`, and exits 2 (as a UserError does).
-    No abbreviations: `--n-fold 3` is a typo to report, not a prefix to guess."""
+    No abbreviations: `--n-fold 3` is a typo to report, not a prefix to guess. --help: see HelpFormatter."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def add_flag(parser, f, help=None):
+    """The flag of a settings field: --img-size for img_size, its type, choices and default (a bool: --x/--no-x)."""
+    flag, help = "--" + f.name.replace("_", "-"), help or f.metadata["help"]
+    if value_type(f) is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help)
+    else:
+        parser.add_argument(flag, type=value_type(f), default=f.default, help=help, choices=f.metadata["choices"],
+                            metavar=f.metadata.get("metavar"))
+
+
 def build_parser(cls=TrainConfig, description=None):
-    parser = Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = Parser(description=description)
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        if value_type(f) is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
-        else:
-            parser.add_argument(flag, type=value_type(f), default=f.default, help=f.metadata["help"],
-                                choices=f.metadata["choices"])
+        add_flag(parser, f)
     return parser
+
+
+def add_settings(parser, *names, **helps):
+    """For a script with its own parser: TrainConfig's flags `names` (exp, dataset, oof_dir, device, ...), with
+    train.py's name, type and default, so one idea has one flag everywhere; `helps` rewords a flag's help for
+    the script (oof_dir="where ... are read from")."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in names:
+        add_flag(parser, fields[name], helps.get(name))
 
 
 def checked(value, kind, choices=None):

@@ -10,7 +10,6 @@ Every value is checked as the flag it becomes checks it, before anything runs, s
 experiment with one line instead of hours later. An environment variable the user set wins over the
 file, and flags after `run.sh` win over its train: settings.
 """
-import argparse
 import dataclasses
 import os
 import shlex
@@ -118,7 +117,7 @@ def assignments(path, environ):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("config", help="the experiment file (configs/*.yaml, or JSON)")
     args = parser.parse_args(argv)
     print("\n".join(assignments(args.config, os.environ)))

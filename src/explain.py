@@ -22,23 +22,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from config import Parser, device_name  # noqa: E402
-import engine  # noqa: E402
 from artifacts import folds_file  # noqa: E402
-from cache import decode_gray, map_to_original  # noqa: E402
-from data import label_name, read_folds, target_columns  # noqa: E402
+from config import Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from inference import check_readable, fold_outputs, load_ensemble, network_batch, predict_batch  # noqa: E402
-from localization import annotations  # noqa: E402
-from localize import ensemble_heatmaps, original_points  # noqa: E402
-from models import penultimate_features  # noqa: E402
 from viz import embedding_figure, heatmap_panels  # noqa: E402
+
+# torch, pandas and the modules that import them are imported where they are used, after the flags are
+# parsed: --help answers at once.
 
 
 def chosen_images(folds, per_class, seed):
     """`per_class` positives and negatives of the fold file (seeded), positives first."""
+    from data import target_columns
+
     rng = np.random.default_rng(seed)
     column = target_columns(folds)[0]
     picked = []
@@ -56,6 +53,10 @@ def held_out(ensemble, fold):
 def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_points):
     """One heatmap figure: a panel per model and one for the ensemble. Returns (its path,
     {model or 'ensemble': probability})."""
+    from cache import decode_gray, map_to_original
+    from inference import fold_outputs, predict_batch
+    from localize import ensemble_heatmaps, original_points
+
     views = held_out(ensemble, fold) if fold is not None else ensemble
     gray = decode_gray(path)
     height, width = gray.shape
@@ -77,14 +78,20 @@ def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_point
     return target, {**probabilities, "ensemble": float(blended[0, 0])}
 
 
-@torch.no_grad()
 def oof_features(fold_model, rows, root, device, batch_size=32):
     """(n, d) penultimate features of the images `rows` from one fold model."""
+    import torch
+
+    from cache import decode_gray
+    from inference import network_batch
+    from models import penultimate_features
+
     features = []
     for start in range(0, len(rows), batch_size):
         grays = [decode_gray(Path(root) / i) for i in rows["image_id"].iloc[start:start + batch_size]]
         images = network_batch(grays, fold_model.spec).to(device)
-        features.append(penultimate_features(fold_model.network, images).cpu().numpy())
+        with torch.no_grad():
+            features.append(penultimate_features(fold_model.network, images).cpu().numpy())
     return np.concatenate(features)
 
 
@@ -92,6 +99,8 @@ def tsne_map(ensemble, model, fold, folds, root, device, limit, seed, path):
     """t-SNE of fold `fold`'s OOF images as its own fold model sees them (one model: one
     feature space; features of different fold models are not comparable)."""
     from sklearn.manifold import TSNE
+
+    from data import label_name, target_columns
 
     rows = folds[folds["fold"] == fold]
     if len(rows) > limit:
@@ -112,28 +121,34 @@ def tsne_map(ensemble, model, fold, folds, root, device, limit, seed, path):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp", default="demo", help="experiment (its blend spec and checkpoints; default: demo)")
-    parser.add_argument("--dataset", default="demo", help="its data set: the fold file and annotations (default: demo)")
-    parser.add_argument("--images", nargs="*", default=None,
-                        help="image ids of the data set (train/00004.jpg) or image files; default: --per-class of each")
-    parser.add_argument("--per-class", type=int, default=4, help="positives and negatives to explain (default: 4)")
+    parser = Parser(description=__doc__)
+    add_settings(parser, "exp", "dataset", exp="experiment: its blend spec and checkpoints",
+                 dataset="its data set: the fold file and annotations")
+    parser.add_argument("--images", nargs="*", default=None, metavar="IMAGE",
+                        help="image ids of the data set (train/00004.jpg) or image files (default: --per-class of each)")
+    parser.add_argument("--per-class", type=int, default=4, help="positives and negatives to explain")
     parser.add_argument("--tsne", action=argparse.BooleanOptionalAction, default=True, help="draw the t-SNE map")
-    parser.add_argument("--tsne-fold", type=int, default=0, help="the fold whose OOF images the t-SNE shows (default: 0)")
-    parser.add_argument("--tsne-images", type=int, default=1000, help="at most this many of them (default: 1000)")
+    parser.add_argument("--tsne-fold", type=int, default=0, help="the fold whose OOF images the t-SNE shows")
+    parser.add_argument("--tsne-images", type=int, default=1000, help="at most this many of them")
     parser.add_argument("--model", default="", help="model whose features the t-SNE shows (default: the first)")
     parser.add_argument("--max-points", type=int, default=10, help="points per image, as in submit.py")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--input-dir", default="input")
-    parser.add_argument("--folds-dir", default="folds")
-    parser.add_argument("--submissions-dir", default="submissions")
-    parser.add_argument("--reports-dir", default="reports")
-    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0, help="which images are explained (without --images)")
+    add_settings(parser, "input_dir", "folds_dir", "reports_dir",
+                 reports_dir="the figures go to <reports-dir>/<exp>/explain/")
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
+    add_settings(parser, "device")
     args = parser.parse_args(argv)
+    import engine
+    from data import read_folds
+    from inference import check_readable, load_ensemble
+    from localization import annotations
+    from readers import require_data_set
 
     device = engine.resolve_device(args.device)
     ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
     root = Path(args.input_dir) / args.dataset
+    if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
+        require_data_set(root)
     folds = read_folds(folds_file(args.folds_dir, args.dataset))
     objects, test_objects = annotations(root) if root.is_dir() else (None, None)
     objects = {**(objects or {}), **(test_objects or {})}

@@ -15,25 +15,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from config import DataSettings, option, parse_config  # noqa: E402
 from artifacts import duplicates_file  # noqa: E402
-from data import SHAPE_NAMES, parse_annotation, read_image  # noqa: E402
+from config import DataSettings, option, parse_config  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
-from readers import read_checked  # noqa: E402
 from viz import draw_shapes, grid_figure  # noqa: E402
+
+# pandas and the modules that import it (data, readers) are imported where they are used, after the flags
+# are parsed: --help answers at once.
 
 
 @dataclasses.dataclass
 class InspectSettings(DataSettings):
     samples: int = option(12, "images in the sample grid")
     seed: int = option(0, "which images are sampled")
-    out: str = option("", "folder for the PNGs (default: <reports-dir>/<dataset>)")
+    out: str = option("", "the folder for the PNGs (default: <reports-dir>/<dataset>)", metavar="DIR")
 
 
 def describe(table):
     """Per-image facts: the table's columns (sizes included), objects by type, object sizes."""
+    import pandas as pd
+
+    from data import SHAPE_NAMES, parse_annotation
+
     rows = []
     for text in table.get("annotation", [""] * len(table)):
         shapes = parse_annotation(text)
@@ -56,6 +60,8 @@ def label_counts(facts):
 
 
 def summary_tables(facts_by_side):
+    from data import SHAPE_NAMES
+
     lines = []
     for side, facts in facts_by_side.items():
         if facts.empty:
@@ -76,6 +82,8 @@ def summary_tables(facts_by_side):
 
 
 def panel(root, row):
+    from data import parse_annotation, read_image
+
     image = read_image(Path(root) / row.image_id)
     shapes = parse_annotation(getattr(row, "annotation", ""))
     label = f"target {row.target:g}" if hasattr(row, "target") else getattr(row, "class_name", "")
@@ -85,6 +93,10 @@ def panel(root, row):
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, InspectSettings, description=__doc__)
+    import pandas as pd
+
+    from readers import read_checked
+
     train, test, root = read_checked(args, require_task=False)
     print(summary_tables({"train": describe(train), "test": describe(test)}))
     report = duplicates_file(args.folds_dir, args.dataset)

@@ -14,16 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-import engine  # noqa: E402
-import recipe  # noqa: E402
 from artifacts import write_csv  # noqa: E402
 from config import TrainConfig, option, parse_config  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from fit import build_data, build_model  # noqa: E402
 from viz import lr_sweep_figure  # noqa: E402
+
+# torch, pandas and the training modules are imported after the flags are parsed: --help answers at once.
 
 
 @dataclasses.dataclass
@@ -55,6 +52,11 @@ def suggest(lrs, smoothed):
 
 def sweep(model, loader, device, precision, cfg):
     """(learning rates, losses) of one exponential sweep."""
+    import torch
+
+    import engine
+    import recipe
+
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay)
     factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
     lrs, losses, best = [], [], np.inf
@@ -88,6 +90,12 @@ def sweep(model, loader, device, precision, cfg):
 @exit_on_user_error
 def main(argv=None):
     cfg = parse_config(argv, LrFindConfig, description=__doc__)
+    import pandas as pd
+
+    import engine
+    import recipe
+    from fit import build_data, build_model
+
     if not 0 < cfg.start_lr < cfg.end_lr:
         raise UserError(f"--start-lr {cfg.start_lr} must be positive and below --end-lr {cfg.end_lr}")
     recipe.seed_epoch(cfg.seed, 0)

@@ -12,18 +12,17 @@ spine, ribs and clavicles, noise. About half hold one to three radio-opaque fore
 with one 0/1 column per object kind (rectangle, ellipse, polygon: does the image hold one),
 test.csv with the test ids only, and sample_submission.csv (id + one column per label).
 """
-import argparse
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from artifacts import atomic_path  # noqa: E402
 from config import Parser  # noqa: E402
-from data import Shape, format_annotation  # noqa: E402
+
+# pandas (and data.py, which imports it) where they are used: --help does not wait for them.
 
 
 def draw_chest(rng, width, height):
@@ -58,6 +57,8 @@ def draw_chest(rng, width, height):
 
 def random_object(rng, width, height):
     """A foreign object inside the lung fields: (Shape in integer pixels, mask-drawing args)."""
+    from data import Shape
+
     kind = int(rng.integers(0, 3))
     size = rng.uniform(0.04, 0.09) * min(width, height)
     x = rng.uniform(0.22, 0.78) * width
@@ -115,6 +116,8 @@ def write_images(folder, count, first_index, rng, size_range, positive_rate):
 
 
 def write_table(path, rows):
+    import pandas as pd
+
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
@@ -124,6 +127,8 @@ def kind_labels(shapes):
 
 
 def write_objectcxr(out, splits):
+    from data import format_annotation
+
     for split, written in splits.items():
         write_table(out / f"{split}.csv", [{"image_name": n, "annotation": format_annotation(s)} for n, s in written])
 
@@ -136,14 +141,14 @@ def write_multilabel(out, splits):
 
 
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="input/demo", help="data set folder to write (default: input/demo)")
-    parser.add_argument("--n-train", type=int, default=300, help="training images (default: 300)")
-    parser.add_argument("--n-dev", type=int, default=100, help="dev (test side) images (default: 100)")
-    parser.add_argument("--positive-rate", type=float, default=0.5, help="share of images with objects (default: 0.5)")
-    parser.add_argument("--min-size", type=int, default=256, help="smallest image side in pixels (default: 256)")
-    parser.add_argument("--max-size", type=int, default=384, help="largest image side in pixels (default: 384)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser = Parser(description=__doc__)
+    parser.add_argument("--out", metavar="DIR", default="input/demo", help="the data set folder to write")
+    parser.add_argument("--n-train", type=int, default=300, help="training images")
+    parser.add_argument("--n-dev", type=int, default=100, help="dev (test side) images")
+    parser.add_argument("--positive-rate", type=float, default=0.5, help="share of images with objects")
+    parser.add_argument("--min-size", type=int, default=256, help="smallest image side in pixels")
+    parser.add_argument("--max-size", type=int, default=384, help="largest image side in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes")
     parser.add_argument("--multi-label", action="store_true",
                         help="a Kaggle-style multi-label set (train/, test/; one label per object kind) instead")
     args = parser.parse_args(argv)

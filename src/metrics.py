@@ -1,6 +1,7 @@
 """Metrics, checked against hand computations and scikit-learn (tests/test_metrics.py)."""
 import numpy as np
-from scipy.stats import rankdata
+
+# scipy.stats is imported in the functions that use it: it alone takes longer than a script's --help may.
 
 
 def roc_auc(targets, scores):
@@ -15,6 +16,8 @@ def roc_auc(targets, scores):
     n_neg = len(targets) - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUC is undefined when the targets hold only one class")
+    from scipy.stats import rankdata
+
     ranks = rankdata(scores, axis=0)
     rank_sum = ranks[targets].sum(axis=0)
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
@@ -92,6 +95,8 @@ def delong_covariance(targets, scores):
     m, n = len(pos), len(neg)
     if m < 2 or n < 2:
         raise ValueError("DeLong's variance needs at least two positives and two negatives")
+    from scipy.stats import rankdata
+
     rank_all = rankdata(np.vstack([pos, neg]), axis=0)
     rank_pos, rank_neg = rankdata(pos, axis=0), rankdata(neg, axis=0)
     aucs = (rank_all[:m].sum(0) - m * (m + 1) / 2) / (m * n)

@@ -19,7 +19,6 @@ Writes DIR/ with:
 The package gives the probabilities src/predict.py gives, from any working directory, without
 the repository. An existing non-empty DIR is refused; --overwrite replaces a folder this script
 wrote before (one holding package.json), never any other."""
-import argparse
 import ast
 import json
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent
 sys.path.insert(0, str(SRC))
 from artifacts import WRITE_ERRNOS, cannot_write, current_umask, spec_runs, write_json  # noqa: E402
-from config import Parser  # noqa: E402
+from config import Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 
 ENTRY = SRC / "package_entry.py"  # copied as DIR/predict.py
@@ -165,11 +164,10 @@ def build(spec, spec_path, runs, out):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp", required=True, help="experiment whose blend spec to package")
-    parser.add_argument("--out", required=True, help="the package folder to write (new or empty)")
-    parser.add_argument("--submissions-dir", default="submissions", help="where submissions/<exp>/blend.json is "
-                                                                          "(default: submissions)")
+    parser = Parser(description=__doc__)
+    add_settings(parser, "exp", exp="experiment whose blend spec (<submissions-dir>/<exp>/blend.json) to package")
+    parser.add_argument("--out", metavar="DIR", required=True, help="the package folder to write (new or empty)")
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it holds a package written before")
     args = parser.parse_args(argv)
 

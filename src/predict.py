@@ -2,11 +2,11 @@
 blended probabilities out, heatmap overlays on request.
 
     python src/predict.py path/to/folder --exp demo --out predictions.csv
-    python src/predict.py image_path.csv --exp full --heatmaps heatmaps/
+    python src/predict.py image_path.csv --exp full --heatmaps-dir heatmaps/
 
 Uses the experiment's blend spec (submissions/<exp>/blend.json) and checkpoints, with the same
 preprocessing, TTA and blend as its submission (see src/inference.py). Writes --out with
-`image_path,probability`; with --heatmaps, one PNG per image (its path below the images' common folder, plus .png): the radiograph with the
+`image_path,probability`; with --heatmaps-dir, one PNG per image (its path below the images' common folder, plus .png): the radiograph with the
 ensemble's Grad-CAM heatmap over it. A multi-label experiment gets one probability column
 per label (its heatmaps are of the first label)."""
 import argparse
@@ -16,19 +16,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pandas as pd  # noqa: E402
-
-from config import Parser, device_name  # noqa: E402
-import engine  # noqa: E402
 from artifacts import write_csv  # noqa: E402
+from config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from inference import load_ensemble, run  # noqa: E402
-from readers import IMAGE_SUFFIXES, read_image_list  # noqa: E402
-from viz import heatmap_overlay  # noqa: E402
+
+# torch, pandas and the inference modules are imported after the flags are parsed: --help answers at once.
 
 
 def list_images(source):
     """Image paths of a folder (recursively, sorted) or of a header-less list file."""
+    from readers import IMAGE_SUFFIXES, read_image_list
+
     source = Path(source)
     if source.is_dir():
         paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -48,15 +46,22 @@ def heatmap_names(paths):
 
 @exit_on_user_error
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("source", help="a folder of images, or a header-less CSV list of image paths")
-    parser.add_argument("--exp", default="demo", help="experiment whose blend spec to load (default: demo)")
-    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
-    parser.add_argument("--heatmaps", default="", help="folder for heatmap overlay PNGs (default: none)")
-    parser.add_argument("--submissions-dir", default="submissions")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N")
+    add_settings(parser, "exp", exp="experiment whose blend spec (<submissions-dir>/<exp>/blend.json) to load")
+    parser.add_argument("--out", metavar="FILE", default="predictions.csv", help="the CSV to write")
+    parser.add_argument("--heatmaps-dir", metavar="DIR", default="",
+                        help="also write heatmap overlay PNGs into this folder (default: none)")
+    parser.add_argument("--heatmaps", dest="heatmaps_dir", default="", help=argparse.SUPPRESS)  # the old spelling
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per batch")
+    add_settings(parser, "device")
     args = parser.parse_args(argv)
+    import pandas as pd
+
+    import engine
+    from inference import load_ensemble, run
+    from viz import heatmap_overlay
 
     started = time.time()
     device = engine.resolve_device(args.device)
@@ -66,14 +71,14 @@ def main(argv=None):
     names_of = heatmap_names(paths)
 
     def draw(path, gray, heatmap):
-        heatmap_overlay(gray, heatmap, Path(args.heatmaps) / names_of[path], title=str(path))
+        heatmap_overlay(gray, heatmap, Path(args.heatmaps_dir) / names_of[path], title=str(path))
 
-    probabilities, _ = run(ensemble, paths, device, args.batch_size, on_heatmap=draw if args.heatmaps else None)
+    probabilities, _ = run(ensemble, paths, device, args.batch_size, on_heatmap=draw if args.heatmaps_dir else None)
     names = ["probability"] if ensemble.labels == [""] else ensemble.labels
     write_csv(args.out, pd.DataFrame({"image_path": paths, **dict(zip(names, probabilities.T))}))
     seconds = time.time() - started
     print(f"{len(paths)} images: {len(paths) / max(seconds, 1e-9):.1f} images/s; wrote {args.out}"
-          + (f" and {len(paths)} heatmaps in {args.heatmaps}/" if args.heatmaps else ""))
+          + (f" and {len(paths)} heatmaps in {args.heatmaps_dir}/" if args.heatmaps_dir else ""))
 
 
 if __name__ == "__main__":

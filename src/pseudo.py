@@ -12,29 +12,28 @@ an image's label is 1 where p >= --threshold, else 0; within each label the most
 --min-confidence (the labels keep the proportion the models predict).
 Writes oof/<exp>/pseudo_labels.csv (--out): image_id, fold, target, probability.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import read_prediction_file, test_pred_file, write_csv  # noqa: E402
-from config import Parser  # noqa: E402
+from artifacts import list_models, read_prediction_file, test_pred_file, write_csv  # noqa: E402
+from config import Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from unlabelled import mean_fold_predictions, pseudo_labels  # noqa: E402
 
 TEST_FILE = "test_fold_"
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp", required=True, help="the first round's experiment")
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="its models to average (default: every model with test predictions)")
-    parser.add_argument("--oof-dir", default="oof", help="where OOF and test predictions live")
+    parser = Parser(description=__doc__)
+    add_settings(parser, "exp", exp="the first round's experiment")
+    parser.add_argument("--models", nargs="*", default=None, metavar="MODEL",
+                        help="its models to average: names or shell patterns ('resnet*'), as blend.py's (default: "
+                             "every model with test predictions)")
+    add_settings(parser, "oof_dir", oof_dir="where the OOF and test predictions are (<oof-dir>/<exp>/<model>/)")
     parser.add_argument("--share", type=float, default=0.5, help="at most this share of the test images of each label, per fold")
     parser.add_argument("--min-confidence", type=float, default=0.9, help="only images with max(p, 1 - p) >= this")
     parser.add_argument("--threshold", type=float, default=0.5, help="label 1 where p >= this")
-    parser.add_argument("--out", default="", help="output file (default: <oof-dir>/<exp>/pseudo_labels.csv)")
+    parser.add_argument("--out", metavar="FILE", default="", help="the CSV to write (default: <oof-dir>/<exp>/pseudo_labels.csv)")
     return parser.parse_args(argv)
 
 
@@ -52,8 +51,13 @@ def read_test_predictions(model_dir):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
+    from unlabelled import mean_fold_predictions, pseudo_labels  # torch: after the flags
+
     exp_dir = Path(args.oof_dir) / args.exp
-    names = args.models or sorted(p.name for p in exp_dir.glob("*") if any(p.glob(f"{TEST_FILE}*.csv")))
+    if args.models:
+        names = list_models(exp_dir, args.models)
+    else:
+        names = sorted(p.name for p in exp_dir.glob("*") if any(p.glob(f"{TEST_FILE}*.csv")))
     predictions = {}
     for name in names:
         found = read_test_predictions(exp_dir / name)

@@ -286,13 +286,29 @@ def detect_layout(root):
     raise UserError(f"{root}: cannot tell the layout (no train.csv, no class folders of images); see --layout")
 
 
+def require_data_set(root):
+    """Stop unless the data set folder `root` (<input-dir>/<dataset>) exists; the error names the data sets
+    that do: `input/nope: no such data set (data sets in input/: demo, pneumoniamnist)`."""
+    root = Path(root)
+    if root.is_dir():
+        return
+    parent = root.parent
+    found = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+    where = f"{parent.as_posix().rstrip('/')}/"
+    if found:
+        listed = f"data sets in {where}: {', '.join(found)}"
+    else:
+        listed = f"{where} {'holds no data set' if parent.is_dir() else 'does not exist'}"
+    demo = "; `python src/make_demo.py` writes the demo into input/demo" if not found or root.name == "demo" else ""
+    raise UserError(f"{root}: no such data set ({listed}{demo})")
+
+
 def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT):
     """(train table, test table) of a data set folder. Bad training rows go to `problems`
     (and stay in the table until the caller drops them); the test side is always strict,
     as a submission must cover every test image."""
     root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"{root}: data set folder not found (run `python src/make_demo.py` for the demo)")
+    require_data_set(root)
     if layout not in LAYOUTS:
         raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
     layout = detect_layout(root) if layout == "auto" else layout

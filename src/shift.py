@@ -22,17 +22,18 @@ import numpy as np  # noqa: E402
 from adversarial import HIGH_SHIFT, likeness_table, measure_shift  # noqa: E402
 from artifacts import folds_file, shift_report_file, write_csv, write_json  # noqa: E402
 from config import DataSettings, option, parse_config  # noqa: E402
-from data import read_folds  # noqa: E402
 from errors import exit_on_user_error  # noqa: E402
 from metrics import delong_interval, roc_auc  # noqa: E402
-from readers import read_checked  # noqa: E402
 from viz import shift_figure  # noqa: E402
+
+# pandas and the modules that import it after the flags are parsed: --help answers at once.
+
 
 @dataclass
 class ShiftSettings(DataSettings):
     img_size: int = option(64, "images are compared at this size (through the decode-once cache)")
     share: float = option(0.25, "the share of training images counted as test-like")
-    seed: int = option(0, "cross-validation seed of the adversarial classifier")
+    seed: int = option(0, "cross-validation seed of the adversarial classifier (0, as make_folds.py --test-like's)")
 
 
 def fold_likeness(folds, table):
@@ -45,6 +46,9 @@ def fold_likeness(folds, table):
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, ShiftSettings, description=__doc__)
+    from data import read_folds
+    from readers import read_checked
+
     train, test, root = read_checked(args, require_task=False)
     if not len(test):
         print(f"shift {args.dataset}: no test side to compare the training images with")

@@ -10,32 +10,32 @@ models as blend.py did, and writes the classification file and the localization 
 from the ensemble's Grad-CAM heatmaps, in original-image pixels). No training data is
 needed. A missing or unreadable image stops the run with the list of them before anything
 is written; both files are validated and written atomically."""
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from config import Parser, device_name  # noqa: E402
-import engine  # noqa: E402
+from config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from inference import load_ensemble, run  # noqa: E402
-from readers import read_image_list  # noqa: E402
-from submission import write_classification, write_localization  # noqa: E402
 
 
 @exit_on_user_error
 def main(argv=None):
-    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("image_list", help="header-less CSV of image paths (as the evaluation server gives it)")
     parser.add_argument("classification", help="where to write prediction_classification.csv")
     parser.add_argument("localization", help="where to write prediction_localization.csv")
-    parser.add_argument("--exp", default="demo", help="experiment whose blend spec to load (default: demo)")
-    parser.add_argument("--submissions-dir", default="submissions")
-    parser.add_argument("--batch-size", type=int, default=16)
+    add_settings(parser, "exp", exp="experiment whose blend spec (<submissions-dir>/<exp>/blend.json) to load")
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per batch")
     parser.add_argument("--max-points", type=int, default=10, help="points per image in the localization file")
-    parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda or cuda:N")
+    add_settings(parser, "device")
     args = parser.parse_args(argv)
+    # torch and the inference modules after the flags: --help and a wrong flag answer at once
+    import engine
+    from inference import load_ensemble, run
+    from readers import read_image_list
+    from submission import write_classification, write_localization
 
     started = time.time()
     device = engine.resolve_device(args.device)

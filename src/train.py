@@ -26,25 +26,26 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import numpy as np  # noqa: E402
-import timm  # noqa: E402
-import torch  # noqa: E402
-
-import engine  # noqa: E402
-import recipe  # noqa: E402
 from artifacts import run_dir, write_json  # noqa: E402
 from config import parse_config  # noqa: E402
-from distributed import init_world, shutdown, wrap  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from fit import build_data, build_model, fit, predict_fold, tensorboard_writer, write_predictions  # noqa: E402
-from localize import heatmap_support  # noqa: E402
-from viz import learning_curves  # noqa: E402
 
 
 @exit_on_user_error
 def main(argv=None):
     started = time.time()
     cfg = parse_config(argv, description=__doc__)
+    # torch, timm and the training modules after the flags: --help and a wrong flag answer at once
+    import timm
+    import torch
+
+    import engine
+    import recipe
+    from distributed import init_world, shutdown, wrap
+    from fit import build_data, build_model, fit, predict_fold, tensorboard_writer, write_predictions
+    from localize import heatmap_support
+    from viz import learning_curves
+
     world, device_name = init_world(cfg.device)  # torchrun: one process per GPU (or CPU share), else a world of one
     recipe.set_deterministic(cfg.deterministic)
     device = engine.resolve_device(device_name)

@@ -1,8 +1,29 @@
-"""Flags are checked when they are parsed, before any data is read: one error line, exit 2."""
+"""Flags are checked when they are parsed, before any data is read: one error line, exit 2. Every script's
+--help is readable (its description as written, no empty defaults) and instant (torch and the like after it)."""
+import ast
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
 import config
-from conftest import one_error_line, run_script
+from conftest import SRC, one_error_line, run_script
+
+# The scripts a user runs (src/package_entry.py is a package's predict.py, tested in test_package.py).
+SCRIPTS = ["make_demo", "make_folds", "train", "blend", "submit", "predict", "explain", "shift", "adapt_bn", "pseudo",
+           "inspect_data", "lr_find", "package", "experiment"]
+# What --help must not wait for: each takes a good part of a second or more to import (numpy and cv2 do not).
+SLOW_IMPORTS = ("torch", "timm", "pandas", "scipy", "sklearn", "matplotlib", "optuna")
+WHICH_LOADED = """import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass
+print(" ".join(m for m in {slow} if m in sys.modules), file=sys.stderr)
+""".format(slow=SLOW_IMPORTS)
 
 
 def parse_error(capsys, main, argv):
@@ -56,3 +77,54 @@ def test_the_choices_are_those_the_code_acts_on():
     assert config.SCHEDULES == recipe.SCHEDULES and config.BALANCE_MODES == recipe.BALANCE_MODES
     assert config.POOLS == models.POOLS and config.IMAGE_SCORES == models.IMAGE_SCORES
     assert config.TTA_MODES == tuple(engine.TTA_FLIPS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_is_instant_and_readable(script):
+    env = {**os.environ, "COLUMNS": "100"}
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, str(SRC / f"{script}.py"), "--help"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert seconds < 1.5, f"{script}.py --help took {seconds:.2f} s"  # under a second; a margin for a loaded machine
+    for noise in ("(default: None)", "(default: )", "(default: False)", "(default: [])"):
+        assert noise not in result.stdout, f"{script}.py --help shows {noise}"
+    examples = [line for line in ast.get_docstring(ast.parse((SRC / f"{script}.py").read_text()), clean=False)
+                .splitlines() if line.startswith("    python")]
+    assert examples and all(line + "\n" in result.stdout for line in examples)  # the description's lines as written
+    loaded = subprocess.run([sys.executable, "-c", WHICH_LOADED, str(SRC / f"{script}.py")], capture_output=True,
+                            text=True, env=env, timeout=60).stderr.split()
+    assert loaded == [], f"{script}.py --help imports {', '.join(loaded)}"
+
+
+@pytest.mark.parametrize("flag, value", [("--format", "csv"), ("--choose-by", "oof")])
+def test_blend_checks_its_choices_when_the_flags_are_parsed(capsys, flag, value):
+    import blend
+
+    line = parse_error(capsys, blend.main, [flag, value])
+    assert flag in line and value in line and "choose from" in line
+
+
+def test_a_wrong_data_set_name_lists_those_under_input(tmp_path, capsys, monkeypatch):
+    import blend
+    import make_folds
+
+    for name in ("pneumoniamnist", "demo", ".cache"):
+        (tmp_path / "input" / name).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    expected = "error: input/nope: no such data set (data sets in input/: demo, pneumoniamnist)"
+    assert parse_error(capsys, make_folds.main, ["--dataset", "nope"]) == expected
+    assert parse_error(capsys, blend.main, ["--dataset", "nope"]) == expected  # rather than a missing fold file
+    line = parse_error(capsys, make_folds.main, ["--dataset", "demo", "--input-dir", "nowhere"])
+    assert line.startswith("error: nowhere/demo: no such data set (nowhere/ does not exist") and "make_demo.py" in line
+
+
+def test_the_flags_shared_with_train_py_are_train_py_s():
+    """One idea, one flag: a script with its own parser takes --exp, --dataset, --device and the folders from
+    config.add_settings (train.py's name, type and default), never spelled anew."""
+    shared = ("--exp", "--dataset", "--device", "--input-dir", "--folds-dir", "--oof-dir", "--weights-dir",
+              "--reports-dir")
+    for script in SCRIPTS:
+        text = (SRC / f"{script}.py").read_text()
+        assert not [flag for flag in shared if f'add_argument("{flag}"' in text], script

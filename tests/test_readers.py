@@ -89,7 +89,7 @@ def test_objectcxr_test_side_from_image_path_list(tmp_path):
 
 
 def test_unknown_layout_and_folder(tmp_path):
-    with pytest.raises(UserError, match="data set folder not found"):
+    with pytest.raises(UserError, match="no such data set"):
         read_dataset(tmp_path / "nothing")
     with pytest.raises(UserError, match="cannot tell the layout"):
         read_dataset(tmp_path)
