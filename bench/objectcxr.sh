@@ -16,13 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SOURCE=${SOURCE:-../shared/data/objectcxr_semireal}
-if [ ! -f "$SOURCE/train.csv" ]; then
-    echo "error: $SOURCE/train.csv not found (the benchmark needs a data set in the Object-CXR layout)" >&2
-    exit 2
-fi
 export DATASET=${DATASET:-$(basename "$SOURCE")}
-mkdir -p input reports
-[ -e "input/$DATASET" ] || ln -s "$(cd "$SOURCE" && pwd)" "input/$DATASET"
+source bench/link_data.sh
+link_data "$DATASET" "$SOURCE" "a data set in the Object-CXR layout" train.csv
 
 export EXP=${EXP:-${DATASET}_bench} FORMAT=objectcxr N_FOLDS=${N_FOLDS:-3}
 export ARCHS=${ARCHS-resnet18} IMG_SIZE=${IMG_SIZE:-128} EPOCHS=${EPOCHS:-4} BATCH_SIZE=${BATCH_SIZE:-32}

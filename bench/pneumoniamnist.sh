@@ -12,13 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SOURCE=${SOURCE:-../shared/data/pneumoniamnist}
-if [ ! -d "$SOURCE" ]; then
-    echo "error: $SOURCE not found (SOURCE=<a folder with PneumoniaMNIST: Kaggle-style train.csv + test.csv, or pneumoniamnist.npz>)" >&2
-    exit 2
-fi
-mkdir -p input reports
-[ -e input/pneumoniamnist ] || ln -s "$(cd "$SOURCE" && pwd)" input/pneumoniamnist
+source bench/link_data.sh
+link_data pneumoniamnist "${SOURCE:-../shared/data/pneumoniamnist}" \
+    "a folder with PneumoniaMNIST: Kaggle-style train.csv + test.csv, or pneumoniamnist.npz"
 
 export DATASET=pneumoniamnist EXP=${EXP:-pneumoniamnist_bench}  # a Kaggle submission when the folder has test.csv
 export ARCHS=${ARCHS:-"resnet18 regnety_002 densenet121"} N_FOLDS=${N_FOLDS:-5}

@@ -18,13 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SOURCE=${SOURCE:-../shared/data/pneumoniamnist}
-if [ ! -d "$SOURCE" ]; then
-    echo "error: $SOURCE not found (SOURCE=<a folder with PneumoniaMNIST: Kaggle-style train.csv + test.csv, or pneumoniamnist.npz>)" >&2
-    exit 2
-fi
-mkdir -p input reports
-[ -e input/pneumoniamnist ] || ln -s "$(cd "$SOURCE" && pwd)" input/pneumoniamnist
+source bench/link_data.sh
+link_data pneumoniamnist "${SOURCE:-../shared/data/pneumoniamnist}" \
+    "a folder with PneumoniaMNIST: Kaggle-style train.csv + test.csv, or pneumoniamnist.npz"
 EXP=${EXP:-pmnist_shift}
 PY=${PYTHON:-python3}
 export TQDM_DISABLE=1
