@@ -40,21 +40,6 @@ def ensemble_on(device="auto"):
     return _loaded[str(device)], device
 
 
-def list_images(source):
-    """Image paths of a folder (recursively, sorted) or of a header-less list file (one path a line)."""
-    from readers import IMAGE_SUFFIXES, read_image_list
-
-    source = Path(source)
-    if source.is_dir():
-        paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
-            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return paths
-    if not source.is_file():
-        raise UserError(f"{source}: no such folder or image list")
-    return list(read_image_list(source)["image_id"])
-
-
 def predict_paths(paths, batch_size=16, device="auto"):
     """A DataFrame of `paths` (image files) and their blended probabilities: columns image_path
     and probability (a binary experiment) or one column per label."""
@@ -91,6 +76,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from artifacts import write_csv
+    from readers import list_images
 
     started = time.time()
     paths = list_images(args.images)

@@ -23,19 +23,6 @@ from errors import UserError, exit_on_user_error  # noqa: E402
 # torch, pandas and the inference modules are imported after the flags are parsed: --help answers at once.
 
 
-def list_images(source):
-    """Image paths of a folder (recursively, sorted) or of a header-less list file."""
-    from readers import IMAGE_SUFFIXES, read_image_list
-
-    source = Path(source)
-    if source.is_dir():
-        paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
-            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return paths
-    return list(read_image_list(source)["image_id"])
-
-
 def heatmap_names(paths):
     """{image path: its overlay's name}: the path below the images' common folder plus .png, so
     a/x.jpg and b/x.jpg (or x.jpg and x.png) never overwrite each other."""
@@ -61,6 +48,7 @@ def main(argv=None):
 
     import engine
     from inference import load_ensemble, run
+    from readers import list_images
     from viz import heatmap_overlay
 
     started = time.time()

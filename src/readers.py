@@ -376,3 +376,17 @@ def with_sizes(table, sizes):
     sized = table.assign(width=[w for w, _ in sizes], height=[h for _, h in sizes])
     sized.attrs = dict(table.attrs)
     return sized
+
+
+def list_images(source):
+    """Image paths of a folder (recursively, sorted) or of a header-less list file (one path a line):
+    what predict.py and a Kaggle package's predict.py are given."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return paths
+    if not source.is_file():
+        raise UserError(f"{source}: no such folder or image list")
+    return list(read_image_list(source)["image_id"])

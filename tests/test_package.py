@@ -25,7 +25,8 @@ package, images, out, image_list = sys.argv[1:]
 sys.path[0] = package
 sys.argv = [package + "/predict.py", images, "--out", out, "--device", "cpu", "--batch-size", "3"]
 runpy.run_path(sys.argv[0], run_name="__main__")
-from predict import list_images, predict_paths
+from predict import predict_paths
+from readers import list_images  # lib/ is on the path once predict is imported
 predict_paths(list_images(image_list), batch_size=2, device="cpu").to_csv(out + ".listed.csv", index=False)
 found = {n: importlib.util.find_spec(n) for n in ("fit", "blend", "train", "config", "package_entry", "inference")}
 print(json.dumps({"files": sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)}),
