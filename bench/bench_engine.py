@@ -45,7 +45,7 @@ from models import create_model  # noqa: E402
 from transforms import eval_transform, train_transform  # noqa: E402
 
 CPU = torch.device("cpu")
-FP32 = engine.Precision(None, False)
+FP32 = engine.FP32
 
 
 def demo_images(folder, n, min_size, max_size):

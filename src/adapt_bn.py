@@ -62,7 +62,7 @@ def adapt_fold(source, args, device):
     model = engine.prepare_model(network, device, run.channels_last, compile=False)
     precision = engine.resolve_precision(run.amp, device)
     before = data.val_auc(predict_fold(run, model, data, device, precision, with_cams=False).oof)
-    layers = adapt_batchnorm(model, lambda: (engine.to_device(images, device, run.channels_last)
+    layers = adapt_batchnorm(model, lambda: (engine.to_device(images, device, run.channels_last, engine.input_channels(model))
                                              for images, _ in data.test_loader))
     with_cams = cams_file(run.oof_dir, run.exp, run.model_name, run.fold).is_file()
     predictions = predict_fold(adapted, model, data, device, precision, with_cams)

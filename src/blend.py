@@ -333,10 +333,22 @@ def blend_spec(args, models, folds, labels, choices):
     n_folds = int(folds["fold"].nunique())
     runs = {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in range(n_folds)] for m in models}
     common = {"exp": args.exp, "dataset": args.dataset, "models": models, "format": args.format, "runs": runs,
+              "precision": recorded_precisions(runs),
               "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
     if labels == [""]:
         return {**common, **choices[0]}
     return {**common, "labels": dict(zip(labels, choices))}
+
+
+def recorded_precisions(runs):
+    """{model: the precision its fold models predicted their OOF and test rows in (config.json;
+    'fp32/bf16' when folds differ)}: inference (inference.py) runs each fold model in its own."""
+    import json
+
+    def precision(run):
+        path = Path(run) / "config.json"
+        return json.loads(path.read_text()).get("precision", "fp32") if path.is_file() else "fp32"
+    return {model: "/".join(sorted({precision(run) for run in folder})) for model, folder in runs.items()}
 
 
 def test_like_mask(args, folds):
@@ -461,7 +473,10 @@ def main(argv=None):
     if submission is not None:
         write_submission(np.column_stack(test_predictions))
         written = f"{submission} ({len(test)} images)"
-    write_json(out / "blend.json", blend_spec(args, models, folds, labels, choices))
+    spec = blend_spec(args, models, folds, labels, choices)
+    write_json(out / "blend.json", spec)
+    print("predictions made in " + ", ".join(f"{m} {p}" for m, p in spec["precision"].items())
+          + " (submit.py and predict.py run each model in its own precision)")
     print(f"wrote {written}, {out / 'blend.json'}, {exp_dir / 'blend_report.csv'} (+ .png), "
           f"{exp_dir / 'oof_metrics.csv'}, ROC and confusion PNGs")
     warn_about_shift(args)

@@ -36,6 +36,7 @@ HEATMAP_MODES = ("auto", "on", "off")
 SELECTIONS = ("best", "last")
 AUGMENTATIONS = ("basic", "shift")
 MAP_DEPTHS = (16, 32)
+INPUT_CHANNELS = (1, 3)
 SUBMISSION_FORMATS = ("objectcxr", "kaggle")
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"  # every script's --device
@@ -87,6 +88,9 @@ class TrainConfig(DataSettings):
                                      "needs annotations, see the --crop-size settings)", KINDS)
     pretrained: bool = option(False, "start from timm's pretrained weights (downloaded or from the local cache)")
     weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
+    in_chans: int = option(3, "network input channels: 3 (the grayscale image repeated, as ImageNet weights expect) "
+                              "| 1 (a one-channel stem: timm sums the pretrained first layer's RGB weights)",
+                           INPUT_CHANNELS)
     # data
     img_size: int = option(96, "square input size the images are resized to")
     resize: str = option("squash", "squash (ignore the aspect) or letterbox (keep it, pad with black)", RESIZE_MODES)
@@ -117,6 +121,8 @@ class TrainConfig(DataSettings):
     # optimization
     epochs: int = option(6, "training epochs")
     batch_size: int = option(32, "batch size")
+    accumulate: int = option(1, "gradient accumulation: one optimizer step every N batches (effective batch N x "
+                                "--batch-size; the schedule and the EMA step with the optimizer)")
     lr: float = option(1e-3, "peak learning rate (AdamW; src/lr_find.py suggests one)")
     schedule: str = option("cosine", "per-step schedule (cosine: warm-up, then cosine to 0)", SCHEDULES)
     warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
@@ -147,7 +153,11 @@ class TrainConfig(DataSettings):
     channels_last: bool = option(True, "channels_last memory format on CUDA (ignored on CPU)")
     cudnn_benchmark: bool = option(True, "let cuDNN pick the fastest kernels (CUDA only)")
     compile: bool = option(False, "torch.compile the model")
-    num_workers: int = option(0, "data loader worker processes")
+    grad_checkpointing: bool = option(False, "activation checkpointing (timm's set_grad_checkpointing): keep fewer "
+                                             "activations, recompute them in the backward pass (memory for time; "
+                                             "BatchNorm running statistics then update twice a step)")
+    num_workers: int = option(0, "data loader worker processes (they persist across epochs)")
+    prefetch: int = option(4, "batches each loader worker prepares ahead (with --num-workers)")
     # outputs
     exp: str = option("demo", "experiment name: ties weights/<exp>, oof/<exp>, submissions/<exp>")
     weights_dir: str = option("weights", "checkpoints, config.json and log.csv go to <weights-dir>/<exp>/<name>/fold_<k>/")

@@ -89,7 +89,7 @@ def oof_features(fold_model, rows, root, device, batch_size=32):
     features = []
     for start in range(0, len(rows), batch_size):
         grays = [decode_gray(Path(root) / i) for i in rows["image_id"].iloc[start:start + batch_size]]
-        images = network_batch(grays, fold_model.spec).to(device)
+        images = network_batch(grays, fold_model.network, fold_model.spec, device)
         with torch.no_grad():
             features.append(penultimate_features(fold_model.network, images).cpu().numpy())
     return np.concatenate(features)

@@ -2,9 +2,9 @@
 early stopping and exact resume. train.py and lr_find.py build from here.
 
 Resume is exact on a CPU because nothing random carries over between epochs: every epoch
-reseeds torch, numpy, the loader order and the augmentation from (seed, epoch)
-(recipe.seed_epoch), and last.pt holds everything else (weights, optimizer, scheduler,
-scaler, EMA, the log and the best score). last.pt is written after best.pt, so a run killed
+reseeds torch, numpy and the loader order from (seed, epoch) (recipe.seed_epoch), each row's
+augmentation comes from (epoch seed, row) (data.EpochSeeded), and last.pt holds everything
+else (weights, optimizer, scheduler, scaler, EMA, the log and the best score). last.pt is written after best.pt, so a run killed
 at any moment resumes from a consistent pair."""
 import math
 import time
@@ -14,25 +14,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 import engine
 import recipe
 from artifacts import cams_file, folds_file, oof_file, test_pred_file, write_csv, write_npz
 from cache import ImageSpec, build_cache, uncached_loader
-from data import ImageTable, parse_annotation, prediction_column, read_folds, target_columns
+from data import EpochSeeded, ImageTable, parse_annotation, prediction_column, read_folds, target_columns
 from distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from errors import UserError
 from localize import choose_image_score, loader_cams, map_image_probability
 from masks import MaskedCrops
 from metrics import mean_auc
-from models import MAP_STRIDE, network_of
+from models import MAP_STRIDE, enable_grad_checkpointing, network_of
 from readers import read_checked
 from transforms import eval_transform, train_transform
 from unlabelled import read_pseudo_labels, with_pseudo_rows
 
 # Settings that may differ between a run and its resumption (they do not change the result).
-RESUME_FREE = {"resume", "num_workers", "tensorboard", "tb_dir", "device", "patience", "heatmaps"}
+RESUME_FREE = {"resume", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "patience", "heatmaps"}
 
 
 @dataclass
@@ -144,8 +144,9 @@ def build_data(cfg, world=World()):
         # A training batch of one image cannot be batch-normalized (BatchNorm stops on it): when the
         # epoch would end with one, that image (a random one: the order is shuffled) sits the epoch out.
         drop_last = training and per_process(len(table)) % cfg.batch_size == 1
+        workers = dict(persistent_workers=True, prefetch_factor=cfg.prefetch) if cfg.num_workers else {}
         return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=drop_last, num_workers=cfg.num_workers,
-                          pin_memory=torch.cuda.is_available(), **order)
+                          pin_memory=torch.cuda.is_available(), **workers, **order)
 
     def per_process(rows):  # what one process draws per epoch
         return math.ceil(rows / world.size) if world.distributed else rows
@@ -153,7 +154,9 @@ def build_data(cfg, world=World()):
     if world.distributed:
         sampler = DistributedSampler(ImageTable(train_rows, load, None, columns), num_replicas=world.size,
                                      rank=world.rank, shuffle=True, seed=cfg.seed)
-    train_order = dict(sampler=sampler) if sampler is not None else dict(shuffle=True, generator=generator)
+    if sampler is None:
+        sampler = RandomSampler(range(len(train_rows)), generator=generator)
+    train_order = dict(sampler=EpochSeeded(sampler))  # the epoch's seed rides with each index to the workers
     return FoldData(train_rows, val_rows, test,
                     loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
                            crops=cfg.kind == "map", training=True, **train_order),
@@ -164,6 +167,8 @@ def build_data(cfg, world=World()):
 def check_settings(cfg):
     if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
         raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
+    if cfg.accumulate < 1 or cfg.prefetch < 1:
+        raise UserError("--accumulate and --prefetch are counts of batches: 1 or more")
     if cfg.mixup < 0 or cfg.cutmix < 0:
         raise UserError("--mixup and --cutmix are Beta-distribution alphas: 0 (off) or more")
     if cfg.kind == "map" and (cfg.mixup or cfg.cutmix or cfg.pseudo_labels):
@@ -174,6 +179,8 @@ def check_settings(cfg):
 def build_model(cfg, device, num_labels=1):
     torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
     model = network_of(cfg, num_labels, cfg.pretrained, cfg.weights)
+    if cfg.grad_checkpointing:
+        enable_grad_checkpointing(model, cfg.arch)
     return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)
 
 
@@ -205,7 +212,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     Returns the log (one dict per epoch) and the best.pt weights' validation predictions (as
     data.predict gives them; None when they were made before a --resume): the OOF predictions,
     not computed twice."""
-    steps = len(data.train_loader)
+    steps = engine.optimizer_steps(len(data.train_loader), cfg.accumulate)
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay)
     scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
@@ -233,16 +240,15 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
         if stopped:
             break
         start = time.time()
-        recipe.seed_epoch(cfg.seed, epoch, data.generator, data.train_loader.dataset.transform)
-        if hasattr(data.train_loader.dataset, "reseed"):  # a map model's crop windows
-            data.train_loader.dataset.reseed(recipe.epoch_seed(cfg.seed, epoch))
-        if isinstance(data.train_loader.sampler, DistributedSampler):
-            data.train_loader.sampler.set_epoch(epoch)
+        recipe.seed_epoch(cfg.seed, epoch, data.generator)
+        data.train_loader.sampler.set_seed(recipe.epoch_seed(cfg.seed, epoch))  # augmentation, a map model's crops
+        if isinstance(data.train_loader.sampler.sampler, DistributedSampler):
+            data.train_loader.sampler.sampler.set_epoch(epoch)
         if cfg.freeze_epochs:
             recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
         epoch_result = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
                                             cfg.channels_last, loss_fn, cfg.clip_grad, ema,
-                                            desc=f"epoch {epoch}/{cfg.epochs}", mix=mix)
+                                            desc=f"epoch {epoch}/{cfg.epochs}", mix=mix, accumulate=cfg.accumulate)
         train_seconds = time.time() - start
         train_loss = gather_mean(epoch_result.loss, len(data.train_loader.sampler), data.world)
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}

@@ -5,7 +5,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -28,6 +27,7 @@ class FoldModel:
     targets: list  # the target column of each network output
     kind: str = "classifier"  # or "map": a map model, its image probability by `image_score`
     image_score: str = ""
+    precision: engine.Precision = engine.FP32  # what its OOF and test predictions were made in (config.json)
 
 
 @dataclass
@@ -91,7 +91,8 @@ def load_fold_model(checkpoint, device):
     network = network_of(cfg, len(targets))
     network.load_state_dict(state["model"])
     return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets,
-                     cfg.get("kind", "classifier"), recorded.get("image_score_used", "max"))
+                     cfg.get("kind", "classifier"), recorded.get("image_score_used", "max"),
+                     engine.precision_named(recorded.get("precision", "fp32")))
 
 
 def check_readable(paths):
@@ -107,9 +108,12 @@ def check_readable(paths):
                         + (" ..." if len(bad) > 10 else ""))
 
 
-def network_batch(grays, spec):
-    normalize = eval_transform()
-    return torch.stack([normalize(image=cv2.cvtColor(preprocess(g, spec), cv2.COLOR_GRAY2RGB))["image"] for g in grays])
+def network_batch(grays, network, spec, device):
+    """The input of `network` on `device` for grayscale images of any size: preprocessed as train.py's
+    cache made its images, then as its loaders gave them (engine.to_device)."""
+    as_tensor = eval_transform()
+    images = torch.stack([as_tensor(image=preprocess(g, spec))["image"] for g in grays])
+    return engine.to_device(images, device, False, engine.input_channels(network))
 
 
 def predict_batch(ensemble, grays, device, heatmaps=False):
@@ -142,8 +146,8 @@ def fold_outputs(folds, grays, device, cams=False):
     one model for a batch of grayscale images, as train.py predicted its OOF and test images."""
     probabilities, maps = [], []
     for fold in folds:
-        images = network_batch(grays, fold.spec).to(device)
-        logits, object_maps = engine.tta_outputs(fold.network, images, device, engine.Precision(None, False), fold.tta)
+        images = network_batch(grays, fold.network, fold.spec, device)
+        logits, object_maps = engine.tta_outputs(fold.network, images, device, fold.precision, fold.tta)
         probability = torch.sigmoid(logits).cpu().numpy()
         if object_maps is not None:
             object_maps = object_maps[:, 0].cpu().half()  # as train.py saved them

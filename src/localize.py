@@ -256,10 +256,11 @@ def original_points(heatmap, probability, width, height, spec, max_points=10):
 
 def loader_cams(model, loader, device, channels_last=True):
     """(N, h, w) float16 Grad-CAMs (first output, feature-map resolution) of every image of a loader."""
-    from engine import to_device, unwrap
+    from engine import input_channels, to_device, unwrap
 
     network = unwrap(model).eval()
-    maps = [grad_cam(network, to_device(images, device, channels_last)).cpu().half() for images, _ in loader]
+    channels = input_channels(network)
+    maps = [grad_cam(network, to_device(images, device, channels_last, channels)).cpu().half() for images, _ in loader]
     return torch.cat(maps).numpy() if maps else np.zeros((0, 1, 1), np.float16)
 
 

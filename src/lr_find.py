@@ -73,7 +73,7 @@ def sweep(model, loader, device, precision, cfg):
         for group in optimizer.param_groups:
             group["lr"] = lr
         with engine.autocast(device, precision):
-            outputs = model(engine.to_device(images, device, cfg.channels_last))
+            outputs = model(engine.to_device(images, device, cfg.channels_last, engine.input_channels(model)))
         loss = loss_fn(outputs, targets.to(device, dtype=torch.float32), *[r.to(device) for r in rest])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from cache import placement
+from data import seeded_key
 
 SUBPIXEL = 4  # cv2 drawing with 4 fractional bits: shapes keep their sub-pixel extent after a resize
 
@@ -99,11 +100,6 @@ class MaskedCrops:
         self.crop, self.object_share, self.scale_range, self.stride = crop, object_share, scale_range, stride
         self.seed = seed
 
-    def reseed(self, seed):
-        """The crops of the next epoch: each row's window is drawn from (seed, row), so loader
-        workers and a resumed run draw the same windows."""
-        self.seed = seed
-
     def __len__(self):
         return len(self.image_ids)
 
@@ -111,17 +107,20 @@ class MaskedCrops:
         shapes, width, height = self.objects[image_id]
         return object_mask(shapes, width, height, self.spec.size, self.spec.mode)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        """A row's crop; with an (index, seed) key (data.EpochSeeded) its window and augmentation
+        are drawn from (seed, row), so loader workers and a resumed run draw the same."""
+        index, seed = seeded_key(key, self.transform)
         image_id = self.image_ids[index]
         image, mask = self.load(image_id), self.mask(image_id)
         shapes, width, height = self.objects[image_id]
         centres = [to_network(s.points, width, height, self.spec.size, self.spec.mode).mean(0) for s in shapes]
         crop = self.crop or self.spec.size
-        rng = np.random.default_rng([self.seed, index])
+        rng = np.random.default_rng([self.seed if seed is None else seed, index])
         left, top, side = crop_window(self.spec.size, crop, centres, self.object_share, rng, self.scale_range)
         image = cut(image, left, top, side, crop, cv2.INTER_LINEAR)
         mask = cut(mask * 255, left, top, side, crop, cv2.INTER_LINEAR) > 0  # resized, a thin object never vanishes
-        out = self.transform(image=cv2.cvtColor(image, cv2.COLOR_GRAY2RGB), mask=mask.astype(np.uint8))
+        out = self.transform(image=image, mask=mask.astype(np.uint8))
         small = shrink_mask(np.asarray(out["mask"]), self.stride)
         target = np.array([float(small.any())], np.float32)
         return out["image"], target, torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None]

@@ -29,7 +29,7 @@ POOLS = ("avg", "max", "avgmax", "catavgmax")
 
 
 def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0, pool="avg",
-                 img_size=None):
+                 img_size=None, in_chans=3):
     """A timm model with a `num_classes` head (1 = one logit for a binary target).
 
     `weights` (a local .pth/.bin/.safetensors file of timm's layout) wins over `pretrained`;
@@ -39,7 +39,7 @@ def create_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.
     if pool not in POOLS:
         raise UserError(f"--pool {pool}: expected one of {', '.join(POOLS)}")
     return timm_model(arch, pretrained, weights, drop_path_rate, num_classes=num_classes, drop_rate=drop_rate,
-                      **({"global_pool": pool} if pool != "avg" else {}), **({"img_size": img_size} if img_size else {}))
+                      in_chans=in_chans, **({"global_pool": pool} if pool != "avg" else {}), **({"img_size": img_size} if img_size else {}))
 
 
 def timm_model(arch, pretrained=False, weights="", drop_path_rate=0.0, **kwargs):
@@ -142,25 +142,42 @@ class MapModel(torch.nn.Module):
 
 
 def create_map_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0,
-                     channels=64, deepest_stride=16):
+                     channels=64, deepest_stride=16, in_chans=3):
     """A MapModel on any convolutional timm encoder (pretrained as create_model)."""
     if deepest_stride not in (16, 32):
         raise UserError(f"--map-depth {deepest_stride}: expected 16 or 32")
     levels = map_levels(arch, deepest_stride)
-    encoder = timm_model(arch, pretrained, weights, drop_path_rate, features_only=True, out_indices=levels)
+    encoder = timm_model(arch, pretrained, weights, drop_path_rate, features_only=True, out_indices=levels,
+                         in_chans=in_chans)
     return MapModel(encoder, channels, num_classes, drop_rate)
 
 
 def network_of(settings, num_labels=1, pretrained=False, weights=""):
     """The network a run's settings (a TrainConfig, or its saved config as a dict) describe:
-    a classifier or a map model. Training and inference build it here alike."""
+    a classifier or a map model. Training and inference build it here alike. The network keeps
+    its input channels as `input_channels` (engine.to_device makes its input from them)."""
     get = settings.get if isinstance(settings, dict) else lambda name, default=None: getattr(settings, name)
+    channels = get("in_chans", 3)
     common = dict(num_classes=num_labels, pretrained=pretrained, weights=weights, drop_rate=get("drop_rate", 0.0),
-                  drop_path_rate=get("drop_path", 0.0))
+                  drop_path_rate=get("drop_path", 0.0), in_chans=channels)
     if get("kind", "classifier") == "map":
-        return create_map_model(get("arch"), channels=get("map_channels", 64), deepest_stride=get("map_depth", 16),
-                                **common)
-    return create_model(get("arch"), pool=get("pool", "avg"), img_size=get("img_size"), **common)
+        network = create_map_model(get("arch"), channels=get("map_channels", 64), deepest_stride=get("map_depth", 16),
+                                   **common)
+    else:
+        network = create_model(get("arch"), pool=get("pool", "avg"), img_size=get("img_size"), **common)
+    network.input_channels = channels
+    return network
+
+
+def enable_grad_checkpointing(network, arch):
+    """Activation checkpointing through timm's set_grad_checkpointing (a map model: its encoder's);
+    one UserError line for a backbone that has none."""
+    try:
+        network.set_grad_checkpointing(True)
+    except (AssertionError, NotImplementedError, AttributeError) as err:
+        raise UserError(f"--grad-checkpointing: {arch} has no activation checkpointing in timm "
+                        f"({type(err).__name__}{': ' + str(err) if str(err) else ''}); train without it, "
+                        f"or with a smaller --batch-size and --accumulate") from None
 
 
 def penultimate_features(model, images):

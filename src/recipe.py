@@ -107,15 +107,13 @@ def epoch_seed(seed, epoch):
     return (int(seed) * 1_000_003 + int(epoch)) % 2**31
 
 
-def seed_epoch(seed, epoch, generator=None, transform=None):
+def seed_epoch(seed, epoch, generator=None):
     value = epoch_seed(seed, epoch)
     random.seed(value)
     np.random.seed(value)
     torch.manual_seed(value)
     if generator is not None:
         generator.manual_seed(value)
-    if transform is not None and hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(value)
 
 
 def set_deterministic(enabled):

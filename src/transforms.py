@@ -1,20 +1,14 @@
-"""Augmentation pipelines (albumentations): train and eval, ImageNet normalization.
+"""Augmentation pipelines (albumentations): train and eval, on the grayscale uint8 image.
 
-Grayscale radiographs are repeated to 3 channels before these (ImageNet-shaped backbones)."""
+They end in a (1, H, W) uint8 tensor: normalization and the repeat to 3 channels happen on the
+device (engine.to_device), so a loader moves one byte a pixel."""
 import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 # Images arrive at network size (resized once, see cache.py): no Resize here.
 def eval_transform():
-    """Normalize: nothing random."""
-    return A.Compose([
-        A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        ToTensorV2(),
-    ])
+    """Nothing random: the image as a tensor."""
+    return A.Compose([ToTensorV2()])
 
 
 AUGMENTATIONS = ("basic", "shift")
@@ -40,6 +34,5 @@ def train_transform(seed=None, strength="basic", size=None):
         A.VerticalFlip(p=0.5),
         A.Affine(rotate=(-10, 10), p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-        A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         ToTensorV2(),
     ], seed=seed)

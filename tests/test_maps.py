@@ -73,14 +73,12 @@ def test_masked_crops_give_image_mask_and_crop_target(tmp_path):
     table = pd.DataFrame({"image_id": ["pos", "neg"]})
     crops = MaskedCrops(table, images.__getitem__, train_transform(seed=0), objects, spec, 64, 1.0, 0.25, MAP_STRIDE)
     for epoch in range(5):
-        crops.reseed(epoch)
-        image, target, mask = crops[0]
-        assert image.shape == (3, 64, 64) and mask.shape == (1, 16, 16)
+        image, target, mask = crops[(0, epoch)]
+        assert image.shape == (1, 64, 64) and image.dtype == torch.uint8 and mask.shape == (1, 16, 16)
         assert target[0] == 1.0 and mask.sum() >= 1  # object_crops 1: the object is always in the crop
-        image, target, mask = crops[1]
+        image, target, mask = crops[(1, epoch)]
         assert target[0] == 0.0 and mask.sum() == 0
-    crops.reseed(3)
-    assert torch.equal(crops[0][2], crops[0][2])  # a row's crop is drawn from (seed, row): repeatable
+    assert torch.equal(crops[(0, 3)][2], crops[(0, 3)][2])  # a row's crop is drawn from (seed, row): repeatable
     assert shrink_mask(np.eye(8, dtype=np.uint8), 4).tolist() == [[1, 0], [0, 1]]
     assert cut(np.ones((4, 4)), -2, -2, 4, 4, 0).sum() == 4  # beyond the edge: black
 

@@ -13,6 +13,7 @@ from submission import validate_classification
 
 TRAIN = ["--dataset", "tiny", "--exp", "e2e", "--img-size", "32", "--epochs", "1", "--batch-size", "8"]
 ARCHS = ["resnet18", "mobilenetv3_small_100"]
+PRECISION = {"resnet18": "off", "mobilenetv3_small_100": "bf16"}  # the blend mixes fp32 and bf16 models
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def project(tmp_path_factory):
     cwd = make_tiny_dataset(tmp_path_factory.mktemp("project"), n_train=24, n_dev=6)
     for arch in ARCHS:
         for fold in (0, 1):
-            run_script("train.py", "--arch", arch, "--fold", fold, *TRAIN, cwd=cwd)
+            run_script("train.py", "--arch", arch, "--fold", fold, "--amp", PRECISION[arch], *TRAIN, cwd=cwd)
     blend = run_script("blend.py", "--exp", "e2e", "--dataset", "tiny", "--trials", 5, cwd=cwd)
     return cwd, blend.stdout
 
@@ -309,6 +310,38 @@ def test_submit_reproduces_the_blend_on_new_images_and_writes_both_files(project
                          cwd=cwd, check=False)
     one_error_line(missing, "1 image(s) missing or unreadable", "nothing.jpg")
     assert not (tmp_path / "c2.csv").exists() and not (tmp_path / "l2.csv").exists()
+
+
+def test_inference_runs_each_model_in_the_precision_it_was_trained_and_evaluated_in(project, monkeypatch):
+    """Precision parity: a bf16-trained model's test predictions (train.py, under --amp bf16 on a
+    CPU) are what inference.py (submit.py, predict.py) gives on the same images, because it runs
+    each fold model in the precision its config.json records; in fp32 they would differ."""
+    import dataclasses
+
+    import torch
+
+    import engine
+    from cache import decode_gray
+    from inference import fold_outputs, load_ensemble
+
+    cwd, stdout = project
+    monkeypatch.chdir(cwd)  # the spec names the runs relative to the project
+    assert "predictions made in mobilenetv3_small_100 bf16, resnet18 fp32" in stdout
+    spec = json.loads((cwd / "submissions/e2e/blend.json").read_text())
+    assert spec["precision"] == {"mobilenetv3_small_100": "bf16", "resnet18": "fp32"}
+    cpu = torch.device("cpu")
+    ensemble = load_ensemble(cwd / "submissions/e2e/blend.json", cpu)
+    for name, precision in spec["precision"].items():
+        recorded = [pd.read_csv(cwd / f"oof/e2e/{name}/test_fold_{k}.csv") for k in (0, 1)]
+        expected = np.mean([r["prediction"] for r in recorded], axis=0)
+        grays = [decode_gray(cwd / "input/tiny" / i) for i in recorded[0]["image_id"]]
+        folds = ensemble.models[name]
+        assert all(f.precision.name == precision for f in folds)
+        got = fold_outputs(folds, grays, cpu)[0][:, 0]
+        assert np.abs(got - expected).max() < 1e-5, name
+        if precision == "bf16":  # the same models in fp32: a gap parity closes
+            in_fp32 = [dataclasses.replace(f, precision=engine.FP32) for f in folds]
+            assert np.abs(fold_outputs(in_fp32, grays, cpu)[0][:, 0] - expected).max() > 1e-4
 
 
 def test_predict_a_folder_with_heatmaps(project, tmp_path):
