@@ -156,7 +156,7 @@ def heatmap_support(model, image_size=None):
     size = (int(image_size), int(image_size)) if np.isscalar(image_size) else tuple(int(s) for s in image_size)
     generator = torch.Generator().manual_seed(0)  # the global random state (training's) stays untouched
     parameter = next(network.parameters(), None)
-    images = torch.randn(1, 3, *size, generator=generator).to(
+    images = torch.randn(1, getattr(network, "input_channels", 3), *size, generator=generator).to(
         device=parameter.device if parameter is not None else "cpu",
         dtype=parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32)
     training = network.training
