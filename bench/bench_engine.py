@@ -14,6 +14,8 @@ Sections (README "Speed"):
   levers     channels_last, bf16 autocast, torch.compile: each on vs off in the minimal loop.
   loader     DataLoader workers, persistent workers, prefetch: the project's loop per setting,
              with its data-wait share.
+  datapath   the loader alone: float32 RGB batches normalized by the loader vs 1-channel uint8
+             normalized by engine.to_device; bytes a batch and images/s, workers 0 and 2.
   inference  src/inference.py (what submit.py runs) on full-size images, TTA none vs hflip.
 Images are demo radiographs made by src/make_demo.py; models are initialized at random (speed
 does not depend on the weights)."""
@@ -30,17 +32,19 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from albumentations.pytorch import ToTensorV2  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import engine  # noqa: E402
 import make_demo  # noqa: E402
 import recipe  # noqa: E402
 from cache import ImageSpec, build_cache  # noqa: E402
-from data import ImageTable  # noqa: E402
+from data import ImageTable, seeded_key  # noqa: E402
 from models import create_model  # noqa: E402
 from transforms import eval_transform, train_transform  # noqa: E402
 
@@ -59,7 +63,7 @@ def ready_tensors(cache, ids):
     table = ImageTable(pd.DataFrame({"image_id": ids, "target": np.arange(len(ids)) % 2}), cache.__getitem__,
                        eval_transform())
     images, targets = zip(*(table[i] for i in range(len(table))))
-    return torch.stack(images), torch.as_tensor(np.stack(targets))
+    return engine.to_device(torch.stack(images), CPU, False), torch.as_tensor(np.stack(targets))
 
 
 def minimal_epoch(model, loader, optimizer, channels_last=False, bf16=False):
@@ -214,6 +218,43 @@ def section_loader(cache, ids, args, results):
         results["loader"][name] = {"images_per_s": rate, "data_share": share, "ratio": rate / base}
 
 
+class FloatRGBTable(ImageTable):
+    """The data path before the uint8 one: each image repeated to RGB and normalized to float32 by
+    the loader (12 bytes a pixel cross to the device instead of 1)."""
+
+    def __getitem__(self, key):
+        index, _ = seeded_key(key, self.transform)
+        rgb = cv2.cvtColor(np.array(self.load(self.image_ids[index])), cv2.COLOR_GRAY2RGB)
+        return self.transform(image=rgb)["image"], self.targets[index]
+
+
+def section_datapath(cache, ids, args, results):
+    """The loader alone (no model): the same augmentation, batches as float32 RGB normalized by the
+    loader vs 1-channel uint8 normalized by engine.to_device (timed with it: on a GPU it runs there)."""
+    import albumentations as A
+
+    table = pd.DataFrame({"image_id": ids, "target": np.arange(len(ids)) % 2})
+    augment = train_transform(seed=0)
+    float_transform = A.Compose([*augment.transforms[:-1], A.Normalize(mean=engine.IMAGENET_MEAN,
+                                                                       std=engine.IMAGENET_STD), ToTensorV2()], seed=0)
+    loaders, runs = {}, {}
+    for workers in (0, 2):
+        extra = dict(num_workers=workers, persistent_workers=True, prefetch_factor=4) if workers else {}
+        for name, dataset in (("float32 RGB", FloatRGBTable(table, cache.__getitem__, float_transform)),
+                              ("uint8 gray", ImageTable(table, cache.__getitem__, train_transform(seed=0)))):
+            key = f"{name}, workers {workers}"
+            loaders[key] = DataLoader(dataset, batch_size=args.batch, shuffle=True, **extra)
+            runs[key] = lambda loader=loaders[key]: [engine.to_device(images, CPU, False) for images, _ in loader]
+    rates = alternate(runs, len(ids), args.repeats)
+    results["datapath"] = {}
+    for key, rate in rates.items():
+        batch_bytes = next(iter(loaders[key]))[0].nbytes
+        base = rates[key.replace("uint8 gray", "float32 RGB")]
+        print(f"[datapath] {key}: {batch_bytes / 2**20:.2f} MB a batch of {args.batch}, {rate:.0f} img/s, "
+              f"ratio to float32 RGB {rate / base:.3f}")
+        results["datapath"][key] = {"batch_mb": batch_bytes / 2**20, "images_per_s": rate, "ratio": rate / base}
+
+
 def section_inference(folder, args, results):
     """A blend spec with two random-init resnet18 fold models at --size, run on full-size images."""
     from artifacts import write_json
@@ -244,7 +285,7 @@ def section_inference(folder, args, results):
     results["inference"] = {"none": none, "hflip": hflip, "ratio": hflip / none}
 
 
-SECTIONS = ("overhead", "flops", "levers", "loader", "inference")
+SECTIONS = ("overhead", "flops", "levers", "loader", "datapath", "inference")
 
 
 def main(argv=None):
@@ -267,7 +308,7 @@ def main(argv=None):
         ids = demo_images(folder / "demo", args.images, args.size, int(args.size * 1.5))
         cache = build_cache(ids, folder / "demo", folder / "cache", ImageSpec(args.size), progress=False)
         sections = {"overhead": section_overhead, "flops": section_flops, "levers": section_levers,
-                    "loader": section_loader}
+                    "loader": section_loader, "datapath": section_datapath}
         for name in args.only:
             if name == "inference":
                 section_inference(folder, args, results)
