@@ -16,6 +16,8 @@ Sections (README "Speed"):
              with its data-wait share.
   datapath   the loader alone: float32 RGB batches normalized by the loader vs 1-channel uint8
              normalized by engine.to_device; bytes a batch and images/s, workers 0 and 2.
+  stem       the project's loop with a 3-channel stem (gray repeated on the device) vs a
+             1-channel stem (--in-chans 1).
   inference  src/inference.py (what submit.py runs) on full-size images, TTA none vs hflip.
 Images are demo radiographs made by src/make_demo.py; models are initialized at random (speed
 does not depend on the weights)."""
@@ -255,6 +257,21 @@ def section_datapath(cache, ids, args, results):
         results["datapath"][key] = {"batch_mb": batch_bytes / 2**20, "images_per_s": rate, "ratio": rate / base}
 
 
+def section_stem(cache, ids, args, results):
+    """The project's training loop on uint8 batches: a 3-channel stem (the gray image repeated on
+    the device) vs a 1-channel stem (timm in_chans=1), same backbone otherwise."""
+    runs, shares = {}, {}
+    for channels in (3, 1):
+        model = fresh_model(args.arch, in_chans=channels)
+        model.input_channels = channels
+        runs[f"in_chans {channels}"], shares[channels] = project_epoch_runner(model, project_loader(cache, ids, args.batch))
+    rates = alternate(runs, len(ids), args.repeats)
+    ratio = rates["in_chans 1"] / rates["in_chans 3"]
+    print(f"[stem] {args.arch} {args.size}px: in_chans 3 {rates['in_chans 3']:.1f} img/s, in_chans 1 "
+          f"{rates['in_chans 1']:.1f} img/s, ratio {ratio:.3f}")
+    results["stem"] = {**rates, "ratio": ratio}
+
+
 def section_inference(folder, args, results):
     """A blend spec with two random-init resnet18 fold models at --size, run on full-size images."""
     from artifacts import write_json
@@ -285,7 +302,7 @@ def section_inference(folder, args, results):
     results["inference"] = {"none": none, "hflip": hflip, "ratio": hflip / none}
 
 
-SECTIONS = ("overhead", "flops", "levers", "loader", "datapath", "inference")
+SECTIONS = ("overhead", "flops", "levers", "loader", "datapath", "stem", "inference")
 
 
 def main(argv=None):
@@ -308,7 +325,7 @@ def main(argv=None):
         ids = demo_images(folder / "demo", args.images, args.size, int(args.size * 1.5))
         cache = build_cache(ids, folder / "demo", folder / "cache", ImageSpec(args.size), progress=False)
         sections = {"overhead": section_overhead, "flops": section_flops, "levers": section_levers,
-                    "loader": section_loader, "datapath": section_datapath}
+                    "loader": section_loader, "datapath": section_datapath, "stem": section_stem}
         for name in args.only:
             if name == "inference":
                 section_inference(folder, args, results)
