@@ -28,13 +28,14 @@ RESIZE_MODES = ("squash", "letterbox")
 INTERPOLATIONS = ("linear", "area")
 IMAGE_SCORES = ("auto", "max", "head", "mean")
 SCHEDULES = ("cosine", "onecycle", "constant")
+OPTIMIZERS = ("adamw", "sgd")
 POOLS = ("avg", "max", "avgmax", "catavgmax")
 BALANCE_MODES = ("none", "loss", "sampler")
 TTA_MODES = ("none", "hflip", "flips")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
 HEATMAP_MODES = ("auto", "on", "off")
 SELECTIONS = ("best", "last")
-AUGMENTATIONS = ("basic", "shift")
+AUGMENTATIONS = ("none", "basic", "shift")
 MAP_DEPTHS = (16, 32)
 INPUT_CHANNELS = (1, 3)
 SUBMISSION_FORMATS = ("objectcxr", "kaggle")
@@ -109,7 +110,7 @@ class TrainConfig(DataSettings):
                                IMAGE_SCORES)
     val_every: int = option(1, "validate every N epochs (and after the last); whole-image validation of a map "
                                "model costs more than its crop epoch")
-    aug: str = option("basic", "training augmentation: basic (flips, a small rotation, brightness/contrast) | shift "
+    aug: str = option("basic", "training augmentation: none | basic (flips, a small rotation, brightness/contrast) | shift "
                                "(also random resized crops, gamma, CLAHE, blur or sharpening: for a test side that "
                                "looks different)", AUGMENTATIONS)
     mixup: float = option(0.0, "mixup alpha (timm): train on blends of two images and of their targets (0 = off)")
@@ -123,10 +124,12 @@ class TrainConfig(DataSettings):
     batch_size: int = option(32, "batch size")
     accumulate: int = option(1, "gradient accumulation: one optimizer step every N batches (effective batch N x "
                                 "--batch-size; the schedule and the EMA step with the optimizer)")
-    lr: float = option(1e-3, "peak learning rate (AdamW; src/lr_find.py suggests one)")
+    lr: float = option(1e-3, "peak learning rate (src/lr_find.py suggests one)")
+    optimizer: str = option("adamw", "adamw | sgd (with Nesterov momentum, --momentum)", OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum")
     schedule: str = option("cosine", "per-step schedule (cosine: warm-up, then cosine to 0)", SCHEDULES)
     warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
-    weight_decay: float = option(1e-2, "AdamW weight decay (not on biases and norm weights)")
+    weight_decay: float = option(1e-2, "weight decay (decoupled for AdamW; not on biases and norm weights)")
     clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = no clipping)")
     pool: str = option("avg", "global pooling before the classifier: avg | max | avgmax | catavgmax "
                               "(max lets an object a few pixels wide decide the image)", POOLS)
@@ -145,6 +148,10 @@ class TrainConfig(DataSettings):
     tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions", TTA_MODES)
     seed: int = option(42, "seed for initialization, augmentation and loader order")
     deterministic: bool = option(False, "torch deterministic algorithms (bit-identical reruns, slower on GPU)")
+    overfit_batches: int = option(0, "overfit check: train on this many fixed batches of the training fold with "
+                                     "augmentation and regularization off, for at least 200 steps (--epochs passes "
+                                     "if more), and report whether the training loss goes near zero (below 5 %% of "
+                                     "the first pass's; exit 1 if not). Writes nothing (0 = train normally)")
     resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
     # hardware
     device: str = option("auto", DEVICE_HELP)

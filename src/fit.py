@@ -213,7 +213,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     data.predict gives them; None when they were made before a --resume): the OOF predictions,
     not computed twice."""
     steps = engine.optimizer_steps(len(data.train_loader), cfg.accumulate)
-    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay)
+    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
     scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None

@@ -57,7 +57,7 @@ def sweep(model, loader, device, precision, cfg):
     import engine
     import recipe
 
-    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay)
+    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
     factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
     lrs, losses, best = [], [], np.inf
     loss_fn = engine.loss_for(cfg.kind)

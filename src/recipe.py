@@ -7,14 +7,21 @@ import numpy as np
 import torch
 
 SCHEDULES = ("cosine", "onecycle", "constant")
+OPTIMIZERS = ("adamw", "sgd")
 BALANCE_MODES = ("none", "loss", "sampler")
 
 
-def build_optimizer(model, lr, weight_decay):
-    """AdamW; biases and normalization weights (1-D parameters) get no weight decay."""
+def build_optimizer(model, lr, weight_decay, name="adamw", momentum=0.9):
+    """AdamW, or SGD with Nesterov momentum; biases and normalization weights (1-D parameters)
+    get no weight decay."""
     from timm.optim import param_groups_weight_decay
 
-    return torch.optim.AdamW(param_groups_weight_decay(model, weight_decay), lr=lr)
+    groups = param_groups_weight_decay(model, weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    if name != "adamw":
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {name!r}")
+    return torch.optim.AdamW(groups, lr=lr)
 
 
 def build_scheduler(optimizer, name, total_steps, warmup_steps, max_lr):

@@ -5,6 +5,7 @@
     torchrun --nproc_per_node 4 src/train.py --arch resnet101 --fold 0 --exp full   # one fold on 4 GPUs (DDP)
     python src/train.py --config weights/full/resnet101/fold_0/config.json --fold 1  # a run's settings, fold 1
     python src/train.py --config my_settings.yaml --epochs 3   # YAML/JSON of these settings; flags win
+    python src/train.py --arch resnet18 --overfit-batches 2   # the overfit check: exit 1 if it cannot memorize
 
 Outputs (see README):
     weights/<exp>/<name>/fold_<k>/best.pt     weights with the best validation AUC
@@ -46,12 +47,18 @@ def main(argv=None):
     from localize import heatmap_support
     from viz import learning_curves
 
+    if cfg.overfit_batches:
+        from overfit import overfit_settings
+
+        cfg = overfit_settings(cfg)  # before the data and the model are built: no augmentation, no dropout
     world, device_name = init_world(cfg.device)  # torchrun: one process per GPU (or CPU share), else a world of one
     recipe.set_deterministic(cfg.deterministic)
     device = engine.resolve_device(device_name)
     precision = engine.resolve_precision(cfg.amp, device)
     data = build_data(cfg, world)
     model = build_model(cfg, device, num_labels=len(data.columns))
+    if cfg.overfit_batches:
+        return overfit_check(cfg, model, data, device, precision, world)
     with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
     if with_cams and cfg.kind == "classifier":  # known before training, not after it (a ViT's class token)
         reason = heatmap_support(model, cfg.img_size)
@@ -99,6 +106,20 @@ def main(argv=None):
           f"(TTA {cfg.tta}{f', image score {predictions.image_score}' if predictions.image_score else ''}), "
           f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {written}")
     shutdown(world)
+
+
+def overfit_check(cfg, model, data, device, precision, world):
+    """train.py --overfit-batches: the check alone (overfit.py); exit 1 when it fails. Writes nothing."""
+    import overfit
+
+    if world.distributed:
+        raise UserError("--overfit-batches runs in one process: start it with python, not torchrun")
+    if cfg.overfit_batches < 0 or cfg.overfit_batches * cfg.batch_size > len(data.train_rows):
+        raise UserError(f"--overfit-batches {cfg.overfit_batches} x --batch-size {cfg.batch_size} images: the "
+                        f"training fold has {len(data.train_rows)}")
+    result, said = overfit.check(cfg, model, data, device, precision)
+    print(said)
+    sys.exit(0 if result.passed else 1)
 
 
 if __name__ == "__main__":

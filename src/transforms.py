@@ -11,17 +11,20 @@ def eval_transform():
     return A.Compose([ToTensorV2()])
 
 
-AUGMENTATIONS = ("basic", "shift")
+AUGMENTATIONS = ("none", "basic", "shift")
 
 
 def train_transform(seed=None, strength="basic", size=None):
-    """basic: the Object-CXR roadmap's augmentation: flips, a small rotation, brightness/contrast
+    """none: nothing random (the overfit check; a search may find it best).
+    basic: the Object-CXR roadmap's augmentation: flips, a small rotation, brightness/contrast
     (foreign objects do not care about orientation, so both flips are used).
     shift: basic plus what targets a test side that looks different (another scanner, another
     hospital, another resolution): random resized crops of the `size` x `size` image (scale 0.7-1,
     so framing and magnification vary), gamma, CLAHE at random, and blur or sharpening."""
     if strength not in AUGMENTATIONS:
         raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, not {strength!r}")
+    if strength == "none":
+        return eval_transform()
     appearance = [] if strength == "basic" else [
         A.RandomResizedCrop(size=(size, size), scale=(0.7, 1.0), ratio=(0.85, 1.18), p=0.5),
         A.RandomGamma(gamma_limit=(70, 150), p=0.5),

@@ -75,6 +75,7 @@ def test_the_choices_are_those_the_code_acts_on():
     assert config.LAYOUTS == readers.LAYOUTS
     assert config.RESIZE_MODES == cache.RESIZE_MODES and config.INTERPOLATIONS == tuple(cache.INTERPOLATIONS)
     assert config.SCHEDULES == recipe.SCHEDULES and config.BALANCE_MODES == recipe.BALANCE_MODES
+    assert config.OPTIMIZERS == recipe.OPTIMIZERS
     assert config.POOLS == models.POOLS and config.IMAGE_SCORES == models.IMAGE_SCORES
     assert config.TTA_MODES == tuple(engine.TTA_FLIPS)
 
