@@ -1,0 +1,102 @@
+"""tune.py: an Optuna study of real train.py runs, pruned per epoch, resumable after a kill, its best
+settings written as files train.py and run.sh take."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from conftest import SRC, make_tiny_dataset, run_script
+
+import tuning
+from config import parse_config
+from experiment import assignments
+
+BASE = ["--dataset", "tiny", "--arch", "resnet18", "--img-size", 32, "--epochs", 2, "--batch-size", 8,
+        "--tta", "none", "--no-cache"]
+SEARCH = ["--space", "lr", "aug", "ema", "--study", "s"]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    cwd = make_tiny_dataset(tmp_path_factory.mktemp("tune"), n_train=20, n_dev=4)
+    result = run_script("tune.py", "--trials", 3, *SEARCH, *BASE, cwd=cwd)
+    return cwd, result.stdout
+
+
+def study_of(cwd):
+    return optuna.load_study(study_name="s", storage=f"sqlite:///{cwd / 'tune/s/study.db'}")
+
+
+def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_as_configs(tuned):
+    cwd, out = tuned
+    study = study_of(cwd)
+    finished = tuning.finished_trials(study)
+    assert len(finished) == 3 and "base settings (trial 0): validation AUC" in out
+    assert study.trials[0].user_attrs["settings"] == {"lr": 1e-3, "aug": "basic", "ema": False}  # the defaults first
+    for trial in study.trials:  # each trial is a train.py run in the study's own folders, its AUCs reported per epoch
+        log = cwd / f"tune/s/weights/trial_{trial.number:04d}/resnet18/fold_0/log.csv"
+        assert log.is_file() and (cwd / f"tune/s/logs/trial_{trial.number:04d}.log").is_file()
+        assert trial.value == pytest.approx(max(tuning.epoch_aucs(log)))
+        assert sorted(trial.intermediate_values) == [1, 2]
+    assert not (cwd / "oof" / "trial_0000").exists()  # blend.py never sees a trial
+    best = study.best_trial.user_attrs["settings"]
+    cfg = parse_config(["--config", str(cwd / "tune/s/best.yaml")])
+    assert (cfg.lr, cfg.aug, cfg.ema, cfg.img_size, cfg.epochs, cfg.dataset) == \
+        (best["lr"], best["aug"], best["ema"], 32, 2, "tiny")
+    shell = "\n".join(assignments(cwd / "tune/s/run.yaml", {}))
+    assert "ARCHS=resnet18" in shell and "IMG_SIZE=32" in shell and f"--aug {best['aug']}" in shell
+    for png in ("history.png", "importance.png"):
+        assert (cwd / "tune/s" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_killed_search_resumes_and_retries_the_trial_it_was_running(tuned):
+    cwd, _ = tuned
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    search = subprocess.Popen([sys.executable, str(SRC / "tune.py"), "--trials", "5", *SEARCH, *map(str, BASE)],
+                              cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = cwd / "tune/s/logs/trial_0003.log"
+    deadline = time.time() + 120
+    while not running.is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    search.send_signal(signal.SIGKILL)  # no cleanup: its train.py dies with it (PR_SET_PDEATHSIG)
+    search.wait()
+    cut = [t for t in study_of(cwd).trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert [t.number for t in cut] == [3]
+    out = run_script("tune.py", "--trials", 5, *SEARCH, *BASE, cwd=cwd).stdout
+    assert "resuming: trial(s) 3 of a killed search queued again" in out
+    study = study_of(cwd)
+    assert study.trials[3].state == optuna.trial.TrialState.FAIL
+    assert len(tuning.finished_trials(study)) == 5
+    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 3)
+    assert retry.params == cut[0].params and retry.state != optuna.trial.TrialState.FAIL
+
+
+def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
+    """run_trial watches the run's log.csv: the run is killed after the epoch the pruner rejects."""
+    log = tmp_path / "log.csv"
+    writer = ("import sys, time\nopen(sys.argv[1], 'w').write('epoch,val_auc\\n')\n"
+              "for e in range(1, 20):\n    open(sys.argv[1], 'a').write(f'{e},{0.5 + e / 100}\\n'); time.sleep(0.3)\n")
+    reported = []
+    with pytest.raises(tuning.Pruned) as pruned:
+        tuning.run_trial([sys.executable, "-c", writer, str(log)], log, tmp_path / "out.log",
+                         lambda auc, epoch: reported.append((epoch, auc)), lambda: len(reported) >= 3, poll=0.05)
+    assert pruned.value.args[0] == 3 and [e for e, _ in reported] == [1, 2, 3]
+    assert reported[0][1] == pytest.approx(0.51)
+    time.sleep(0.5)
+    assert len(tuning.epoch_aucs(log)) < 19  # the run was killed, not left to finish
+    with pytest.raises(RuntimeError, match="exited 3"):
+        tuning.run_trial([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], log, tmp_path / "o2.log",
+                         lambda *a: None, lambda: False)
+
+
+def test_searchable_settings_are_train_py_settings():
+    import tune
+    from config import TrainConfig
+
+    assert tune.SEARCHABLE == tuning.SEARCHABLE
+    assert set(tuning.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
+    assert tuning.default_sizes(96) == [64, 96, 128]
