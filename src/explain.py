@@ -5,10 +5,12 @@
 
 Loads the experiment's blend spec and checkpoints (as submit.py does). Writes to
 reports/<exp>/explain/:
-    heatmaps/<image>.png  the radiograph once per model (its Grad-CAM, the mean over its fold
-                          models) and once for the ensemble (the blend-weighted heatmap whose
-                          points submit.py writes, the strongest circled), annotated objects
-                          drawn, each panel titled with its probability. An image of the
+    heatmaps/<image>.png  a row per model: its Grad-CAM (a map model: its object map), its
+                          gradient saliency (|d score / d pixel|) and SmoothGrad (the same over
+                          noisy copies: less speckle), each the mean over its fold models; and
+                          the ensemble (the blend-weighted heatmap whose points submit.py
+                          writes, the strongest circled); annotated objects drawn, each panel
+                          titled with its probability. An image of the
                           training set is seen only by the fold models that did not train on
                           it: its heatmaps and probabilities are out-of-fold.
     tsne.png              t-SNE (scikit-learn) of the penultimate features of one fold's OOF
@@ -50,30 +52,62 @@ def held_out(ensemble, fold):
     return replace(ensemble, models={name: [folds[fold]] for name, folds in ensemble.models.items()})
 
 
-def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_points):
-    """One heatmap figure: a panel per model and one for the ensemble. Returns (its path,
+def model_maps(folds, gray, device, saliency):
+    """[(kind of map, (h, w) map in original pixels)] of one model for one image: its Grad-CAM or object
+    map, then with `saliency` (SmoothGrad's (samples, noise)) its gradient saliency and SmoothGrad;
+    each the mean over its fold models of their maps scaled to [0, 1]."""
+    import torch
+
+    from cache import map_to_original
+    from inference import fold_outputs, network_batch
+    from localize import ensemble_heatmaps
+    from saliency import fold_score, gradient_saliency, smoothgrad
+
+    height, width = gray.shape
+    spec = folds[0].spec
+    probability, cams = fold_outputs(folds, [gray], device, cams=True)
+    heatmap = ensemble_heatmaps([cams], [1.0], spec.size)[0].numpy()
+    maps = [("object map" if folds[0].kind == "map" else "Grad-CAM", heatmap)]
+    if saliency:
+        samples, noise = saliency
+        generator = torch.Generator().manual_seed(0)
+        per_fold = [(gradient_saliency(fold_score(f), images), smoothgrad(fold_score(f), images, samples, noise, generator))
+                    for f in folds for images in [network_batch([gray], f.network, f.spec, device)]]
+        for name, index in (("saliency", 0), (f"SmoothGrad ({samples})", 1)):
+            maps.append((name, np.mean([display_scaled(m[index][0].cpu().numpy()) for m in per_fold], axis=0)))
+    return float(probability[0, 0]), [(name, map_to_original(m, width, height, spec.mode)) for name, m in maps]
+
+
+def display_scaled(saliency_map):
+    """A pixel saliency map scaled to [0, 1] by its 99.5th percentile: a few extreme pixels would
+    otherwise leave the rest of the map invisible."""
+    top = np.percentile(saliency_map, 99.5)
+    return np.clip(saliency_map / top, 0, 1) if top > 0 else saliency_map
+
+
+def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_points, saliency=None):
+    """One heatmap figure: a row per model (its Grad-CAM or object map, and with `saliency`
+    its gradient saliency and SmoothGrad) and the ensemble's heatmap. Returns (its path,
     {model or 'ensemble': probability})."""
     from cache import decode_gray, map_to_original
-    from inference import fold_outputs, predict_batch
-    from localize import ensemble_heatmaps, original_points
+    from inference import predict_batch
+    from localize import original_points
 
     views = held_out(ensemble, fold) if fold is not None else ensemble
     gray = decode_gray(path)
     height, width = gray.shape
     frame = ensemble.frame
-    panels, probabilities = [], {}
+    rows, probabilities = [], {}
     for name, folds in views.models.items():
-        probability, cams = fold_outputs(folds, [gray], device, cams=True)
-        probabilities[name] = float(probability[0, 0])
-        heatmap = ensemble_heatmaps([cams], [1.0], folds[0].spec.size)[0].numpy()
-        panels.append((f"{name}: p = {probability[0, 0]:.3f}", map_to_original(heatmap, width, height, folds[0].spec.mode)))
+        probabilities[name], maps = model_maps(folds, gray, device, saliency)
+        rows.append([(f"{name}: p = {probabilities[name]:.3f}\n{kind}", heatmap) for kind, heatmap in maps])
     blended, _, maps = predict_batch(views, [gray], device, heatmaps=True)
     points = original_points(maps[0], blended[0, 0], width, height, frame, max_points) if maps is not None else []
-    panels.append((f"ensemble: p = {blended[0, 0]:.3f}",
-                   map_to_original(maps[0], width, height, frame.mode) if maps is not None else None))
+    rows.append([(f"ensemble: p = {blended[0, 0]:.3f}\nblended heatmap, top points",
+                  map_to_original(maps[0], width, height, frame.mode) if maps is not None else None)])
     where = "out-of-fold" if fold is not None else "all fold models"
     target = Path(out) / f"{image_id.replace('/', '_').rsplit('.', 1)[0]}.png"
-    heatmap_panels(gray, panels, target, shapes=shapes or (), points=points[:5],
+    heatmap_panels(gray, rows, target, shapes=shapes or (), points=points[:5],
                    suptitle=f"{image_id} ({where}; {len(shapes or [])} annotated objects; circles: top points)")
     return target, {**probabilities, "ensemble": float(blended[0, 0])}
 
@@ -132,6 +166,11 @@ def main(argv=None):
     parser.add_argument("--tsne-images", type=int, default=1000, help="at most this many of them")
     parser.add_argument("--model", default="", help="model whose features the t-SNE shows (default: the first)")
     parser.add_argument("--max-points", type=int, default=10, help="points per image, as in submit.py")
+    parser.add_argument("--saliency", action=argparse.BooleanOptionalAction, default=True,
+                        help="beside each Grad-CAM: gradient saliency and SmoothGrad panels")
+    parser.add_argument("--smoothgrad-samples", type=int, default=25, help="noisy copies SmoothGrad averages over")
+    parser.add_argument("--smoothgrad-noise", type=float, default=0.15,
+                        help="the noise's standard deviation, a share of the image's value range")
     parser.add_argument("--seed", type=int, default=0, help="which images are explained (without --images)")
     add_settings(parser, "input_dir", "folds_dir", "reports_dir",
                  reports_dir="the figures go to <reports-dir>/<exp>/explain/")
@@ -159,7 +198,8 @@ def main(argv=None):
     out = Path(args.reports_dir) / args.exp / "explain"
     for image_id, path in zip(ids, paths):
         written, probabilities = explain_image(ensemble, image_id, path, fold_of.get(image_id), objects.get(image_id),
-                                               device, out / "heatmaps", args.max_points)
+                                               device, out / "heatmaps", args.max_points,
+                                               (args.smoothgrad_samples, args.smoothgrad_noise) if args.saliency else None)
         shown = ", ".join(f"{name} {p:.6f}" for name, p in probabilities.items())
         where = f"out-of-fold, fold {fold_of[image_id]}" if image_id in fold_of else "all fold models"
         print(f"{image_id} ({where}): {shown}; wrote {written}")

@@ -159,28 +159,34 @@ def blend_chart(report, path, title=""):
 
 def heatmap_overlay(gray, heatmap, path, title=""):
     """The radiograph with its heatmap (original pixels, any range) as a translucent colour layer."""
-    heatmap_panels(gray, [(title, heatmap)], path)
+    heatmap_panels(gray, [[(title, heatmap)]], path)
 
 
-def heatmap_panels(gray, panels, path, shapes=(), points=(), suptitle=""):
-    """The radiograph once per panel (title, heatmap in original pixels or None), each heatmap
-    a translucent colour layer; annotated `shapes` drawn on every panel, scored `points`
-    (score, x, y) circled on the last one, the strongest numbered."""
+def heatmap_panels(gray, rows, path, shapes=(), points=(), suptitle=""):
+    """The radiograph once per panel, a row of panels per entry of `rows` (each a list of (title,
+    heatmap in original pixels or None)), each heatmap a translucent colour layer; annotated
+    `shapes` drawn on every panel, scored `points` (score, x, y) circled on the last panel, the
+    strongest numbered."""
     plt = pyplot()
     aspect = gray.shape[0] / gray.shape[1]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * aspect + 0.5), squeeze=False)
-    base = draw_shapes(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), shapes) if shapes else gray
-    for ax, (title, heatmap) in zip(axes[0], panels):
-        ax.imshow(base, cmap="gray")
-        if heatmap is not None:
-            ax.imshow(heatmap, cmap="jet", alpha=0.35)
-        ax.set_title(title, fontsize=9)
+    columns = max(len(row) for row in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(4.2 * columns, (4.2 * aspect + 0.6) * len(rows) + 0.3),
+                             squeeze=False)
+    for ax in axes.ravel():
         ax.axis("off")
+    base = draw_shapes(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), shapes) if shapes else gray
+    for row, row_axes in zip(rows, axes):
+        for (title, heatmap), ax in zip(row, row_axes):
+            ax.imshow(base, cmap="gray")
+            if heatmap is not None:
+                ax.imshow(heatmap, cmap="jet", alpha=0.35)
+            ax.set_title(title, fontsize=9)
+    last = axes[len(rows) - 1][len(rows[-1]) - 1]
     radius = max(gray.shape) / 40
     for rank, (_, x, y) in enumerate(points):
-        axes[0][-1].add_patch(plt.Circle((x, y), radius, fill=False, color="white", linewidth=1.2))
+        last.add_patch(plt.Circle((x, y), radius, fill=False, color="white", linewidth=1.2))
         if rank < 3:
-            axes[0][-1].annotate(str(rank + 1), (x + radius, y - radius), color="white", fontsize=8)
+            last.annotate(str(rank + 1), (x + radius, y - radius), color="white", fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
