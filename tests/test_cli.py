@@ -13,7 +13,7 @@ from conftest import SRC, one_error_line, run_script
 
 # The scripts a user runs (src/package_entry.py is a package's predict.py, tested in test_package.py).
 SCRIPTS = ["make_demo", "make_folds", "train", "blend", "submit", "predict", "explain", "shift", "adapt_bn", "pseudo",
-           "inspect_data", "lr_find", "package", "experiment"]
+           "inspect_data", "lr_find", "package", "experiment", "tune"]
 # What --help must not wait for: each takes a good part of a second or more to import (numpy and cv2 do not).
 SLOW_IMPORTS = ("torch", "timm", "pandas", "scipy", "sklearn", "matplotlib", "optuna")
 WHICH_LOADED = """import runpy, sys
@@ -39,7 +39,8 @@ def parse_error(capsys, main, argv):
                                          ("--resize", "crop"), ("--tta", "all"), ("--interpolation", "cubic"),
                                          ("--pool", "gem"), ("--balance", "oversample"), ("--kind", "detector"),
                                          ("--image-score", "top"), ("--heatmaps", "yes"), ("--layout", "coco"),
-                                         ("--device", "gpu"), ("--map-depth", "8")])
+                                         ("--device", "gpu"), ("--map-depth", "8"),
+                                         ("--optimizer", "lion"), ("--aug", "heavy")])
 def test_a_wrong_choice_is_one_line_when_the_flags_are_parsed(capsys, flag, value):
     line = parse_error(capsys, config.parse_config, [flag, value])
     assert flag in line and value in line
