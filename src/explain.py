@@ -19,7 +19,6 @@ reports/<exp>/explain/:
 """
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,11 +44,6 @@ def chosen_images(folds, per_class, seed):
         ids = folds.loc[folds[column] == value, "image_id"].to_numpy()
         picked += sorted(rng.choice(ids, min(per_class, len(ids)), replace=False))
     return picked
-
-
-def held_out(ensemble, fold):
-    """The ensemble restricted to the fold-`fold` models: what never trained on that fold's images."""
-    return replace(ensemble, models={name: [folds[fold]] for name, folds in ensemble.models.items()})
 
 
 def model_maps(folds, gray, device, saliency):
@@ -93,7 +87,7 @@ def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_point
     from inference import predict_batch
     from localize import original_points
 
-    views = held_out(ensemble, fold) if fold is not None else ensemble
+    views = ensemble.held_out(fold) if fold is not None else ensemble
     gray = decode_gray(path)
     height, width = gray.shape
     frame = ensemble.frame

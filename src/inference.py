@@ -2,7 +2,7 @@
 checkpoints and configs, the same preprocessing and TTA as the OOF predictions; images are
 streamed in batches, never all in memory."""
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,11 @@ class Ensemble:
         names = list(self.models)
         chosen, weights = heatmap_sources([self.models[n][0].kind for n in names], self.blends[0].params["weights"])
         return [names[j] for j in chosen], weights
+
+    def held_out(self, fold):
+        """The ensemble restricted to the fold-`fold` models: what never trained on that fold's images
+        (an image of the training set predicted by it is predicted out-of-fold)."""
+        return replace(self, models={name: [folds[fold]] for name, folds in self.models.items()})
 
     @property
     def frame(self):

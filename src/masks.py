@@ -29,13 +29,21 @@ def to_network(points, width, height, size, mode):
 
 def object_mask(shapes, width, height, size, mode):
     """(size, size) uint8 mask (1 = object) of a width x height image's shapes in its network
-    frame: rectangles filled, ellipses inscribed in their box, polygons filled with their
-    outline (a wire one pixel thick stays one pixel thick). No shapes: an empty mask."""
-    mask = np.zeros((size, size), np.uint8)
+    frame (see rasterize)."""
+    return rasterize(shapes, size, size, lambda points: to_network(points, width, height, size, mode))
+
+
+def rasterize(shapes, height, width, to_frame=None):
+    """(height, width) uint8 mask (1 = object) of `shapes`, their points mapped by `to_frame`
+    (original pixels -> the mask's; None: the mask is in original pixels): rectangles filled,
+    ellipses inscribed in their box, polygons filled with their outline (a wire one pixel thick
+    stays one pixel thick), every object at least one pixel, objects past the border clipped to
+    it. No shapes: an empty mask."""
+    mask = np.zeros((height, width), np.uint8)
     scale = 1 << SUBPIXEL
     for shape in shapes:
-        corners = to_network(shape.points, width, height, size, mode)
-        fixed = np.round(np.clip(corners, 0, size - 1) * scale).astype(np.int32)  # kept inside, never dropped
+        corners = shape.points if to_frame is None else to_frame(shape.points)
+        fixed = np.round(np.clip(corners, 0, [width - 1, height - 1]) * scale).astype(np.int32)  # kept inside
         if shape.kind == 2:
             cv2.fillPoly(mask, [fixed], 1, lineType=cv2.LINE_8, shift=SUBPIXEL)
             cv2.polylines(mask, [fixed], True, 1, lineType=cv2.LINE_8, shift=SUBPIXEL)

@@ -85,9 +85,9 @@ def objective_of(base_flags, base_cfg, space, sizes, folder):
         (folder / "logs").mkdir(exist_ok=True)
         output = folder / "logs" / f"trial_{trial.number:04d}.log"
         command = tuning.trial_command(base_flags, chosen, trial.number, folder)
-        shown = " ".join(tuning.flags_of(chosen))
+        shown = " ".join(tuning.flags_of(chosen, digits=3))
         try:
-            aucs = tuning.run_trial(command, log_csv, output, trial.report, trial.should_prune)
+            aucs = tuning.run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
         except tuning.Pruned as pruned:
             print(f"trial {trial.number}: pruned after epoch {pruned.args[0]} ({shown})", flush=True)
             raise optuna.TrialPruned() from None
@@ -123,6 +123,8 @@ def write_reports(study, base, folder, arch, fold):
             except (ValueError, RuntimeError) as err:  # importance needs two or more finished trials that differ
                 print(f"{name}: not drawn ({err})")
                 continue
+            axes.figure.set_size_inches(7, 4.5)
+            axes.figure.tight_layout()  # room for the settings' names
             save_figure(axes.figure, folder / name)
             written.append(folder / name)
     return written
@@ -172,7 +174,7 @@ def main(argv=None):
     base_auc = f"{first.value:.4f}" if first.value is not None else f"not complete ({first.state.name.lower()})"
     print(f"trials: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed")
     print(f"base settings (trial 0): validation AUC {base_auc}")
-    print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(tuning.flags_of(best.user_attrs['settings']))}")
+    print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(tuning.flags_of(best.user_attrs['settings'], digits=3))}")
     print(f"the best of {counts['complete']} trials on one fold leans optimistic: confirm it on another fold "
           f"(python src/train.py --config {folder / 'best.yaml'} --fold K)")
     print(f"wrote {', '.join(map(str, written))}")

@@ -60,13 +60,15 @@ def as_parameters(settings, space):
     return params
 
 
-def flags_of(values):
-    """train.py flags for {setting: value}."""
+def flags_of(values, digits=None):
+    """train.py flags for {setting: value} (numbers to `digits` significant digits: for people)."""
     flags = []
     for name, value in values.items():
         option = "--" + name.replace("_", "-")
-        flags += ([option if value else f"--no-{name.replace('_', '-')}"] if isinstance(value, bool)
-                  else [option, str(value)])
+        if isinstance(value, bool):
+            flags.append(option if value else f"--no-{name.replace('_', '-')}")
+        else:
+            flags += [option, f"{value:.{digits}g}" if digits and isinstance(value, float) else str(value)]
     return flags
 
 
@@ -102,9 +104,10 @@ class Pruned(Exception):
     """The pruner stopped the trial's run after epoch `epoch`."""
 
 
-def run_trial(command, log_csv, output, report, should_prune, poll=0.5):
+def run_trial(command, log_csv, output, report, should_prune, epochs=None, poll=0.5):
     """Run train.py `command` (its output to the file `output`), calling report(auc, epoch) for each
-    epoch as it is logged; kill the run and raise Pruned when should_prune() says so. Returns the
+    epoch as it is logged; kill the run and raise Pruned when should_prune() says so (not after the
+    last of `epochs`: its cost is paid, and a finished trial tells the sampler more). Returns the
     validation AUCs of its epochs; a run that fails raises RuntimeError with its last lines."""
     seen = 0
     with open(output, "w") as out:
@@ -118,7 +121,8 @@ def run_trial(command, log_csv, output, report, should_prune, poll=0.5):
                     if not np.isfinite(aucs[epoch - 1]):  # an epoch between --val-every validations
                         continue
                     report(aucs[epoch - 1], epoch)
-                    if should_prune() and not (finished and epoch == len(aucs)):
+                    last = epoch == epochs or (finished and epoch == len(aucs))
+                    if not last and should_prune():
                         raise Pruned(epoch)
                 seen = len(aucs)
                 if finished:

@@ -1,0 +1,235 @@
+"""Concept tests (TCAV, Kim et al. 2018): does a concept a person can name push a model's score up?
+
+    python src/tcav.py --exp objectcxr_semireal_bench --dataset objectcxr_semireal   # the annotated shapes
+    python src/tcav.py --exp demo --dataset demo --concept-dir my_concepts/          # your own concepts
+    python src/tcav.py --exp demo --dataset demo --model resnet18 --layers layer3 layer4 --runs 20
+
+Concepts: without --concept-dir, the data set's annotated objects by shape: 'rectangular'
+(TYPE 0), 'round' (1) and 'irregular' (2), each object a square crop of 3 times its size (at
+least 32 px) from its radiograph, against random crops of the same sizes from training images
+without objects. With --concept-dir, each sub-folder holding images is a concept named after
+it (a folder holding images and no such sub-folder is one concept), against whole random
+training images. Every crop and image is preprocessed as the model's own input.
+
+Each model of the blend (or --model) is tested through one fold model (--fold: one model, one
+feature space), at each layer (--layers, default: its stages). A concept activation vector
+(CAV) is the normal of a linear classifier separating the layer's activations of the concept
+from those of a random set; the TCAV score is the share of the fold's out-of-fold positives
+(images that model never trained on) whose score (saliency.image_score: a classifier's logit,
+a map model's image score) grows along the CAV. Each concept is tested against --runs random
+sets and its scores compared with those of random-vs-random CAVs by a two-sided t-test:
+significant when p < --alpha. A significant score above the random one: the concept raises the
+model's score; below it: the concept lowers it.
+
+Activations are flattened, as in the paper: each concept and random image holds C x H x W
+floats per layer; with large inputs name the deeper layers (--layers layer3 layer4).
+
+Writes to reports/<exp>/tcav/:
+    tcav.csv           a row per model, layer and concept: mean TCAV score and its std over the
+                       runs, the random baseline, p value, significance, the CAVs' held-out accuracy
+    tcav_<model>.png   bars per layer: each concept's mean score with its std, the random baseline
+                       marked, non-significant bars grey and hatched, significant ones starred
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+
+from artifacts import folds_file, write_csv  # noqa: E402
+from config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
+from viz import pyplot, save_figure  # noqa: E402
+
+# torch, pandas and the modules that import them are imported where they are used, after the flags are
+# parsed: --help answers at once.
+
+
+def concept_sets(concept_dir, root, folds, per_concept, random_images, seed):
+    """({concept: items}, random items): the folder's concepts against whole random training
+    images, or the annotated objects by shape against random crops of images without objects."""
+    from concepts import MIN_CONCEPT_IMAGES, folder_concepts, random_crops, sample, shape_concepts
+    from data import image_size
+    from localization import annotations
+
+    if concept_dir:
+        concepts = {name: sample(items, per_concept, seed) for name, items in folder_concepts(concept_dir).items()}
+        small = {name: len(items) for name, items in concepts.items() if len(items) < MIN_CONCEPT_IMAGES}
+        if small:
+            name, count = next(iter(small.items()))
+            raise UserError(f"--concept-dir {concept_dir}: concept '{name}' has {count} images; a CAV needs at least "
+                            f"{MIN_CONCEPT_IMAGES}")
+        return concepts, [(i, None) for i in sample(sorted(folds["image_id"]), random_images, seed)]
+    objects = annotations(root)[0] if root.is_dir() else None
+    if not objects or not any(objects.values()):
+        raise UserError(f"{root}: no annotated objects to make concepts of; name concept images with --concept-dir DIR")
+    found = shape_concepts(objects, per_concept, seed)
+    concepts = {name: items for name, items in found.items() if len(items) >= MIN_CONCEPT_IMAGES}
+    if not concepts:
+        counts = ", ".join(f"{name} {len(items)}" for name, items in found.items())
+        raise UserError(f"{root}: fewer than {MIN_CONCEPT_IMAGES} annotated objects of every shape ({counts}); "
+                        f"name concept images with --concept-dir DIR")
+    for name in found.keys() - concepts.keys():
+        print(f"concept '{name}' left out: {len(found[name])} annotated objects, a CAV needs {MIN_CONCEPT_IMAGES}")
+    empty = [image for image, shapes in objects.items() if not shapes]
+    sizes = {image: image_size(root / image) for image in sample(sorted(empty or objects), random_images, seed)}
+    sides = [window[2] for items in concepts.values() for _, window in items]
+    return concepts, random_crops(sizes, sides, random_images, seed)
+
+
+def oof_positives(folds, fold, column, count, seed):
+    """Items of up to `count` positives of fold `fold` (seeded): images its fold model never trained on."""
+    from concepts import sample
+
+    if fold not in set(folds["fold"]):
+        raise UserError(f"--fold {fold}: the fold file has folds {', '.join(map(str, sorted(set(folds['fold']))))}")
+    ids = folds.loc[(folds["fold"] == fold) & (folds[column] == 1), "image_id"]
+    if ids.empty:
+        raise UserError(f"fold {fold} has no positive images ('{column}' = 1) to take the score's gradients of")
+    return [(i, None) for i in sample(sorted(ids), count, seed)]
+
+
+def concept_rows(name, fold_model, concepts, randoms, positives, root, args, output, device):
+    """The result rows of one fold model: every concept at every layer."""
+    from concepts import checked_layers, collect, load_gray, tcav_test
+    from inference import network_batch
+    from saliency import fold_score
+
+    network = fold_model.network
+    layers = checked_layers(network, args.layers)
+
+    def gather(items, score=None):  # ({layer: activations}, {layer: gradients} or None)
+        return collect(network, items, lambda item: load_gray(item, root),
+                       lambda grays: network_batch(grays, network, fold_model.spec, device), layers, score,
+                       args.batch_size)
+
+    random_acts, _ = gather(randoms)
+    _, gradients = gather(positives, fold_score(fold_model, output))
+    rows = []
+    for concept, items in concepts.items():
+        concept_acts, _ = gather(items)
+        for layer in layers:
+            result = tcav_test(concept_acts[layer], random_acts[layer], gradients[layer], args.runs, args.seed,
+                               args.alpha)
+            rows.append({"model": name, "fold": args.fold, "layer": layer, "concept": concept, "tcav": result.score,
+                         "tcav_std": result.std, "random_tcav": result.random_score, "random_std": result.random_std,
+                         "p_value": result.p_value, "significant": result.significant,
+                         "cav_accuracy": result.accuracy, "n_concept": len(items), "n_random": len(randoms),
+                         "n_positives": len(positives), "runs": args.runs})
+    return rows
+
+
+def tcav_figure(table, path, title):
+    """Bars per layer: each concept's mean TCAV score with its std; the random baseline a black
+    dash over each bar; non-significant bars grey and hatched, significant ones starred."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    plt = pyplot()
+    layers, concepts = list(dict.fromkeys(table["layer"])), list(dict.fromkeys(table["concept"]))
+    colours = plt.get_cmap("tab10").colors
+    width = 0.8 / len(concepts)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + len(layers) * (0.5 + 0.35 * len(concepts))), 4))
+    for j, concept in enumerate(concepts):
+        rows = table[table["concept"] == concept].set_index("layer").loc[layers]
+        x = np.arange(len(layers)) - 0.4 + width * (j + 0.5)
+        significant = rows["significant"].to_numpy(bool)
+        spread = [np.minimum(rows["tcav_std"], rows["tcav"]), np.minimum(rows["tcav_std"], 1 - rows["tcav"])]  # in [0, 1]
+        bars = ax.bar(x, rows["tcav"], width, yerr=spread, capsize=3, edgecolor=colours[j % 10],
+                      color=[colours[j % 10] if s else "lightgrey" for s in significant])
+        for bar, s in zip(bars, significant):
+            bar.set_hatch("" if s else "//")
+        ax.hlines(rows["random_tcav"], x - width / 2, x + width / 2, colors="black", linestyles="--")
+        for xi, top, s in zip(x, rows["tcav"] + spread[1], significant):
+            if s:
+                ax.text(xi, top + 0.02, "*", ha="center", fontsize=12)
+    handles = [Patch(facecolor=colours[j % 10], label=c) for j, c in enumerate(concepts)]
+    handles += [Patch(facecolor="lightgrey", hatch="//", label="not significant"),
+                Line2D([], [], color="black", linestyle="--", label="random baseline")]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_xticks(np.arange(len(layers)), layers, rotation=20, fontsize=8)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("TCAV score")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = Parser(description=__doc__)
+    add_settings(parser, "exp", "dataset", exp="experiment: its blend spec and checkpoints",
+                 dataset="its data set: the fold file, the images and their annotations")
+    parser.add_argument("--concept-dir", default="", metavar="DIR",
+                        help="concept images: one concept per sub-folder, or the folder as one (default: the data "
+                             "set's annotated objects by shape)")
+    parser.add_argument("--model", default="", help="the model of the blend to test (default: every one)")
+    parser.add_argument("--layers", nargs="+", default=None, metavar="MODULE",
+                        help="modules to test, as network.named_modules() names them (default: the network's stages)")
+    parser.add_argument("--fold", type=int, default=0,
+                        help="the fold model tested; its fold's positives are the images whose gradients are taken")
+    parser.add_argument("--label", default="", help="a multi-label experiment: the label tested (default: the first)")
+    parser.add_argument("--runs", type=int, default=10, help="random sets each concept is tested against")
+    parser.add_argument("--per-concept", type=int, default=50, help="images per concept, at most")
+    parser.add_argument("--random-images", type=int, default=100,
+                        help="the random pool each run draws two sets of the concept's size from")
+    parser.add_argument("--positives", type=int, default=100, help="OOF positives whose gradients are taken, at most")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the t-test")
+    parser.add_argument("--seed", type=int, default=0, help="which images, crops and random sets are drawn")
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per forward pass")
+    add_settings(parser, "input_dir", "folds_dir", "reports_dir",
+                 reports_dir="the results go to <reports-dir>/<exp>/tcav/")
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
+    add_settings(parser, "device")
+    args = parser.parse_args(argv)
+    for flag, value, least in (("--runs", args.runs, 2), ("--per-concept", args.per_concept, 10),
+                               ("--random-images", args.random_images, 6), ("--positives", args.positives, 1),
+                               ("--batch-size", args.batch_size, 1)):
+        if value < least:
+            raise UserError(f"{flag} {value}: at least {least}")
+    if not 0 < args.alpha < 1:
+        raise UserError(f"--alpha {args.alpha}: expected a level between 0 and 1")
+    import pandas as pd
+
+    import engine
+    from data import read_folds, target_columns
+    from inference import load_ensemble
+    from readers import require_data_set
+
+    device = engine.resolve_device(args.device)
+    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    names = [args.model] if args.model else list(ensemble.models)
+    if names[0] not in ensemble.models:
+        raise UserError(f"--model {args.model}: not in the blend ({', '.join(ensemble.models)})")
+    fold_models = min(len(ensemble.models[name]) for name in names)
+    if not 0 <= args.fold < fold_models:
+        raise UserError(f"--fold {args.fold}: the blend has fold models 0..{fold_models - 1}")
+    if args.label and args.label not in ensemble.labels:
+        raise UserError(f"--label {args.label}: the models predict {', '.join(ensemble.labels)}")
+    output = ensemble.labels.index(args.label) if args.label else 0
+    root = Path(args.input_dir) / args.dataset
+    if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
+        require_data_set(root)
+    folds = read_folds(folds_file(args.folds_dir, args.dataset))
+    concepts, randoms = concept_sets(args.concept_dir, root, folds, args.per_concept, args.random_images, args.seed)
+    positives = oof_positives(folds, args.fold, target_columns(folds)[output], args.positives, args.seed)
+    out = Path(args.reports_dir) / args.exp / "tcav"
+    rows = []
+    for name in names:
+        rows += concept_rows(name, ensemble.models[name][args.fold], concepts, randoms, positives, root, args, output,
+                           device)
+    table = pd.DataFrame(rows)
+    write_csv(out / "tcav.csv", table)
+    print(table.drop(columns=["fold", "n_random", "n_positives", "runs"]).to_string(index=False, float_format="%.3f"))
+    print(f"fold {args.fold}: {len(positives)} OOF positives, {len(randoms)} random images, {args.runs} runs; "
+          f"significant: p < {args.alpha:g} (two-sided t-test against random CAVs)")
+    for name in names:
+        figure = out / f"tcav_{name}.png"
+        tcav_figure(table[table["model"] == name], figure,
+                    f"TCAV of {name} fold {args.fold} ({len(positives)} OOF positives, {args.runs} runs)")
+        print(f"wrote {figure}")
+    print(f"wrote {out / 'tcav.csv'}")
+
+
+if __name__ == "__main__":
+    main()
