@@ -14,7 +14,7 @@ the fold-k models, which never trained on it. --side dev takes the labelled test
 annotated images, with every fold model (their mean, as submit.py predicts). With several
 labels, the probability is the first label's.
 
-Writes to reports/<exp>/occlusion/:
+Writes to reports/<exp>/occlusion/ (--side dev: occlusion_dev/):
     occlusion.csv  per image and model (and 'blend'): image_id, fold (-1: every fold model),
                    model, p_original, p_objects_covered, p_control_covered, covered_pixels
     summary.csv    per model and the blend: images, skipped, the mean drop (p_original - p) of
@@ -214,7 +214,7 @@ def main(argv=None):
     rows, skipped, examples = occlusion_rows(ensemble, ids, shapes, fold_of, root, device, args, args.figures)
     if not rows:
         raise UserError(f"no equal-area control fits in any of the {len(ids)} images (try a smaller --margin)")
-    out = Path(args.reports_dir) / args.exp / "occlusion"
+    out = Path(args.reports_dir) / args.exp / ("occlusion" if args.side == "train" else f"occlusion_{args.side}")
     table = pd.DataFrame(rows)
     summary = summary_table(table, len(skipped), args.n_boot, args.seed)
     write_csv(out / "occlusion.csv", table)

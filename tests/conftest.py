@@ -38,6 +38,22 @@ def make_tiny_dataset(cwd, n_train, n_dev, max_size=96):
     return cwd
 
 
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory):
+    """A project folder after demo (60 training images: enough objects of each shape for concept
+    tests) -> 2 folds -> resnet18 on each (1 epoch, 32 px) -> blend, experiment 't'. Shared by the
+    tests that only read it (occlusion, concepts); they write their reports inside it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")  # tiny networks: a second thread only waits
+        cwd = make_tiny_dataset(tmp_path_factory.mktemp("trained"), n_train=60, n_dev=6)
+        for fold in (0, 1):
+            run_script("train.py", "--arch", "resnet18", "--fold", fold, "--dataset", "tiny", "--exp", "t",
+                       "--img-size", 32, "--epochs", 1, "--batch-size", 8, "--amp", "off", "--heatmaps", "off",
+                       "--no-tensorboard", cwd=cwd)
+        run_script("blend.py", "--exp", "t", "--dataset", "tiny", "--trials", 5, "--bootstrap", 20, cwd=cwd)
+    return cwd
+
+
 @pytest.fixture
 def shared_data():
     if not SHARED_DATA.is_dir():

@@ -9,7 +9,7 @@ import torch
 
 from concepts import (activations_and_gradients, checked_layers, crop, folder_concepts, layer_names, random_crops,
                       shape_concepts, tcav_test)
-from conftest import make_tiny_dataset, one_error_line, run_script
+from conftest import one_error_line, run_script
 from data import Shape
 from errors import UserError
 
@@ -142,18 +142,9 @@ def test_folder_concepts(tmp_path):
         folder_concepts(tmp_path / "absent")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """demo (60 images: enough objects of each shape) -> folds -> resnet18 on 2 folds -> blend."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")  # tiny networks on a busy 2-core machine: a second thread only waits
-        cwd = make_tiny_dataset(tmp_path_factory.mktemp("tcav"), n_train=60, n_dev=4)
-        for fold in (0, 1):
-            run_script("train.py", "--arch", "resnet18", "--fold", fold, "--dataset", "tiny", "--exp", "t",
-                       "--img-size", 32, "--epochs", 1, "--batch-size", 8, "--amp", "off", "--heatmaps", "off",
-                       "--no-tensorboard", cwd=cwd)
-        run_script("blend.py", "--exp", "t", "--dataset", "tiny", "--trials", 5, "--bootstrap", 20, cwd=cwd)
-        yield cwd
+@pytest.fixture
+def project(tiny_trained):
+    return tiny_trained
 
 
 def test_tcav_script_tests_the_annotated_shapes(project):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_tiny_dataset, one_error_line, run_script
+from conftest import one_error_line, run_script
 from data import Shape
 from occlusion import control_mask, cover, drop_summary, object_area_mask, occlude, predict_occluded
 
@@ -70,18 +70,9 @@ def test_a_model_that_looks_at_the_objects_loses_its_probability_only_when_they_
     assert abs(elsewhere["drop_objects"]) < 0.05 and abs(elsewhere["difference"]) < 0.05
 
 
-FAST = ["--dataset", "tiny", "--exp", "t", "--arch", "resnet18", "--img-size", "64", "--epochs", "1",
-        "--batch-size", "8", "--no-tensorboard", "--heatmaps", "off"]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """demo -> folds -> resnet18 on 2 folds -> blend."""
-    cwd = make_tiny_dataset(tmp_path_factory.mktemp("occlusion"), n_train=24, n_dev=6)
-    for fold in (0, 1):
-        run_script("train.py", "--fold", fold, *FAST, cwd=cwd)
-    run_script("blend.py", "--exp", "t", "--dataset", "tiny", "--trials", 5, cwd=cwd)
-    return cwd
+@pytest.fixture
+def project(tiny_trained):
+    return tiny_trained
 
 
 def test_occlude_writes_out_of_fold_probabilities_a_summary_and_pairs(project):
@@ -127,7 +118,7 @@ def test_occlude_dev_side_uses_every_fold_model(project, monkeypatch, capsys):
     result = occlude_here(project, monkeypatch, capsys, "--exp", "t", "--dataset", "tiny", "--side", "dev",
                           "--n-boot", 0, "--figures", 1, "--reports-dir", "dev_reports")
     assert result.returncode == 0, result.stderr
-    table = pd.read_csv(project / "dev_reports/t/occlusion/occlusion.csv")
+    table = pd.read_csv(project / "dev_reports/t/occlusion_dev/occlusion.csv")
     assert len(table) and table["image_id"].str.startswith("dev/").all() and (table["fold"] == -1).all()
 
 
