@@ -21,9 +21,21 @@ SEARCH = ["--space", "lr", "aug", "ema", "--study", "s"]
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
+    """A search killed (SIGKILL, no cleanup) while its second trial runs, then run again to 3 trials."""
     cwd = make_tiny_dataset(tmp_path_factory.mktemp("tune"), n_train=20, n_dev=4)
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, str(SRC / "tune.py"), "--trials", "3", *SEARCH, *map(str, BASE)]
+    search = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = cwd / "tune/s/logs/trial_0001.log"
+    deadline = time.time() + 300
+    while not running.is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    search.send_signal(signal.SIGKILL)  # its train.py dies with it (PR_SET_PDEATHSIG)
+    search.wait()
+    cut = [t for t in study_of(cwd).trials if t.state == optuna.trial.TrialState.RUNNING]
     result = run_script("tune.py", "--trials", 3, *SEARCH, *BASE, cwd=cwd)
-    return cwd, result.stdout
+    return cwd, result.stdout, cut
 
 
 def study_of(cwd):
@@ -31,16 +43,17 @@ def study_of(cwd):
 
 
 def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_as_configs(tuned):
-    cwd, out = tuned
+    cwd, out, _ = tuned
     study = study_of(cwd)
     finished = tuning.finished_trials(study)
     assert len(finished) == 3 and "base settings (trial 0): validation AUC" in out
     assert study.trials[0].user_attrs["settings"] == {"lr": 1e-3, "aug": "basic", "ema": False}  # the defaults first
-    for trial in study.trials:  # each trial is a train.py run in the study's own folders, its AUCs reported per epoch
+    for trial in finished:  # each trial is a train.py run in the study's own folders, its AUCs reported per epoch
         log = cwd / f"tune/s/weights/trial_{trial.number:04d}/resnet18/fold_0/log.csv"
         assert log.is_file() and (cwd / f"tune/s/logs/trial_{trial.number:04d}.log").is_file()
-        assert trial.value == pytest.approx(max(tuning.epoch_aucs(log)))
-        assert sorted(trial.intermediate_values) == [1, 2]
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert trial.value == pytest.approx(max(tuning.epoch_aucs(log)))
+            assert sorted(trial.intermediate_values) == [1, 2]
     assert not (cwd / "oof" / "trial_0000").exists()  # blend.py never sees a trial
     best = study.best_trial.user_attrs["settings"]
     cfg = parse_config(["--config", str(cwd / "tune/s/best.yaml")])
@@ -53,26 +66,14 @@ def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_a
 
 
 def test_a_killed_search_resumes_and_retries_the_trial_it_was_running(tuned):
-    cwd, _ = tuned
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
-    search = subprocess.Popen([sys.executable, str(SRC / "tune.py"), "--trials", "5", *SEARCH, *map(str, BASE)],
-                              cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    running = cwd / "tune/s/logs/trial_0003.log"
-    deadline = time.time() + 120
-    while not running.is_file() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    search.send_signal(signal.SIGKILL)  # no cleanup: its train.py dies with it (PR_SET_PDEATHSIG)
-    search.wait()
-    cut = [t for t in study_of(cwd).trials if t.state == optuna.trial.TrialState.RUNNING]
-    assert [t.number for t in cut] == [3]
-    out = run_script("tune.py", "--trials", 5, *SEARCH, *BASE, cwd=cwd).stdout
-    assert "resuming: trial(s) 3 of a killed search queued again" in out
+    cwd, out, cut = tuned
+    assert [t.number for t in cut] == [1]
+    assert "resuming: trial(s) 1 of a killed search queued again" in out
     study = study_of(cwd)
-    assert study.trials[3].state == optuna.trial.TrialState.FAIL
-    assert len(tuning.finished_trials(study)) == 5
-    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 3)
+    assert study.trials[1].state == optuna.trial.TrialState.FAIL
+    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 1)
     assert retry.params == cut[0].params and retry.state != optuna.trial.TrialState.FAIL
+    assert len(tuning.finished_trials(study)) == 3 and len(study.trials) == 4
 
 
 def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
