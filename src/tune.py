@@ -16,9 +16,10 @@ finished trials, and processes given the same --storage and --study share the wo
 
 Writes tune/<study>/ (--out-dir): best.yaml (the best settings: `train.py --config`), run.yaml
 (the same as an experiment file: `CONFIG=tune/<study>/run.yaml bash run.sh`), trials.csv,
-history.png (AUC per trial, pruned ones marked), importance.png (fANOVA importance of each
-setting), study.db, and each trial's run (weights/, oof/, logs/trial_<n>.log), kept apart from
-the experiment's oof/ so blend.py never mistakes a trial for a model.
+search.png (every trial's validation AUC per epoch, pruned ones dashed, and each trial's AUC
+with the best so far), importance.png (fANOVA importance of each setting), study.db, and each
+trial's run (weights/, oof/, logs/trial_<n>.log), kept apart from the experiment's oof/ so
+blend.py never mistakes a trial for a model.
 """
 import sys
 from pathlib import Path
@@ -48,6 +49,10 @@ def parse(argv):
     parser.add_argument("--img-sizes", type=int, nargs="+", default=None, metavar="PX",
                         help="image sizes to try (default: 2/3, 1 and 4/3 of --img-size)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed (--seed is train.py's)")
+    parser.add_argument("--confirm-folds", type=int, nargs="+", default=[], metavar="K",
+                        help="after the search, train the base and the best settings on these folds too and compare "
+                             "them on the same images (paired DeLong test): the best of many trials on one fold leans "
+                             "optimistic")
     parser.add_argument("--out-dir", default="tune", metavar="DIR", help="the study's folder is <out-dir>/<study>/")
     args, train_flags = parser.parse_known_args(argv)
     if args.trials < 1:
@@ -81,10 +86,11 @@ def objective_of(base_flags, base_cfg, space, sizes, folder):
         trial.set_user_attr("settings", chosen)
         for key, value in tuning.this_process().items():
             trial.set_user_attr(key, value)
-        log_csv = folder / "weights" / f"trial_{trial.number:04d}" / base_cfg.model_name / f"fold_{base_cfg.fold}" / "log.csv"
+        exp = tuning.trial_exp(trial.number)
+        log_csv = folder / "weights" / exp / base_cfg.model_name / f"fold_{base_cfg.fold}" / "log.csv"
         (folder / "logs").mkdir(exist_ok=True)
-        output = folder / "logs" / f"trial_{trial.number:04d}.log"
-        command = tuning.trial_command(base_flags, chosen, trial.number, folder)
+        output = folder / "logs" / f"{exp}.log"
+        command = tuning.trial_command(base_flags, chosen, exp, folder)
         shown = " ".join(tuning.flags_of(chosen, digits=3))
         try:
             aucs = tuning.run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
@@ -102,32 +108,33 @@ def objective_of(base_flags, base_cfg, space, sizes, folder):
 
 
 def write_reports(study, base, folder, arch, fold):
-    """trials.csv, the best settings' files, history.png and importance.png (when there are enough trials)."""
+    """trials.csv, the best settings' files, search.png (every trial's AUC per epoch and in order) and
+    importance.png (fANOVA importance of each setting, once there are enough trials)."""
     import warnings
 
     from optuna.visualization import matplotlib as plots
 
     import tuning
     from artifacts import write_csv
-    from viz import pyplot, save_figure
+    from viz import search_figure, save_figure
 
-    pyplot()
     write_csv(folder / "trials.csv", study.trials_dataframe())
     written = [folder / "trials.csv", *tuning.best_files(study, base, folder, arch, fold)]
+    trials = [{"number": t.number, "state": t.state.name, "value": t.value, "curve": t.intermediate_values}
+              for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    search_figure(trials, folder / "search.png", f"study {study.study_name}: {len(trials)} trials on fold {fold}")
+    written.append(folder / "search.png")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna's "experimental" notes
-        for name, plot in (("history.png", plots.plot_optimization_history),
-                           ("importance.png", plots.plot_param_importances)):
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError) as err:  # importance needs two or more finished trials that differ
-                print(f"{name}: not drawn ({err})")
-                continue
-            axes.figure.set_size_inches(7, 4.5)
-            axes.figure.tight_layout()  # room for the settings' names
-            save_figure(axes.figure, folder / name)
-            written.append(folder / name)
-    return written
+        try:
+            axes = plots.plot_param_importances(study)
+        except (ValueError, RuntimeError) as err:  # it needs two or more finished trials that differ
+            print(f"importance.png: not drawn ({err})")
+            return written
+    axes.figure.set_size_inches(7, 4.5)
+    axes.figure.tight_layout()  # room for the settings' names
+    save_figure(axes.figure, folder / "importance.png")
+    return [*written, folder / "importance.png"]
 
 
 @exit_on_user_error
@@ -143,6 +150,8 @@ def main(argv=None):
     base_cfg = parse_config(train_flags)  # every base flag checked as train.py would, before any trial starts
     if base_cfg.overfit_batches or base_cfg.resume:
         raise UserError("--overfit-batches and --resume are not settings to tune from")
+    if base_cfg.fold in args.confirm_folds:
+        raise UserError(f"--confirm-folds: fold {base_cfg.fold} is the fold the search chooses on; name other folds")
     name = args.study or f"{base_cfg.dataset}_{base_cfg.model_name}_fold{base_cfg.fold}"
     folder = Path(args.out_dir) / name
     sizes = sorted({*(args.img_sizes or tuning.default_sizes(base_cfg.img_size)), base_cfg.img_size})
@@ -175,9 +184,29 @@ def main(argv=None):
     print(f"trials: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed")
     print(f"base settings (trial 0): validation AUC {base_auc}")
     print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(tuning.flags_of(best.user_attrs['settings'], digits=3))}")
-    print(f"the best of {counts['complete']} trials on one fold leans optimistic: confirm it on another fold "
-          f"(python src/train.py --config {folder / 'best.yaml'} --fold K)")
+    if args.confirm_folds:
+        written.append(confirm_on_other_folds(args.confirm_folds, train_flags, first, best, folder, base_cfg))
+    else:
+        print(f"the best of {counts['complete']} trials on one fold leans optimistic: confirm it on other folds "
+              f"(--confirm-folds K ..., or python src/train.py --config {folder / 'best.yaml'} --fold K)")
     print(f"wrote {', '.join(map(str, written))}")
+
+
+def confirm_on_other_folds(folds, train_flags, first, best, folder, base_cfg):
+    """tune.py --confirm-folds: the base (trial 0) and best settings on other folds, printed and in confirm.csv."""
+    import pandas as pd
+
+    import tuning
+    from artifacts import write_csv
+
+    rows = tuning.confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
+                          base_cfg.model_name)
+    for row in rows:
+        print(f"confirm fold {row['fold']}: base {row['base_auc']:.4f}, best {row['best_auc']:.4f}, difference "
+              f"{row['difference']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}], p = {row['p_value']:.3g} "
+              f"(paired DeLong, {row['images']} images)")
+    write_csv(folder / "confirm.csv", pd.DataFrame(rows))
+    return folder / "confirm.csv"
 
 
 if __name__ == "__main__":

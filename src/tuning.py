@@ -138,11 +138,41 @@ def run_trial(command, log_csv, output, report, should_prune, epochs=None, poll=
     return epoch_aucs(log_csv)
 
 
-def trial_command(base_flags, chosen, number, folder):
-    """The train.py command of trial `number`: the base flags, the trial's settings, the study's folders."""
-    return [sys.executable, str(SRC / "train.py"), *base_flags, *flags_of(chosen), "--exp", f"trial_{number:04d}",
+def trial_command(base_flags, chosen, exp, folder):
+    """The train.py command of a run `exp` of the study: the base flags, the run's settings, the study's folders."""
+    return [sys.executable, str(SRC / "train.py"), *base_flags, *flags_of(chosen), "--exp", exp,
             "--weights-dir", str(folder / "weights"), "--oof-dir", str(folder / "oof"), "--no-tensorboard",
             "--heatmaps", "off"]
+
+
+def trial_exp(number):
+    return f"trial_{number:04d}"
+
+
+def confirm(base_flags, base_settings, best_settings, folds, folder, model_name):
+    """The base and the best settings trained again on other `folds` (the best of many trials on one
+    fold leans optimistic): [{fold, base_auc, best_auc, difference, low, high, p_value}] from the OOF
+    predictions of both on the same images (paired DeLong test, metrics.delong_test)."""
+    import pandas as pd
+
+    from metrics import delong_test
+
+    rows = []
+    for fold in folds:
+        predictions = {}
+        for name, settings in (("base", base_settings), ("best", best_settings)):
+            exp = f"confirm_{name}"
+            flags = [*base_flags, "--fold", str(fold)]
+            run_trial(trial_command(flags, settings, exp, folder),
+                      folder / "weights" / exp / model_name / f"fold_{fold}" / "log.csv",
+                      folder / "logs" / f"{exp}_fold_{fold}.log", lambda *_: None, lambda: False)
+            predictions[name] = pd.read_csv(folder / "oof" / exp / model_name / f"fold_{fold}.csv")
+        base, best = predictions["base"], predictions["best"]
+        test = delong_test(base["target"].to_numpy(), best["prediction"].to_numpy(), base["prediction"].to_numpy())
+        rows.append({"fold": fold, "images": len(base), "base_auc": test["auc_b"], "best_auc": test["auc_a"],
+                     "difference": test["difference"], "low": test["low"], "high": test["high"],
+                     "p_value": test["p_value"]})
+    return rows
 
 
 def objective_value(aucs, select):

@@ -232,3 +232,42 @@ def shift_figure(train_images, test_images, order, path, title="", per_row=6):
                 panel.set_title(label, fontsize=8, loc="left")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def search_figure(trials, path, title=""):
+    """A hyperparameter search (tune.py) in two panels: the validation AUC per epoch of every
+    trial (pruned ones grey and dashed, ending where they were stopped; the base settings'
+    black) and each trial's final AUC in order, pruned ones as crosses at their last AUC, with
+    the best so far. `trials`: dicts of number, state ('COMPLETE', 'PRUNED', ...), value and
+    curve ({epoch: AUC})."""
+    fig, (curves_ax, history_ax) = pyplot().subplots(1, 2, figsize=(11, 4))
+    best, best_so_far = -np.inf, []
+    for trial in trials:
+        epochs, aucs = zip(*sorted(trial["curve"].items())) if trial["curve"] else ((), ())
+        pruned = trial["state"] == "PRUNED"
+        style = dict(color="black", linewidth=2, zorder=3) if trial["number"] == 0 else (
+            dict(color="grey", linestyle="--", alpha=0.6) if pruned else dict(alpha=0.8))
+        curves_ax.plot(epochs, aucs, marker=".", **style)
+        if trial["state"] == "COMPLETE":
+            history_ax.plot(trial["number"], trial["value"], "o", color="black" if trial["number"] == 0 else "C0")
+            best = max(best, trial["value"])
+        elif pruned and aucs:
+            history_ax.plot(trial["number"], aucs[-1], "x", color="grey")
+        best_so_far.append(best)
+    history_ax.step([t["number"] for t in trials], best_so_far, where="post", color="C3", label="best so far")
+    history_ax.plot([], [], "o", color="black", label="trial 0: the base settings")
+    history_ax.plot([], [], "x", color="grey", label="pruned (its last AUC)")
+    curves_ax.set(xlabel="epoch", ylabel="validation AUC", title="every trial, epoch by epoch (pruned: dashed)")
+    from matplotlib.ticker import MaxNLocator
+
+    curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    history_ax.set(xlabel="trial", ylabel="validation AUC", title="each trial's AUC")
+    finished = [v for t in trials for v in t["curve"].values()]
+    if finished:  # zoom on the useful range: the best third of what was seen, and the base settings
+        low = min(np.percentile(finished, 30), min(trials[0]["curve"].values(), default=1.0))
+        for ax in (curves_ax, history_ax):
+            ax.set_ylim(low - 0.002, max(finished) + 0.002)
+    history_ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -34,7 +34,7 @@ def tuned(tmp_path_factory):
     search.send_signal(signal.SIGKILL)  # its train.py dies with it (PR_SET_PDEATHSIG)
     search.wait()
     cut = [t for t in study_of(cwd).trials if t.state == optuna.trial.TrialState.RUNNING]
-    result = run_script("tune.py", "--trials", 3, *SEARCH, *BASE, cwd=cwd)
+    result = run_script("tune.py", "--trials", 3, *SEARCH, *BASE, "--confirm-folds", 1, cwd=cwd)
     return cwd, result.stdout, cut
 
 
@@ -61,8 +61,21 @@ def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_a
         (best["lr"], best["aug"], best["ema"], 32, 2, "tiny")
     shell = "\n".join(assignments(cwd / "tune/s/run.yaml", {}))
     assert "ARCHS=resnet18" in shell and "IMG_SIZE=32" in shell and f"--aug {best['aug']}" in shell
-    for png in ("history.png", "importance.png"):
+    for png in ("search.png", "importance.png"):
         assert (cwd / "tune/s" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_base_and_best_settings_are_compared_again_on_another_fold(tuned):
+    import pandas as pd
+
+    from metrics import roc_auc
+
+    cwd, out, _ = tuned
+    row = pd.read_csv(cwd / "tune/s/confirm.csv").iloc[0]
+    assert row["fold"] == 1 and f"confirm fold 1: base {row['base_auc']:.4f}, best {row['best_auc']:.4f}" in out
+    for name in ("base", "best"):  # each AUC is that run's own OOF AUC on fold 1
+        oof = pd.read_csv(cwd / f"tune/s/oof/confirm_{name}/resnet18/fold_1.csv")
+        assert (oof["fold"] == 1).all() and row[f"{name}_auc"] == pytest.approx(roc_auc(oof["target"], oof["prediction"]))
 
 
 def test_a_killed_search_resumes_and_retries_the_trial_it_was_running(tuned):
