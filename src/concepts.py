@@ -212,6 +212,18 @@ def shape_concepts(objects, per_concept, seed=0, scale=3.0, min_side=32):
     return {name: sample(items, per_concept, seed) for name, items in found.items()}
 
 
+def shape_images(objects, per_concept, seed=0, exclude=()):
+    """{concept: [(image id, None)]}: up to `per_concept` whole images (drawn seeded) whose every
+    annotated object is of one kind (SHAPE_CONCEPTS): the concept at the scale and in the context
+    the model saw it in training. Images in `exclude` (the tested fold's) are left out."""
+    found = {name: [] for name in SHAPE_CONCEPTS.values()}
+    for image_id in sorted(objects):
+        kinds = {shape.kind for shape in objects[image_id]}
+        if len(kinds) == 1 and image_id not in exclude:
+            found[SHAPE_CONCEPTS[kinds.pop()]].append((image_id, None))
+    return {name: sample(items, per_concept, seed) for name, items in found.items()}
+
+
 def random_crops(sizes, sides, count, seed=0):
     """[(image id, window)]: `count` windows at random places of random images of `sizes` ({image
     id: (width, height)}), their sides drawn from `sides` (the concept windows'): random

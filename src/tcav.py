@@ -5,11 +5,14 @@
     python src/tcav.py --exp demo --dataset demo --model resnet18 --layers layer3 layer4 --runs 20
 
 Concepts: without --concept-dir, the data set's annotated objects by shape: 'rectangular'
-(TYPE 0), 'round' (1) and 'irregular' (2), each object a square crop of 3 times its size (at
-least 32 px) from its radiograph, against random crops of the same sizes from training images
-without objects. With --concept-dir, each sub-folder holding images is a concept named after
-it (a folder holding images and no such sub-folder is one concept), against whole random
-training images. Every crop and image is preprocessed as the model's own input.
+(TYPE 0), 'round' (1) and 'irregular' (2). --concepts whole (the default): training images whose
+objects are all of that kind, against training images without objects: the concept as the model
+met it, at its scale. --concepts crops: each object a square crop of 3 times its size (at least
+32 px), against random crops of the same sizes from images without objects: the shape alone,
+magnified to the model's input size. With --concept-dir, each sub-folder holding images is a
+concept named after it (a folder holding images and no such sub-folder is one concept), against
+whole random training images. Images of the tested fold are never concept or random images.
+Every crop and image is preprocessed as the model's own input.
 
 Each model of the blend (or --model) is tested through one fold model (--fold: one model, one
 feature space), at each layer (--layers, default: its stages). A concept activation vector
@@ -45,36 +48,50 @@ from viz import pyplot, save_figure  # noqa: E402
 # parsed: --help answers at once.
 
 
-def concept_sets(concept_dir, root, folds, per_concept, random_images, seed):
-    """({concept: items}, random items): the folder's concepts against whole random training
-    images, or the annotated objects by shape against random crops of images without objects."""
-    from concepts import MIN_CONCEPT_IMAGES, folder_concepts, random_crops, sample, shape_concepts
+def concept_sets(args, root, folds):
+    """({concept: items}, random items): the folder's concepts against whole random training images;
+    or the annotated objects by shape: whole images holding objects of one kind (--concepts whole)
+    or crops around the objects (crops), against whole images without objects or random crops of
+    them at the concepts' sizes. The tested fold's images are left out of both."""
+    from concepts import MIN_CONCEPT_IMAGES, folder_concepts, random_crops, sample, shape_concepts, shape_images
     from data import image_size
     from localization import annotations
 
-    if concept_dir:
-        concepts = {name: sample(items, per_concept, seed) for name, items in folder_concepts(concept_dir).items()}
+    others = sorted(folds.loc[folds["fold"] != args.fold, "image_id"])
+    if args.concept_dir:
+        concepts = {name: sample(items, args.per_concept, args.seed)
+                    for name, items in folder_concepts(args.concept_dir).items()}
         small = {name: len(items) for name, items in concepts.items() if len(items) < MIN_CONCEPT_IMAGES}
         if small:
             name, count = next(iter(small.items()))
-            raise UserError(f"--concept-dir {concept_dir}: concept '{name}' has {count} images; a CAV needs at least "
-                            f"{MIN_CONCEPT_IMAGES}")
-        return concepts, [(i, None) for i in sample(sorted(folds["image_id"]), random_images, seed)]
+            raise UserError(f"--concept-dir {args.concept_dir}: concept '{name}' has {count} images; a CAV needs at "
+                            f"least {MIN_CONCEPT_IMAGES}")
+        return concepts, [(i, None) for i in sample(others, args.random_images, args.seed)]
     objects = annotations(root)[0] if root.is_dir() else None
     if not objects or not any(objects.values()):
         raise UserError(f"{root}: no annotated objects to make concepts of; name concept images with --concept-dir DIR")
-    found = shape_concepts(objects, per_concept, seed)
+    objects = {i: objects[i] for i in others if i in objects}
+    if args.concepts == "whole":
+        found = shape_images(objects, args.per_concept, args.seed)
+    else:
+        found = shape_concepts(objects, args.per_concept, args.seed)
     concepts = {name: items for name, items in found.items() if len(items) >= MIN_CONCEPT_IMAGES}
     if not concepts:
         counts = ", ".join(f"{name} {len(items)}" for name, items in found.items())
-        raise UserError(f"{root}: fewer than {MIN_CONCEPT_IMAGES} annotated objects of every shape ({counts}); "
-                        f"name concept images with --concept-dir DIR")
+        raise UserError(f"{root}: fewer than {MIN_CONCEPT_IMAGES} {'images' if args.concepts == 'whole' else 'objects'} "
+                        f"of every shape outside fold {args.fold} ({counts}); "
+                        f"{'try --concepts crops, or ' if args.concepts == 'whole' else ''}name concept images with "
+                        f"--concept-dir DIR")
     for name in found.keys() - concepts.keys():
-        print(f"concept '{name}' left out: {len(found[name])} annotated objects, a CAV needs {MIN_CONCEPT_IMAGES}")
-    empty = [image for image, shapes in objects.items() if not shapes]
-    sizes = {image: image_size(root / image) for image in sample(sorted(empty or objects), random_images, seed)}
+        print(f"concept '{name}' left out: {len(found[name])} {'images' if args.concepts == 'whole' else 'objects'}, "
+              f"a CAV needs {MIN_CONCEPT_IMAGES}")
+    empty = sample(sorted(image for image, shapes in objects.items() if not shapes) or sorted(objects),
+                   args.random_images, args.seed)
+    if args.concepts == "whole":
+        return concepts, [(i, None) for i in empty]
+    sizes = {image: image_size(root / image) for image in empty}
     sides = [window[2] for items in concepts.values() for _, window in items]
-    return concepts, random_crops(sizes, sides, random_images, seed)
+    return concepts, random_crops(sizes, sides, args.random_images, args.seed)
 
 
 def oof_positives(folds, fold, column, count, seed):
@@ -163,6 +180,10 @@ def main(argv=None):
     parser.add_argument("--concept-dir", default="", metavar="DIR",
                         help="concept images: one concept per sub-folder, or the folder as one (default: the data "
                              "set's annotated objects by shape)")
+    parser.add_argument("--concepts", choices=("whole", "crops"), default="whole",
+                        help="annotated data: a shape concept is whole training images holding objects of that kind "
+                             "alone (the model's own scale and context), or crops around the objects (the shape "
+                             "isolated, resized to the model's input)")
     parser.add_argument("--model", default="", help="the model of the blend to test (default: every one)")
     parser.add_argument("--layers", nargs="+", default=None, metavar="MODULE",
                         help="modules to test, as network.named_modules() names them (default: the network's stages)")
@@ -211,7 +232,7 @@ def main(argv=None):
     if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
         require_data_set(root)
     folds = read_folds(folds_file(args.folds_dir, args.dataset))
-    concepts, randoms = concept_sets(args.concept_dir, root, folds, args.per_concept, args.random_images, args.seed)
+    concepts, randoms = concept_sets(args, root, folds)
     positives = oof_positives(folds, args.fold, target_columns(folds)[output], args.positives, args.seed)
     out = Path(args.reports_dir) / args.exp / "tcav"
     rows = []

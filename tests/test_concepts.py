@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from concepts import (activations_and_gradients, checked_layers, crop, folder_concepts, layer_names, random_crops,
-                      shape_concepts, tcav_test)
+                      shape_concepts, shape_images, tcav_test)
 from conftest import one_error_line, run_script
 from data import Shape
 from errors import UserError
@@ -126,6 +126,15 @@ def test_concept_crops_and_random_counterparts():
         assert min(side, width) / 2 <= x <= width - min(side, width) / 2 and min(side, height) / 2 <= y
 
 
+def test_whole_image_concepts_hold_objects_of_one_kind_alone():
+    objects = {"mixed.jpg": [Shape(0, (10, 10, 30, 20)), Shape(1, (50, 60, 52, 62))], "empty.jpg": [],
+               **{f"r{i}.jpg": [Shape(0, (0, 0, 5, 5)), Shape(0, (9, 9, 12, 12))] for i in range(4)},
+               **{f"e{i}.jpg": [Shape(1, (0, 0, 5, 5))] for i in range(3)}}
+    concepts = shape_images(objects, per_concept=3, seed=0, exclude={"e0.jpg"})
+    assert concepts["irregular"] == [] and concepts["round"] == [("e1.jpg", None), ("e2.jpg", None)]
+    assert len(concepts["rectangular"]) == 3 and {i for i, _ in concepts["rectangular"]} < {f"r{i}.jpg" for i in range(4)}
+
+
 def test_folder_concepts(tmp_path):
     for path in ["many/stripes/1.png", "many/stripes/2.jpg", "many/dots/a.png", "many/notes/readme.txt",
                  "one/x.png", "one/y.txt"]:
@@ -148,7 +157,8 @@ def project(tiny_trained):
 
 
 def test_tcav_script_tests_the_annotated_shapes(project):
-    flags = ["--exp", "t", "--dataset", "tiny", "--runs", 3, "--per-concept", 10, "--random-images", 20]
+    flags = ["--exp", "t", "--dataset", "tiny", "--runs", 3, "--per-concept", 10, "--random-images", 20,
+             "--concepts", "crops"]
     out = run_script("tcav.py", *flags, cwd=project).stdout
     table = pd.read_csv(project / "reports/t/tcav/tcav.csv")
     assert list(table.columns) == ["model", "fold", "layer", "concept", "tcav", "tcav_std", "random_tcav", "random_std",
@@ -170,7 +180,7 @@ def test_tcav_script_names_an_unknown_layer(project, monkeypatch, capsys):
 
     monkeypatch.chdir(project)
     with pytest.raises(SystemExit) as stop:
-        tcav.main(["--exp", "t", "--dataset", "tiny", "--runs", "3", "--layers", "layer4", "nope"])
+        tcav.main(["--exp", "t", "--dataset", "tiny", "--runs", "3", "--concepts", "crops", "--layers", "layer4", "nope"])
     captured = capsys.readouterr()
     one_error_line(subprocess.CompletedProcess("tcav.py", stop.value.code, captured.out, captured.err),
                    "--layers nope", "layer1, layer2, layer3, layer4")
