@@ -5,7 +5,8 @@ Covering fills the pixels with the local background (OpenCV's Telea inpainting),
 model sees a plausible radiograph without the objects rather than a black hole it never met
 in training. The control is the objects' mask itself, moved rigidly as a whole (the objects
 keep their shapes, sizes and relative places: the same pixels, only elsewhere), to a random
-place fully inside the image that keeps away from the objects. A model that uses the objects
+place fully inside the image and the body (not the dark air around it) that keeps away from
+the objects. A model that uses the objects
 loses far more probability when they are covered than when the same area elsewhere is."""
 from dataclasses import dataclass
 
@@ -48,11 +49,19 @@ def cover(gray, mask, radius=5):
     return np.where(mask > 0, filled, gray)
 
 
-def control_mask(mask, avoid, rng, tries=200, border=1):
+def body_mask(gray):
+    """uint8 mask of the body: pixels of the blurred image brighter than half its median (the dark
+    air around a radiograph is out; an image that is mostly air keeps everything). A control in
+    the air would change nothing and prove nothing."""
+    blurred = cv2.GaussianBlur(gray, (0, 0), 3)
+    return (blurred > 0.5 * np.median(blurred)).astype(np.uint8)
+
+
+def control_mask(mask, avoid, rng, tries=200, border=1, within=None, share=0.9):
     """`mask` translated as a whole to a random place where it lies fully inside the image, at
-    least `border` pixels from its edges, and overlaps neither `avoid` nor `mask` itself: the
-    same pixel count, elsewhere. None when none of `tries` random places fits (or the mask is
-    empty)."""
+    least `border` pixels from its edges, overlaps neither `avoid` nor `mask` itself and, given
+    `within` (body_mask), has at least `share` of its pixels there: the same pixel count,
+    elsewhere in the body. None when none of `tries` random places fits (or the mask is empty)."""
     ys, xs = np.nonzero(mask)
     if not len(ys):
         return None
@@ -64,7 +73,8 @@ def control_mask(mask, avoid, rng, tries=200, border=1):
     for _ in range(tries):
         top = int(rng.integers(border, height - part_h - border + 1))
         left = int(rng.integers(border, width - part_w - border + 1))
-        if not (blocked[top:top + part_h, left:left + part_w] & part).any():
+        inside = within is None or (within[top:top + part_h, left:left + part_w] > 0)[part].mean() >= share
+        if inside and not (blocked[top:top + part_h, left:left + part_w] & part).any():
             moved = np.zeros_like(mask)
             moved[top:top + part_h, left:left + part_w] = part
             assert moved.sum() == (mask > 0).sum()  # equal area is the point of the control
@@ -78,7 +88,7 @@ def occlude(gray, shapes, rng, margin=3, radius=5, tries=200):
     objects' mask, so its inpainting never draws on the objects."""
     height, width = gray.shape
     objects = object_area_mask(shapes, height, width, margin)
-    control = control_mask(objects, cv2.dilate(objects, disk(margin + radius)), rng, tries)
+    control = control_mask(objects, cv2.dilate(objects, disk(margin + radius)), rng, tries, within=body_mask(gray))
     if control is None:
         return None
     return Occluded(gray, cover(gray, objects, radius), cover(gray, control, radius), objects, control)

@@ -10,7 +10,7 @@ import torch
 
 from conftest import one_error_line, run_script
 from data import Shape
-from occlusion import control_mask, cover, drop_summary, object_area_mask, occlude, predict_occluded
+from occlusion import body_mask, control_mask, cover, drop_summary, object_area_mask, occlude, predict_occluded
 
 BOX = (slice(24, 56), slice(24, 56))  # the region the constructed model reads
 
@@ -38,6 +38,17 @@ def test_control_mask_keeps_the_area_and_stays_clear_of_the_objects_and_the_bord
         cy, cx = np.nonzero(control)
         assert np.ptp(cy - ys) == 0 and np.ptp(cx - xs) == 0  # a rigid translation of the same pixels
     assert control_mask(np.pad(np.ones((90, 110), np.uint8), 5), avoid, np.random.default_rng(0)) is None  # no room
+
+
+def test_the_control_stays_in_the_body_not_in_the_air_around_it():
+    gray = np.zeros((100, 160), np.uint8)
+    gray[:, 40:120] = 110  # the body: a bright band between dark air
+    gray[40:50, 60:70] = 230
+    body = body_mask(gray)
+    assert body[:, 45:115].all() and not body[:, :30].any() and not body[:, 130:].any()
+    for seed in range(10):
+        views = occlude(gray, [Shape(0, (60, 40, 69, 49))], np.random.default_rng(seed), margin=2, radius=3)
+        assert views is not None and (views.control & body).sum() >= 0.9 * views.control.sum()
 
 
 def box_score(images, box):
