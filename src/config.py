@@ -267,6 +267,15 @@ def add_settings(parser, *names, **helps):
         add_flag(parser, fields[name], helps.get(name))
 
 
+def add_experiment_reading(parser, reports):
+    """The flags every script that reads a trained experiment ends with (explain.py, occlude.py,
+    tcav.py): where the data, folds and blend specs are, where its `reports` folder goes, the device."""
+    add_settings(parser, "input_dir", "folds_dir", "reports_dir",
+                 reports_dir=f"the results go to <reports-dir>/<exp>/{reports}/")
+    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
+    add_settings(parser, "device")
+
+
 def checked(value, kind, choices=None):
     """A settings file's value, checked as a flag of this type and choices checks its text; ValueError(reason)
     if wrong. Numbers go through their text, so YAML's `lr: 1e-3` (a string to YAML) reads as the flag would."""

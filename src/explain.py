@@ -24,8 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from artifacts import folds_file  # noqa: E402
-from config import Parser, add_settings  # noqa: E402
+from config import Parser, add_experiment_reading, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from viz import embedding_figure, heatmap_panels  # noqa: E402
 
@@ -166,23 +165,12 @@ def main(argv=None):
     parser.add_argument("--smoothgrad-noise", type=float, default=0.15,
                         help="the noise's standard deviation, a share of the image's value range")
     parser.add_argument("--seed", type=int, default=0, help="which images are explained (without --images)")
-    add_settings(parser, "input_dir", "folds_dir", "reports_dir",
-                 reports_dir="the figures go to <reports-dir>/<exp>/explain/")
-    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
-    add_settings(parser, "device")
+    add_experiment_reading(parser, "explain")
     args = parser.parse_args(argv)
-    import engine
-    from data import read_folds
-    from inference import check_readable, load_ensemble
+    from inference import check_readable, load_experiment
     from localization import annotations
-    from readers import require_data_set
 
-    device = engine.resolve_device(args.device)
-    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
-    root = Path(args.input_dir) / args.dataset
-    if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
-        require_data_set(root)
-    folds = read_folds(folds_file(args.folds_dir, args.dataset))
+    device, ensemble, root, folds = load_experiment(args)
     objects, test_objects = annotations(root) if root.is_dir() else (None, None)
     objects = {**(objects or {}), **(test_objects or {})}
     fold_of = dict(zip(folds["image_id"], folds["fold"]))

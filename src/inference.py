@@ -79,6 +79,21 @@ def load_ensemble(spec_path, device):
     return Ensemble(models, [blend_of(per_label[label], spec_path) for label in labels], labels)
 
 
+def load_experiment(args):
+    """(device, Ensemble, data set folder, fold table) for a script reading a trained experiment
+    (add_experiment_reading's flags): the blend spec's checkpoints on --device, the data set's folds."""
+    from artifacts import folds_file
+    from data import read_folds
+    from readers import require_data_set
+
+    device = engine.resolve_device(args.device)
+    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    root = Path(args.input_dir) / args.dataset
+    if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
+        require_data_set(root)
+    return device, ensemble, root, read_folds(folds_file(args.folds_dir, args.dataset))
+
+
 def blend_of(choice, spec_path):
     method = next((m for m in methods() if m.name == choice["method"]), None)
     if method is None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from artifacts import folds_file  # noqa: E402
-from config import Parser, add_settings  # noqa: E402
+from config import Parser, add_experiment_reading, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 
 # torch, pandas, OpenCV and the modules that import them are imported where they are used, after
@@ -179,30 +179,19 @@ def main(argv=None):
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the images for the intervals")
     parser.add_argument("--figures", type=int, default=4, help="images shown in pairs.png")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (times 3 views)")
-    add_settings(parser, "input_dir", "folds_dir", "reports_dir",
-                 reports_dir="the tables and figure go to <reports-dir>/<exp>/occlusion/")
-    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
-    add_settings(parser, "device")
+    add_experiment_reading(parser, "occlusion")
     args = parser.parse_args(argv)
     if args.limit < 0 or args.margin < 0 or args.radius < 1 or args.n_boot < 0 or args.batch_size < 1:
         raise UserError("--limit, --margin and --n-boot must be >= 0; --radius and --batch-size >= 1")
     import pandas as pd
 
-    import engine
     from artifacts import write_csv
-    from data import read_folds
-    from inference import check_readable, load_ensemble
-    from readers import require_data_set
+    from inference import check_readable, load_experiment
 
-    root = Path(args.input_dir) / args.dataset
-    require_data_set(root)
-    folds = read_folds(folds_file(args.folds_dir, args.dataset))
+    device, ensemble, root, folds = load_experiment(args)
     shapes, fold_of = annotated_positives(root, folds, args.side)
-    spec_path = Path(args.submissions_dir) / args.exp / "blend.json"
-    device = engine.resolve_device(args.device)
-    ensemble = load_ensemble(spec_path, device)
     if args.side == "train":
-        trained_on = blend_dataset(spec_path)
+        trained_on = blend_dataset(Path(args.submissions_dir) / args.exp / "blend.json")
         if trained_on not in (None, args.dataset):
             raise UserError(f"--exp {args.exp} was trained on {trained_on}: its fold models are not out-of-fold on "
                             f"{args.dataset}'s training images (--side dev uses every fold model)")

@@ -39,8 +39,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from artifacts import folds_file, write_csv  # noqa: E402
-from config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
+from artifacts import write_csv  # noqa: E402
+from config import INFERENCE_BATCH_SIZE, Parser, add_experiment_reading, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from viz import pyplot, save_figure  # noqa: E402
 
@@ -198,10 +198,7 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the t-test")
     parser.add_argument("--seed", type=int, default=0, help="which images, crops and random sets are drawn")
     parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per forward pass")
-    add_settings(parser, "input_dir", "folds_dir", "reports_dir",
-                 reports_dir="the results go to <reports-dir>/<exp>/tcav/")
-    parser.add_argument("--submissions-dir", default="submissions", metavar="DIR", help="where blend specs are")
-    add_settings(parser, "device")
+    add_experiment_reading(parser, "tcav")
     args = parser.parse_args(argv)
     for flag, value, least in (("--runs", args.runs, 2), ("--per-concept", args.per_concept, 10),
                                ("--random-images", args.random_images, 6), ("--positives", args.positives, 1),
@@ -212,13 +209,10 @@ def main(argv=None):
         raise UserError(f"--alpha {args.alpha}: expected a level between 0 and 1")
     import pandas as pd
 
-    import engine
-    from data import read_folds, target_columns
-    from inference import load_ensemble
-    from readers import require_data_set
+    from data import target_columns
+    from inference import load_experiment
 
-    device = engine.resolve_device(args.device)
-    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    device, ensemble, root, folds = load_experiment(args)
     names = [args.model] if args.model else list(ensemble.models)
     if names[0] not in ensemble.models:
         raise UserError(f"--model {args.model}: not in the blend ({', '.join(ensemble.models)})")
@@ -228,10 +222,6 @@ def main(argv=None):
     if args.label and args.label not in ensemble.labels:
         raise UserError(f"--label {args.label}: the models predict {', '.join(ensemble.labels)}")
     output = ensemble.labels.index(args.label) if args.label else 0
-    root = Path(args.input_dir) / args.dataset
-    if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
-        require_data_set(root)
-    folds = read_folds(folds_file(args.folds_dir, args.dataset))
     concepts, randoms = concept_sets(args, root, folds)
     positives = oof_positives(folds, args.fold, target_columns(folds)[output], args.positives, args.seed)
     out = Path(args.reports_dir) / args.exp / "tcav"
