@@ -127,15 +127,32 @@ def concept_vector(concept_acts, random_acts, seed=0):
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import train_test_split
 
-    features = np.concatenate([concept_acts, random_acts])
+    features = np.concatenate([concept_acts, random_acts]).astype(np.float64)
     features -= features.mean(0)
+    coordinates, to_activations = span_basis(features)
     labels = np.r_[np.ones(len(concept_acts)), np.zeros(len(random_acts))]
     train, test = train_test_split(np.arange(len(labels)), test_size=1 / 3, stratify=labels, random_state=seed)
-    classifier = SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3, random_state=seed).fit(features[train], labels[train])
-    accuracy = float(classifier.score(features[test], labels[test]))
-    normal = classifier.coef_[0]
+    classifier = SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3, random_state=seed)
+    classifier.fit(coordinates[train], labels[train])
+    accuracy = float(classifier.score(coordinates[test], labels[test]))
+    normal = classifier.coef_[0] @ to_activations
     norm = np.linalg.norm(normal)
     return (normal / norm if norm > 0 else normal), accuracy
+
+
+def span_basis(features):
+    """(the n images' coordinates in an orthonormal basis of the span of their (n, D) activations,
+    the (r, D) basis). A linear model with an L2 penalty fitted by SGD only ever moves its weights
+    along the samples, so fitting it in these r <= n coordinates is the same fit as in all D
+    dimensions, and D (a flattened layer: 10^5-10^6) no longer sets the cost. From the Gram matrix:
+    X X^T = U S^2 U^T, the coordinates U S and the basis S^-1 U^T X."""
+    gram = features @ features.T
+    values, vectors = np.linalg.eigh(gram)
+    kept = values > values.max() * 1e-10 if values.max() > 0 else np.zeros_like(values, bool)
+    scales = np.sqrt(values[kept])
+    if not kept.any():  # all images alike: nothing to separate
+        return np.zeros((len(features), 1)), np.zeros((1, features.shape[1]))
+    return vectors[:, kept] * scales, (vectors[:, kept] / scales).T @ features
 
 
 def tcav_score(gradients, cav):
