@@ -184,3 +184,22 @@ def test_tcav_script_names_an_unknown_layer(project, monkeypatch, capsys):
     captured = capsys.readouterr()
     one_error_line(subprocess.CompletedProcess("tcav.py", stop.value.code, captured.out, captured.err),
                    "--layers nope", "layer1, layer2, layer3, layer4")
+
+
+def test_a_cav_fitted_in_the_span_of_the_activations_is_the_full_fit():
+    """concept_vector fits in the images' span (n coordinates, not D): the same SGD solution."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.model_selection import train_test_split
+
+    from concepts import concept_vector
+
+    rng = np.random.default_rng(0)
+    acts = rng.standard_normal((40, 5000))
+    acts[:20, :50] += 3.0  # the concept: a direction the random images lack
+    cav, accuracy = concept_vector(acts[:20], acts[20:], seed=3)
+    centred = acts - acts.mean(0)
+    labels = np.r_[np.ones(20), np.zeros(20)]
+    train, _ = train_test_split(np.arange(40), test_size=1 / 3, stratify=labels, random_state=3)
+    full = SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3, random_state=3).fit(centred[train], labels[train]).coef_[0]
+    assert float(cav @ full / np.linalg.norm(full)) > 0.999 and np.isclose(np.linalg.norm(cav), 1.0)
+    assert cav[:50].mean() > 0 and accuracy > 0.8
