@@ -61,7 +61,7 @@ def checked_layers(network, names):
     return found
 
 
-def activations_and_gradients(network, images, layers, score=None):
+def activations_and_gradients(network, images, layers, score=None, pooled=False):
     """({layer: (N, D) float32 activations}, {layer: (N, D) gradients of `score(images)` (N,) with
     respect to them}, or None without a score) from one forward pass with hooks on the modules
     `layers`. `score` is a function of the network's float input (saliency.fold_score); in eval
@@ -92,24 +92,32 @@ def activations_and_gradients(network, images, layers, score=None):
     finally:
         for handle in handles:
             handle.remove()
-    flat = {name: flattened(a) for name, a in zip(layers, hooked)}
+    flat = {name: flattened(a, pooled and "mean") for name, a in zip(layers, hooked)}
     if gradients is None:
         return flat, None
-    return flat, {name: flattened(g if g is not None else torch.zeros_like(a))  # unused by the score: no slope
+    return flat, {name: flattened(g if g is not None else torch.zeros_like(a), pooled and "sum")  # unused: no slope
                   for name, a, g in zip(layers, hooked, gradients)}
 
 
-def flattened(tensor):
-    return tensor.detach().flatten(1).float().cpu().numpy()
+def flattened(tensor, pool=None):
+    """(N, D) of a layer's output: every value (the paper's flattened activations), or with `pool`
+    a (N, C, H, W) map's spatial mean (activations) or sum (gradients). A pooled CAV v moves every
+    position along v alike: the mean moves by v, the score by the gradient's spatial sum . v, so
+    the directional derivative stays exact. Objects a few pixels wide anywhere in the image are
+    then one direction, not a different one per position."""
+    tensor = tensor.detach().float()
+    if pool and tensor.dim() == 4:
+        tensor = tensor.mean((2, 3)) if pool == "mean" else tensor.sum((2, 3))
+    return tensor.flatten(1).cpu().numpy()
 
 
-def collect(network, items, load, to_input, layers, score=None, batch_size=16):
+def collect(network, items, load, to_input, layers, score=None, batch_size=16, pooled=False):
     """activations_and_gradients of every item, in batches (memory): `load(item)` gives a grayscale
     image, `to_input(grays)` the network's input (inference.network_batch)."""
     activations, gradients = {name: [] for name in layers}, {name: [] for name in layers}
     for start in range(0, len(items), batch_size):
         images = to_input([load(item) for item in items[start:start + batch_size]])
-        batch_activations, batch_gradients = activations_and_gradients(network, images, layers, score)
+        batch_activations, batch_gradients = activations_and_gradients(network, images, layers, score, pooled)
         for name in layers:
             activations[name].append(batch_activations[name])
             if batch_gradients is not None:

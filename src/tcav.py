@@ -24,7 +24,7 @@ sets and its scores compared with those of random-vs-random CAVs by a two-sided 
 significant when p < --alpha. A significant score above the random one: the concept raises the
 model's score; below it: the concept lowers it.
 
-Activations are flattened, as in the paper: each concept and random image holds C x H x W
+Activations are flattened, as in the paper (--activations flat): each image holds C x H x W
 floats per layer; with large inputs name the deeper layers (--layers layer3 layer4).
 
 Writes to reports/<exp>/tcav/:
@@ -118,7 +118,7 @@ def concept_rows(name, fold_model, concepts, randoms, positives, root, args, out
     def gather(items, score=None):  # ({layer: activations}, {layer: gradients} or None)
         return collect(network, items, lambda item: load_gray(item, root),
                        lambda grays: network_batch(grays, network, fold_model.spec, device), layers, score,
-                       args.batch_size)
+                       args.batch_size, args.activations == "pooled")
 
     random_acts, _ = gather(randoms)
     _, gradients = gather(positives, fold_score(fold_model, output))
@@ -197,6 +197,9 @@ def main(argv=None):
     parser.add_argument("--positives", type=int, default=100, help="OOF positives whose gradients are taken, at most")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the t-test")
     parser.add_argument("--seed", type=int, default=0, help="which images, crops and random sets are drawn")
+    parser.add_argument("--activations", choices=("flat", "pooled"), default="flat",
+                        help="flat: every value of a layer's output (the paper's); pooled: each channel's spatial "
+                             "mean, the CAV applied at every position alike (an object anywhere is one direction)")
     parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per forward pass")
     add_experiment_reading(parser, "tcav")
     args = parser.parse_args(argv)
