@@ -24,8 +24,11 @@ sets and its scores compared with those of random-vs-random CAVs by a two-sided 
 significant when p < --alpha. A significant score above the random one: the concept raises the
 model's score; below it: the concept lowers it.
 
-Activations are flattened, as in the paper (--activations flat): each image holds C x H x W
-floats per layer; with large inputs name the deeper layers (--layers layer3 layer4).
+A layer's activations are each channel's spatial mean (--activations pooled, the default: the
+objects of a radiograph are small and anywhere, and a CAV then moves every position alike), or
+flattened as in the paper (--activations flat: C x H x W floats an image; with large inputs name
+the deeper layers, --layers layer3 layer4). Read each CAV's held-out accuracy before its score:
+near 0.5 the layer does not separate the concept from random images and the direction is noise.
 
 Writes to reports/<exp>/tcav/:
     tcav.csv           a row per model, layer and concept: mean TCAV score and its std over the
@@ -43,6 +46,8 @@ from artifacts import write_csv  # noqa: E402
 from config import INFERENCE_BATCH_SIZE, Parser, add_experiment_reading, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from viz import pyplot, save_figure  # noqa: E402
+
+WEAK_CAV = 0.6  # a CAV's held-out accuracy below this: the layer hardly separates the concept from random images
 
 # torch, pandas and the modules that import them are imported where they are used, after the flags are
 # parsed: --help answers at once.
@@ -197,9 +202,10 @@ def main(argv=None):
     parser.add_argument("--positives", type=int, default=100, help="OOF positives whose gradients are taken, at most")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the t-test")
     parser.add_argument("--seed", type=int, default=0, help="which images, crops and random sets are drawn")
-    parser.add_argument("--activations", choices=("flat", "pooled"), default="flat",
-                        help="flat: every value of a layer's output (the paper's); pooled: each channel's spatial "
-                             "mean, the CAV applied at every position alike (an object anywhere is one direction)")
+    parser.add_argument("--activations", choices=("pooled", "flat"), default="pooled",
+                        help="pooled: each channel's spatial mean, the CAV applied at every position alike (an object "
+                             "a few pixels wide anywhere in the image is one direction); flat: every value of a "
+                             "layer's output, as the paper does (a concept at a fixed place)")
     parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per forward pass")
     add_experiment_reading(parser, "tcav")
     args = parser.parse_args(argv)
@@ -237,6 +243,11 @@ def main(argv=None):
     print(table.drop(columns=["fold", "n_random", "n_positives", "runs"]).to_string(index=False, float_format="%.3f"))
     print(f"fold {args.fold}: {len(positives)} OOF positives, {len(randoms)} random images, {args.runs} runs; "
           f"significant: p < {args.alpha:g} (two-sided t-test against random CAVs)")
+    weak = table[table["cav_accuracy"] < WEAK_CAV]
+    if len(weak):
+        print(f"{len(weak)} of {len(table)} CAVs separate their concept from random images no better than "
+              f"{WEAK_CAV:.0%} on held-out images: their direction is barely the concept's; read those scores with care "
+              f"(more concept images, another layer, --activations pooled)")
     for name in names:
         figure = out / f"tcav_{name}.png"
         tcav_figure(table[table["model"] == name], figure,
