@@ -5,11 +5,12 @@
     python src/tcav.py --exp demo --dataset demo --model resnet18 --layers layer3 layer4 --runs 20
 
 Concepts: without --concept-dir, the data set's annotated objects by shape: 'rectangular'
-(TYPE 0), 'round' (1) and 'irregular' (2). --concepts whole (the default): training images whose
-objects are all of that kind, against training images without objects: the concept as the model
-met it, at its scale. --concepts crops: each object a square crop of 3 times its size (at least
-32 px), against random crops of the same sizes from images without objects: the shape alone,
-magnified to the model's input size. With --concept-dir, each sub-folder holding images is a
+(TYPE 0), 'round' (1) and 'irregular' (2). --concepts crops (the default): each object a square
+crop of 3 times its size (at least 32 px), against random crops of the same sizes from images
+without objects: the shape alone, magnified to the model's input size. --concepts whole: training
+images whose objects are all of that kind, against training images without objects: the concept
+at the model's own scale, but a few pixels of each image (on the semi-real Object-CXR set their
+CAVs separate concept from random images far less well: docs/diagnosis.md). With --concept-dir, each sub-folder holding images is a
 concept named after it (a folder holding images and no such sub-folder is one concept), against
 whole random training images. Images of the tested fold are never concept or random images.
 Every crop and image is preprocessed as the model's own input.
@@ -185,10 +186,10 @@ def main(argv=None):
     parser.add_argument("--concept-dir", default="", metavar="DIR",
                         help="concept images: one concept per sub-folder, or the folder as one (default: the data "
                              "set's annotated objects by shape)")
-    parser.add_argument("--concepts", choices=("whole", "crops"), default="whole",
-                        help="annotated data: a shape concept is whole training images holding objects of that kind "
-                             "alone (the model's own scale and context), or crops around the objects (the shape "
-                             "isolated, resized to the model's input)")
+    parser.add_argument("--concepts", choices=("crops", "whole"), default="crops",
+                        help="annotated data: a shape concept is crops around the objects of that kind (the shape "
+                             "isolated, resized to the model's input), or whole training images holding objects of "
+                             "that kind alone (the model's own scale; the object is a small part of the image)")
     parser.add_argument("--model", default="", help="the model of the blend to test (default: every one)")
     parser.add_argument("--layers", nargs="+", default=None, metavar="MODULE",
                         help="modules to test, as network.named_modules() names them (default: the network's stages)")
