@@ -248,7 +248,7 @@ def main(argv=None):
     if len(weak):
         print(f"{len(weak)} of {len(table)} CAVs separate their concept from random images no better than "
               f"{WEAK_CAV:.0%} on held-out images: their direction is barely the concept's; read those scores with care "
-              f"(more concept images, another layer, --activations pooled)")
+              f"(more concept images: --per-concept; another layer)")
     for name in names:
         figure = out / f"tcav_{name}.png"
         tcav_figure(table[table["model"] == name], figure,

@@ -110,6 +110,7 @@ def run_trial(command, log_csv, output, report, should_prune, epochs=None, poll=
     last of `epochs`: its cost is paid, and a finished trial tells the sampler more). Returns the
     validation AUCs of its epochs; a run that fails raises RuntimeError with its last lines."""
     seen = 0
+    Path(log_csv).unlink(missing_ok=True)  # an earlier run's log (a study started over) is not this run's epochs
     with open(output, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
                                    env={**os.environ, "TQDM_DISABLE": "1"})
