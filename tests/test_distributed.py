@@ -34,6 +34,7 @@ def test_shards_are_disjoint_and_cover_every_row_once(n, size):
     assert gather_rows(np.arange(n) * 2.0, shard(n, World()), n, World()).tolist() == (np.arange(n) * 2.0).tolist()
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_fold_and_write_every_prediction_once(tmp_path):
     cwd = make_tiny_dataset(tmp_path, n_train=24, n_dev=7)
     out = torchrun(cwd, *TRAIN)
@@ -56,6 +57,7 @@ def test_two_processes_train_one_fold_and_write_every_prediction_once(tmp_path):
     assert pd.read_csv(cwd / "oof/ddp/resnet18/fold_0.csv").equals(oof)
 
 
+@pytest.mark.slow
 def test_run_sh_queue_runs_jobs_on_two_slots_reports_a_failure_and_skips_finished_jobs(tmp_path):
     """GPUS="0 1" bash run.sh on a CPU: the arch x fold jobs run two at a time, each logged; the
     jobs of an unknown architecture fail, the others finish; a re-run skips finished jobs."""
@@ -89,6 +91,7 @@ def test_run_sh_queue_runs_jobs_on_two_slots_reports_a_failure_and_skips_finishe
     assert (tmp_path / "submissions/queue/prediction_classification.csv").is_file()
 
 
+@pytest.mark.slow
 def test_freeze_then_unfreeze_under_two_processes(tmp_path):
     """--freeze-epochs under torchrun: the head trains alone, then everything (DDP used to fail at the first
     step after requires_grad changed)."""

@@ -54,6 +54,7 @@ def medmnist_set(folder, train, dev):
     return {"ARCHS": "resnet18"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", [kaggle_set, imagefolder_set, medmnist_set], ids=["kaggle", "imagefolder", "medmnist"])
 def test_run_sh_on_every_layout(tmp_path, layout):
     shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")

@@ -132,6 +132,7 @@ def test_same_seed_same_oof_file_different_seed_different(tiny):
     assert oof_a != oof_c
 
 
+@pytest.mark.slow
 def test_resume_after_a_real_kill_ends_with_the_same_weights_and_oof(tiny):
     args = [*TINY, "--epochs", "4", "--ema", "--balance", "sampler", "--no-tensorboard"]
     run_script("train.py", *args, "--exp", "whole", cwd=tiny)

@@ -125,6 +125,7 @@ TRAIN = ["--dataset", "tiny", "--exp", "u", "--img-size", "32", "--epochs", "1",
          "--heatmaps", "off", "--no-tensorboard"]
 
 
+@pytest.mark.slow
 def test_pseudo_labelled_second_round_and_batchnorm_adaptation_end_to_end(tmp_path):
     cwd = make_tiny_dataset(tmp_path, n_train=24, n_dev=8)
     run_script("train.py", "--arch", "resnet18", "--fold", 0, *TRAIN, "--aug", "shift", "--mixup", 0.2, cwd=cwd)
