@@ -151,7 +151,8 @@ class TrainConfig(DataSettings):
     overfit_batches: int = option(0, "overfit check: train on this many fixed batches of the training fold with "
                                      "augmentation and regularization off, for at least 200 steps (--epochs passes "
                                      "if more), and report whether the training loss goes near zero (below 5 %% of "
-                                     "the first pass's; exit 1 if not). Writes nothing (0 = train normally)")
+                                     "the first pass's; exit 1 if not). Writes no weights, only its loss curve in "
+                                     "<reports-dir>/<exp>/overfit/ (0 = train normally)")
     resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
     # hardware
     device: str = option("auto", DEVICE_HELP)

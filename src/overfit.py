@@ -40,6 +40,11 @@ class OverfitResult:
         return self.losses[-1] / max(self.losses[0], 1e-12)
 
     @property
+    def target(self):
+        """The loss a pass must fall below: NEAR_ZERO x the first pass's."""
+        return NEAR_ZERO * self.losses[0]
+
+    @property
     def passed(self):
         return self.ratio < NEAR_ZERO
 

@@ -109,8 +109,10 @@ def main(argv=None):
 
 
 def overfit_check(cfg, model, data, device, precision, world):
-    """train.py --overfit-batches: the check alone (overfit.py); exit 1 when it fails. Writes nothing."""
+    """train.py --overfit-batches: the check alone (overfit.py); exit 1 when it fails. Writes no
+    weights or predictions; draws the loss per pass in <reports-dir>/<exp>/overfit/."""
     import overfit
+    from viz import overfit_figure
 
     if world.distributed:
         raise UserError("--overfit-batches runs in one process: start it with python, not torchrun")
@@ -118,7 +120,11 @@ def overfit_check(cfg, model, data, device, precision, world):
         raise UserError(f"--overfit-batches {cfg.overfit_batches} x --batch-size {cfg.batch_size} images: the "
                         f"training fold has {len(data.train_rows)}")
     result, said = overfit.check(cfg, model, data, device, precision)
+    figure = Path(cfg.reports_dir) / cfg.exp / "overfit" / f"{cfg.model_name}_fold{cfg.fold}.png"
+    overfit_figure(result.losses, result.target, figure, f"overfit check {'PASSED' if result.passed else 'FAILED'}: "
+                   f"{cfg.model_name}, {cfg.overfit_batches} fixed batches of {cfg.batch_size}")
     print(said)
+    print(f"drew {figure}")
     sys.exit(0 if result.passed else 1)
 
 

@@ -234,6 +234,19 @@ def shift_figure(train_images, test_images, order, path, title="", per_row=6):
     save_figure(fig, path)
 
 
+def overfit_figure(losses, target, path, title=""):
+    """The overfit check (train.py --overfit-batches): the mean training loss of each pass over the
+    fixed batches on a log scale, and the line it must fall below to pass."""
+    fig, ax = pyplot().subplots(figsize=(6, 4))
+    passes = np.arange(1, len(losses) + 1)
+    ax.plot(passes, np.maximum(losses, 1e-8), marker="." if len(losses) < 60 else None, label="training loss per pass")
+    ax.axhline(target, color="red", linestyle="--", label=f"near zero: {target:.3g}")
+    ax.set(yscale="log", xlabel="pass over the fixed batches", ylabel="mean training loss", title=title)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def search_figure(trials, path, title=""):
     """A hyperparameter search (tune.py) in two panels: the validation AUC per epoch of every
     trial (pruned ones grey and dashed, ending where they were stopped; the base settings'

@@ -56,12 +56,14 @@ def test_overfit_settings_switch_off_what_keeps_a_model_from_memorizing():
     assert overfit.passes_for(cfg) * cfg.overfit_batches >= overfit.MIN_STEPS
 
 
-def test_train_py_overfit_batches_passes_on_the_demo_and_writes_nothing(tmp_path):
+def test_train_py_overfit_batches_passes_on_the_demo_and_writes_only_its_figure(tmp_path):
     cwd = make_tiny_dataset(tmp_path, n_train=24, n_dev=4)
     result = run_script("train.py", "--dataset", "tiny", "--arch", "resnet18", "--img-size", 64, "--batch-size", 8,
                         "--overfit-batches", 1, "--exp", "o", cwd=cwd)
     assert "overfit check PASSED" in result.stdout
     assert not (cwd / "oof" / "o").exists() and not (cwd / "weights" / "o").exists()
+    figure = cwd / "reports" / "o" / "overfit" / "resnet18_fold0.png"
+    assert f"drew {figure.relative_to(cwd)}" in result.stdout and figure.stat().st_size > 0
     refused = run_script("train.py", "--dataset", "tiny", "--overfit-batches", 5, "--batch-size", 8, cwd=cwd,
                          check=False)
     assert refused.returncode == 2 and "the training fold has" in refused.stderr
