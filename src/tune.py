@@ -48,7 +48,8 @@ def parse(argv):
                         help=f"the settings to search (default: all of {', '.join(SEARCHABLE)})")
     parser.add_argument("--img-sizes", type=int, nargs="+", default=None, metavar="PX",
                         help="image sizes to try (default: 2/3, 1 and 4/3 of --img-size)")
-    parser.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed (--seed is train.py's)")
+    parser.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed for a new study (--seed is train.py's); "
+                        "a process that joins or resumes a study draws a seed of its own")
     parser.add_argument("--confirm-folds", type=int, nargs="+", default=[], metavar="K",
                         help="after the search, train the base and the best settings on these folds too and compare "
                              "them on the same images (paired DeLong test): the best of many trials on one fold leans "
@@ -71,9 +72,12 @@ def build_study(args, name, folder, storage_url):
     pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
               "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
               "none": optuna.pruners.NopPruner}[args.pruner]()
-    sampler = optuna.samplers.TPESampler(seed=args.sampler_seed, n_startup_trials=6)
-    return optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler, pruner=pruner,
-                               load_if_exists=True)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", pruner=pruner,
+                                sampler=optuna.samplers.TPESampler(seed=args.sampler_seed, n_startup_trials=6),
+                                load_if_exists=True)
+    if study.trials:  # joining or resuming: a seed of its own, or it would propose what the first process did
+        study.sampler = optuna.samplers.TPESampler(seed=None, n_startup_trials=6)
+    return study
 
 
 def objective_of(base_flags, base_cfg, space, sizes, folder):

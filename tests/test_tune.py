@@ -114,3 +114,21 @@ def test_searchable_settings_are_train_py_settings():
     assert tune.SEARCHABLE == tuning.SEARCHABLE
     assert set(tuning.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
     assert tuning.default_sizes(96) == [64, 96, 128]
+
+
+def test_processes_that_join_a_study_do_not_propose_the_same_settings(tmp_path):
+    """A new study is seeded by --sampler-seed; each process that joins it (or resumes it) draws a
+    seed of its own, or two workers would propose the same settings trial after trial."""
+    import tune
+
+    args, _ = tune.parse(["--sampler-seed", "7"])
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def first_proposals(study):
+        trial = study.ask()
+        return [trial.suggest_float(f"x{i}", 0, 1) for i in range(3)]
+
+    fresh = [first_proposals(tune.build_study(args, f"s{i}", tmp_path, storage)) for i in range(2)]
+    assert fresh[0] == fresh[1]  # same seed, same first proposals: a new study is reproducible
+    joined = [first_proposals(tune.build_study(args, "s0", tmp_path, storage)) for _ in range(2)]
+    assert joined[0] != joined[1] and fresh[0] not in joined
