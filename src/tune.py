@@ -48,8 +48,8 @@ def parse(argv):
                         help=f"the settings to search (default: all of {', '.join(SEARCHABLE)})")
     parser.add_argument("--img-sizes", type=int, nargs="+", default=None, metavar="PX",
                         help="image sizes to try (default: 2/3, 1 and 4/3 of --img-size)")
-    parser.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed for a new study (--seed is train.py's); "
-                        "a process that joins or resumes a study draws a seed of its own")
+    parser.add_argument("--sampler-seed", type=int, default=0, help="the TPE sampler's seed for a new study (--seed "
+                        "is train.py's); a process that joins or resumes a study draws a seed of its own")
     parser.add_argument("--confirm-folds", type=int, nargs="+", default=[], metavar="K",
                         help="after the search, train the base and the best settings on these folds too and compare "
                              "them on the same images (paired DeLong test): the best of many trials on one fold leans "
