@@ -45,7 +45,8 @@ INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package
 # What train.py and adapt_bn.py write into a run's config.json beside the TrainConfig fields: measurements,
 # not settings, so the file given back as --config skips them (and reproduces the run's settings).
 RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "processes",
-            "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted")
+            "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted", "restarts", "lr_scale",
+            "stopped_reason")
 
 
 @dataclass
@@ -131,6 +132,13 @@ class TrainConfig(DataSettings):
     warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
     weight_decay: float = option(1e-2, "weight decay (decoupled for AdamW; not on biases and norm weights)")
     clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = no clipping)")
+    spike_factor: float = option(1.3, "divergence guard: an epoch whose training loss is above this multiple of the "
+                                      "lowest epoch loss so far, or not finite, is undone and trained again from the "
+                                      "last good epoch with the learning rate times --restart-lr-factor (recorded in "
+                                      "log.csv and config.json; 0 = off)")
+    restart_lr_factor: float = option(0.5, "divergence guard: the learning rate's factor at each restart")
+    max_restarts: int = option(3, "divergence guard: restarts allowed; one more spike stops the fold, keeping the "
+                                  "last good epoch's weights, and config.json says why")
     pool: str = option("avg", "global pooling before the classifier: avg | max | avgmax | catavgmax "
                               "(max lets an object a few pixels wide decide the image)", POOLS)
     drop_rate: float = option(0.0, "dropout before the classifier")

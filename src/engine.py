@@ -130,19 +130,46 @@ def classifier_loss(pos_weight=None):
     return loss
 
 
-def map_loss(pos_weight=None):
-    """A map model's loss: focal loss over the object map's cells against the mask (summed and
-    divided by the object cells, as RetinaNet does: the many empty cells do not drown the few
-    object cells), plus the image head's BCE against whether the crop holds an object."""
-    from torchvision.ops import sigmoid_focal_loss
+class MapLoss:
+    """A map model's loss: focal loss over the object map's cells against the mask, plus the
+    image head's BCE against whether the crop holds an object.
 
-    head_loss = classifier_loss(pos_weight)
+    The focal sum is divided by the object cells, as RetinaNet does (the many empty cells do not
+    drown the few object cells), but by a running mean of the object cells per batch (momentum
+    0.9, as detectron2's RetinaNet), not by this batch's own count: a batch holding two object
+    cells would otherwise weigh its empty cells a hundred times more than a batch holding two
+    hundred, and such a gradient spike is what threw small folds off course. The running mean
+    is training state: state_dict() goes into last.pt, so a resumed run continues it."""
 
-    def loss(outputs, targets, masks):
+    MOMENTUM = 0.9
+
+    def __init__(self, pos_weight=None):
+        self.head_loss = classifier_loss(pos_weight)
+        self.normalizer = None  # object cells per batch, running mean; set by the first batch
+
+    def __call__(self, outputs, targets, masks):
+        from torchvision.ops import sigmoid_focal_loss
+
         head, maps = outputs
         focal = sigmoid_focal_loss(maps.float(), masks, alpha=0.25, gamma=2.0, reduction="sum")
-        return focal / masks.sum().clamp(min=1.0) + head_loss(head, targets)
-    return loss
+        cells = masks.sum().detach().clamp(min=1.0)
+        if self.normalizer is None:
+            self.normalizer = cells
+        elif torch.is_grad_enabled():  # a training step moves the mean; evaluation leaves it
+            self.normalizer = self.MOMENTUM * self.normalizer.to(cells.device) + (1 - self.MOMENTUM) * cells
+        return focal / self.normalizer + self.head_loss(head, targets)
+
+    def state_dict(self):
+        return {"normalizer": None if self.normalizer is None else float(self.normalizer)}
+
+    def load_state_dict(self, state):
+        value = state.get("normalizer")
+        self.normalizer = None if value is None else torch.tensor(float(value))
+
+
+def map_loss(pos_weight=None):
+    """A map model's loss (MapLoss)."""
+    return MapLoss(pos_weight)
 
 
 def loss_for(kind, pos_weight=None):

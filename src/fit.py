@@ -209,9 +209,14 @@ NOT_VALIDATED = {"model": (None, math.nan, math.nan, -math.inf)}  # an epoch bet
 
 def fit(cfg, model, data, device, precision, out, config, writer=None):
     """Train for cfg.epochs (or until early stopping); best.pt, last.pt and log.csv in `out`.
-    Returns the log (one dict per epoch) and the best.pt weights' validation predictions (as
+    Returns the log (one dict per epoch), the best.pt weights' validation predictions (as
     data.predict gives them; None when they were made before a --resume): the OOF predictions,
-    not computed twice."""
+    not computed twice, and the divergence guard's record (Guard.record()).
+
+    The divergence guard: an epoch whose training loss spikes (recipe.loss_spike) is undone, the
+    weights and every training state back to the end of the last good epoch, and trained again
+    with a lower learning rate; after cfg.max_restarts restarts one more spike ends the fold
+    with the last good epoch's weights (validated then if no epoch was)."""
     steps = engine.optimizer_steps(len(data.train_loader), cfg.accumulate)
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
     scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
@@ -221,24 +226,22 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     loss_fn = engine.loss_for(cfg.kind, pos_weight)
     mix = recipe.batch_mixer(cfg.mixup, cfg.cutmix)
     log, best_score, stopped, best_predictions = [], -math.inf, False, None
+    state = TrainingState(engine.unwrap(model), optimizer, scheduler, scaler, ema, loss_fn)
+    guard = Guard(cfg)
 
     if cfg.resume and (out / "last.pt").is_file():
-        state = engine.load_checkpoint(out / "last.pt")
-        check_resumable(state["config"], cfg)
-        engine.unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            ema.module.load_state_dict(state["ema"])
-        log, best_score, stopped = state["log"], state["best_score"], state["stopped"]
-        print(f"resuming after epoch {state['epoch']} (best score {best_score:.4f})")
+        saved = engine.load_checkpoint(out / "last.pt")
+        check_resumable(saved["config"], cfg)
+        state.load(saved)
+        log, best_score, stopped = saved["log"], saved["best_score"], saved["stopped"]
+        guard.load(saved.get("guard", {}))
+        print(f"resuming after epoch {saved['epoch']} (best score {best_score:.4f})")
     elif cfg.resume:
         print(f"--resume: no {out / 'last.pt'} yet, starting from the beginning")
+    good = state.snapshot()  # the end of the last good epoch: where a spike goes back to
 
-    for epoch in range(len(log) + 1, cfg.epochs + 1):
-        if stopped:
-            break
+    epoch = len(log) + 1
+    while epoch <= cfg.epochs and not stopped:
         start = time.time()
         recipe.seed_epoch(cfg.seed, epoch, data.generator)
         data.train_loader.sampler.set_seed(recipe.epoch_seed(cfg.seed, epoch))  # augmentation, a map model's crops
@@ -251,6 +254,19 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
                                             desc=f"epoch {epoch}/{cfg.epochs}", mix=mix, accumulate=cfg.accumulate)
         train_seconds = time.time() - start
         train_loss = gather_mean(epoch_result.loss, len(data.train_loader.sampler), data.world)
+        main = data.world.is_main  # every process decides alike (same gathered losses and AUC); one writes
+        spike = recipe.loss_spike([row["train_loss"] for row in log], train_loss, cfg.spike_factor)
+        if spike:
+            state.load(good)  # every process goes back alike
+            if guard.restart(epoch, spike, optimizer, scheduler, main):
+                continue  # the same epoch again, at the lower rate
+            stopped = True
+            if best_score == -math.inf and log:  # nothing validated yet: the last good epoch's weights are the model
+                best_score, best_predictions = keep_last_good(state, ema, data, device, precision, cfg, out, config,
+                                                              len(log), main)
+            if main:
+                save_last(out, state, config, len(log), best_score, log, stopped, guard)
+            break
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
         sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
         validated = epoch % cfg.val_every == 0 or epoch == cfg.epochs
@@ -258,29 +274,123 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
         chosen = pick_weights(results, cfg.select)
         predictions, val_loss, val_auc, score = results[chosen]
         improved = validated and (score > best_score or cfg.select == "last")
-        main = data.world.is_main  # every process decides alike (same gathered AUC); one writes
         if improved:
             best_score, best_predictions = float(score), predictions
             if main:
                 engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
         row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "raw_val_auc": results["model"][2],
                "ema_val_auc": results["ema"][2] if ema and validated else math.nan, "lr": scheduler.get_last_lr()[0],
+               "lr_scale": guard.lr_scale, "restarts": len(guard.restarts),
                "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9),
                "data_share": epoch_result.data_share}
         log.append({"epoch": epoch, **{k: float(v) for k, v in row.items()}})  # plain floats: last.pt loads weights-only
         stopped = recipe.should_stop([row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
                                       for row in log if np.isfinite(row["val_loss"])], cfg.patience)
         if main:
-            engine.save_checkpoint(out / "last.pt", model, config, epoch, score, optimizer=optimizer.state_dict(),
-                                   scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                                   ema=ema.module.state_dict() if ema else None, log=log, best_score=best_score,
-                                   stopped=stopped)
-            write_csv(out / "log.csv", pd.DataFrame(log), float_format="%.6g")
+            save_last(out, state, config, epoch, best_score, log, stopped, guard)
             report_epoch(log[-1], cfg.epochs, improved, chosen if ema else "", writer)
         if stopped and main:
             print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
+        good = state.snapshot()
+        epoch += 1
     barrier(data.world)  # the others read best.pt next
-    return log, best_predictions
+    return log, best_predictions, guard.record()
+
+
+@dataclass
+class TrainingState:
+    """Everything an epoch changes besides the log: what last.pt keeps and a spike rolls back."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+    ema: object
+    loss_fn: object
+
+    def state_dicts(self):
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "ema": self.ema.module.state_dict() if self.ema is not None else None,
+                "loss_state": self.loss_fn.state_dict() if hasattr(self.loss_fn, "state_dict") else None}
+
+    def snapshot(self):
+        """A copy of the state on the CPU, untouched by later steps."""
+        return on_cpu(self.state_dicts())
+
+    def load(self, saved):
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(saved["ema"])
+        if saved.get("loss_state") is not None:
+            self.loss_fn.load_state_dict(saved["loss_state"])
+
+
+def on_cpu(value):
+    """A nested structure of state dicts with every tensor copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(item) for item in value)
+    return value
+
+
+class Guard:
+    """The divergence guard's bookkeeping: the restarts so far and the learning-rate scale they left."""
+
+    def __init__(self, cfg):
+        self.factor, self.max_restarts = cfg.restart_lr_factor, cfg.max_restarts
+        self.restarts, self.lr_scale, self.stopped_reason = [], 1.0, ""
+
+    def restart(self, epoch, reason, optimizer, scheduler, main=True):
+        """Lower the learning rate for another try at `epoch`; False when no restart is left."""
+        if len(self.restarts) >= self.max_restarts:
+            self.stopped_reason = (f"epoch {epoch}: {reason}, after {len(self.restarts)} restart(s): training stopped, "
+                                   f"the weights of epoch {epoch - 1} kept")
+            if main:
+                print(f"divergence: {self.stopped_reason}", flush=True)
+            return False
+        recipe.scale_learning_rate(optimizer, scheduler, self.factor)
+        self.lr_scale *= self.factor
+        self.restarts.append({"epoch": int(epoch), "reason": reason, "lr_scale": self.lr_scale})
+        if main:
+            print(f"divergence: epoch {epoch}: {reason}; restarting it from epoch {epoch - 1}'s state with the learning "
+                  f"rate x {self.lr_scale:g} (restart {len(self.restarts)} of {self.max_restarts})", flush=True)
+        return True
+
+    def record(self):
+        return {"restarts": self.restarts, "lr_scale": self.lr_scale, "stopped_reason": self.stopped_reason}
+
+    def load(self, record):
+        self.restarts = list(record.get("restarts", []))
+        self.lr_scale = float(record.get("lr_scale", 1.0))
+        self.stopped_reason = record.get("stopped_reason", "")
+
+
+def keep_last_good(state, ema, data, device, precision, cfg, out, config, epoch, main):
+    """When a fold stops on a spike before any validation: validate the restored last good
+    epoch's weights and keep them as best.pt. Returns (score, validation predictions)."""
+    candidates = {"model": state.model, **({"ema": ema.module} if ema is not None else {})}
+    results = evaluate(candidates, data, device, precision, cfg)
+    chosen = pick_weights(results, cfg.select)
+    predictions, _, _, score = results[chosen]
+    if main:
+        engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
+    return float(score), predictions
+
+
+def save_last(out, state, config, epoch, best_score, log, stopped, guard):
+    """last.pt (the training state for --resume, written after best.pt) and log.csv."""
+    dicts = state.state_dicts()
+    engine.save_checkpoint(out / "last.pt", state.model, config, epoch, best_score,
+                           **{k: v for k, v in dicts.items() if k != "model"}, log=log, best_score=best_score,
+                           stopped=stopped, guard=guard.record())
+    write_csv(out / "log.csv", pd.DataFrame(log), float_format="%.6g")
 
 
 @dataclass

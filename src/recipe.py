@@ -108,6 +108,34 @@ def should_stop(scores, patience):
     return max(scores[-patience:]) <= max(scores[:-patience])
 
 
+def loss_spike(previous, loss, factor):
+    """Why an epoch's training loss says training diverged, or '' when it does not: not finite, or
+    above `factor` x the lowest loss of the `previous` epochs (the first epoch has no reference;
+    `factor` 0: never). A noisy but healthy run stays within about 1.1 x its running minimum
+    (docs/training.md#the-divergence-guard); the jumps that ruined small folds were 1.5-2.3 x."""
+    if factor <= 0:
+        return ""
+    if not math.isfinite(loss):
+        return f"training loss {loss}"
+    lowest = min((value for value in previous if math.isfinite(value)), default=math.inf)
+    if loss > factor * lowest:
+        return f"training loss {loss:.4f} is above {factor:g} x the lowest so far ({lowest:.4f})"
+    return ""
+
+
+def scale_learning_rate(optimizer, scheduler, factor):
+    """Multiply the learning rate of the rest of the run by `factor`, schedule included: the
+    optimizer's groups (and OneCycleLR's initial, peak and final rates kept in them) and the
+    base rates LambdaLR multiplies by its schedule."""
+    for group in optimizer.param_groups:
+        for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+            if key in group:
+                group[key] *= factor
+    if hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+
 def epoch_seed(seed, epoch):
     """The seed of one epoch: the random streams restart from (seed, epoch), so a run resumed
     at epoch e draws exactly what an uninterrupted run draws there."""

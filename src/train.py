@@ -85,9 +85,12 @@ def main(argv=None):
               f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
 
     writer = tensorboard_writer(cfg) if main_process else None
-    log, best_predictions = fit(cfg, model, data, device, precision, out, config, writer)
+    log, best_predictions, guarded = fit(cfg, model, data, device, precision, out, config, writer)
     if writer is not None:
         writer.close()
+    if not (out / "best.pt").is_file():  # a spike in the first epoch, and no restart left
+        raise UserError(f"{cfg.model_name} fold {cfg.fold}: training diverged before any epoch finished "
+                        f"({guarded['stopped_reason']}); try a lower --lr or --clip-grad 1")
 
     best = engine.load_checkpoint(out / "best.pt")
     engine.unwrap(model).load_state_dict(best["model"])
@@ -95,7 +98,7 @@ def main(argv=None):
     if not main_process:
         shutdown(world)
         return
-    measured = {"test_seconds_per_image": predictions.test_seconds_per_image,
+    measured = {"test_seconds_per_image": predictions.test_seconds_per_image, **guarded,
                 **({"image_score_used": predictions.image_score} if predictions.image_score else {})}
     write_json(out / "config.json", {**json.loads((out / "config.json").read_text()), **measured})
     learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {cfg.model_name} / fold {cfg.fold}")
@@ -104,8 +107,17 @@ def main(argv=None):
     print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
           f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(predictions.oof):.4f}{' (mean over labels)' if len(data.columns) > 1 else ''} "
           f"(TTA {cfg.tta}{f', image score {predictions.image_score}' if predictions.image_score else ''}), "
-          f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s; wrote {written}")
+          f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s{guard_note(guarded)}; wrote {written}")
     shutdown(world)
+
+
+def guard_note(guarded):
+    """The summary's words on the divergence guard ('' when it never acted)."""
+    if guarded["stopped_reason"]:
+        return f", stopped by the divergence guard ({guarded['stopped_reason']})"
+    if guarded["restarts"]:
+        return f", {len(guarded['restarts'])} restart(s) after loss spikes (learning rate x {guarded['lr_scale']:g})"
+    return ""
 
 
 def overfit_check(cfg, model, data, device, precision, world):
