@@ -131,7 +131,8 @@ class TrainConfig(DataSettings):
     schedule: str = option("cosine", "per-step schedule (cosine: warm-up, then cosine to 0)", SCHEDULES)
     warmup_epochs: float = option(1.0, "linear warm-up length in epochs (onecycle: its rising share)")
     weight_decay: float = option(1e-2, "weight decay (decoupled for AdamW; not on biases and norm weights)")
-    clip_grad: float = option(0.0, "clip the gradient norm to this value (0 = no clipping)")
+    clip_grad: float = option(1.0, "clip the gradient norm to this value (0 = no clipping): one bad batch cannot "
+                                    "throw the weights far")
     spike_factor: float = option(1.3, "divergence guard: an epoch whose training loss is above this multiple of the "
                                       "lowest epoch loss so far, or not finite, is undone and trained again from the "
                                       "last good epoch with the learning rate times --restart-lr-factor (recorded in "
@@ -145,7 +146,8 @@ class TrainConfig(DataSettings):
     drop_path: float = option(0.0, "stochastic depth rate, for backbones that have it (resnets, convnext, efficientnet)")
     balance: str = option("none", "class imbalance: loss (positives weighted n_neg/n_pos) or sampler (balanced "
                                   "batches)", BALANCE_MODES)
-    ema: bool = option(False, "keep an exponential moving average of the weights; the better of EMA and raw is kept")
+    ema: bool = option(True, "keep an exponential moving average of the weights; the better of EMA and raw is kept "
+                             "(--select best) or the EMA (--select last)")
     ema_decay: float = option(0.999, "EMA decay per step")
     freeze_epochs: int = option(0, "train only the classifier head for this many epochs first (pretrained backbones)")
     select: str = option("best", "the weights kept as the fold's model (and its OOF predictions): best (the epoch, "
