@@ -4,6 +4,7 @@ import fnmatch
 import glob
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -167,12 +168,14 @@ def list_models(exp_dir, selected):
     return sorted(models)  # one order, however they were named: the seeded searches then give one answer
 
 
-def spec_runs(spec, spec_path):
+def spec_runs(spec, spec_path, runs=None):
     """{model name: its fold run folders} of a blend spec: relative to the working directory (as
     blend.py writes them), or to the spec's own folder when the spec says "runs_relative_to":
-    "spec" (a package written by src/package.py, which works from any folder)."""
+    "spec" (a package written by src/package.py, which works from any folder). `runs`: another
+    {model name: run folders} of the spec to read alike (weak_folds' dropped_runs)."""
     base = Path(spec_path).parent if spec.get("runs_relative_to") == "spec" else Path()
-    return {name: [base / run for run in spec["runs"][name]] for name in spec["models"]}
+    runs = {name: spec["runs"][name] for name in spec["models"]} if runs is None else runs
+    return {name: [base / run for run in folders] for name, folders in runs.items()}
 
 
 def oof_file(oof_dir, exp, model, fold):
@@ -206,3 +209,45 @@ def read_prediction_file(path, columns):
         if bad.any():
             raise UserError(f"{path} line {int(np.flatnonzero(bad)[0]) + 2}: {column} is not a finite number")
     return frame
+
+
+FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")  # a model's OOF predictions of one fold
+
+
+def check_against_folds(frame, path, folds, fold, columns):
+    """Every row of an OOF file must be an image of `fold` in the fold file, with its target(s)."""
+    reference = folds.set_index("image_id")
+    for row, (image_id, row_fold) in enumerate(zip(frame["image_id"], frame["fold"])):
+        where = f"{path} line {row + 2}: image {image_id}"
+        if image_id not in reference.index:
+            raise UserError(f"{where} is not in {folds.attrs['source']}")
+        if row_fold != fold or reference.at[image_id, "fold"] != fold:
+            raise UserError(f"{where} is in fold {row_fold} here but fold {reference.at[image_id, 'fold']} in "
+                            f"{folds.attrs['source']}: these OOF files were made with other folds")
+        for column in columns:
+            target, expected = frame[column].iat[row], reference.at[image_id, column]
+            if target != expected:
+                raise UserError(f"{where} has {column} {target} but {expected} in {folds.attrs['source']}")
+    expected = set(folds.loc[folds["fold"] == fold, "image_id"])
+    if len(frame) != len(expected) or set(frame["image_id"]) != expected:
+        raise UserError(f"{path}: covers {frame['image_id'].nunique()} of the {len(expected)} images of fold {fold}")
+
+
+def read_oof_folds(model_dir, folds, columns, predictions, missing_ok=False):
+    """{fold k: its OOF rows} for each fold k of the fold table `folds` of one model
+    (<model_dir>/fold_<k>.csv), each file checked against the table: its images, folds and
+    target `columns`; `predictions` are the prediction columns that go with them. A missing
+    fold is an error, or with `missing_ok` left out."""
+    model_dir = Path(model_dir)
+    n_folds = folds["fold"].nunique()
+    found = sorted(int(FOLD_FILE.match(p.name).group(1)) for p in model_dir.iterdir() if FOLD_FILE.match(p.name))
+    missing = sorted(set(range(n_folds)) - set(found))
+    if missing and not missing_ok:
+        raise UserError(f"{model_dir}: OOF file of fold(s) {', '.join(map(str, missing))} missing "
+                        f"(train them: python src/train.py --arch ... --fold {missing[0]})")
+    parts = {}
+    for fold in sorted(set(range(n_folds)) - set(missing)):
+        path = model_dir / f"fold_{fold}.csv"
+        parts[fold] = read_prediction_file(path, ["image_id", *columns, "fold", *predictions])
+        check_against_folds(parts[fold], path, folds, fold, columns)
+    return parts

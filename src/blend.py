@@ -6,14 +6,19 @@
 
 Reads oof/<exp>/<model>/fold_<k>.csv and test_fold_<k>.csv of every selected model (names
 or shell patterns), checks that every model covers exactly the images and folds of
-folds/<dataset>.csv, and scores each model and each blending method (src/ensemble.py) twice:
-in-sample OOF AUC (fitted and scored on the same rows: flattering for methods that learn)
-and nested AUC (fitted without each fold, scored on it: honest). The method with the best
+folds/<dataset>.csv, and scores each model's folds (as check_folds.py does: a fold whose OOF
+AUC is more than 0.02 below the model's median fold AUC and whose 95 % DeLong interval lies
+below it too is weak; --weak-folds drop, the default, leaves its fold model out of the model's
+test mean and of blend.json's runs, its OOF rows stay). Then it scores each model and each
+blending method (src/ensemble.py) twice: in-sample OOF AUC (fitted and scored on the same
+rows: flattering for methods that learn) and nested AUC (fitted without each fold, scored on
+it: honest). The method with the best
 nested AUC is chosen (a tie goes to the simpler one), refitted on all OOF rows and applied
 to the test predictions (each model's test prediction is the mean of its fold models). The
 chosen blend is compared with the best single model by DeLong's paired test, and each model
 and the blend are scored at the threshold maximizing Youden's J with bootstrap 95 % intervals.
 Writes:
+    oof/<exp>/fold_scores.csv                        per model and fold: OOF AUC, its interval, the median, weak
     oof/<exp>/blend_report.csv                       per model and method: OOF AUC, nested AUC and its 95 %
                                                      interval (DeLong), test AUC (labelled test side), weights
     oof/<exp>/blend_report.png                       that report as a chart
@@ -26,10 +31,10 @@ Writes:
     submissions/<exp>/submission.csv                 --format kaggle: sample_submission.csv's header and order,
                                                      else the test table's id column and `prediction`
     submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
-                                                     threshold and the checkpoints, so new images get the same blend
+                                                     threshold and the checkpoints, so new images get the same blend;
+                                                     weak_folds: the rule, and the folds flagged and dropped
 """
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -37,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from adversarial import HIGH_SHIFT  # noqa: E402
-from artifacts import (folds_file, list_models, read_prediction_file, run_dir, shift_report_file,  # noqa: E402
-                       test_like_file, write_csv, write_json)
+from artifacts import (folds_file, list_models, read_oof_folds, read_prediction_file, run_dir,  # noqa: E402
+                       shift_report_file, test_like_file, write_csv, write_json)
 from config import SUBMISSION_FORMATS, Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
 from metrics import (FROC_THRESHOLDS, bootstrap_intervals, confusion, delong_interval, delong_test,  # noqa: E402
@@ -48,60 +53,60 @@ from viz import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: 
 # pandas, scipy and the modules that import them (data, ensemble, localization, readers, submission) are
 # imported in the functions that use them, after the flags are parsed: --help does not wait for them.
 
-FOLD_FILE = re.compile(r"^fold_(\d+)\.csv$")
-
-
-def check_against_folds(frame, path, folds, fold, columns):
-    """Every row of an OOF file must be an image of `fold` in the fold file, with its target(s)."""
-    reference = folds.set_index("image_id")
-    for row, (image_id, row_fold) in enumerate(zip(frame["image_id"], frame["fold"])):
-        where = f"{path} line {row + 2}: image {image_id}"
-        if image_id not in reference.index:
-            raise UserError(f"{where} is not in {folds.attrs['source']}")
-        if row_fold != fold or reference.at[image_id, "fold"] != fold:
-            raise UserError(f"{where} is in fold {row_fold} here but fold {reference.at[image_id, 'fold']} in "
-                            f"{folds.attrs['source']}: these OOF files were made with other folds")
-        for column in columns:
-            target, expected = frame[column].iat[row], reference.at[image_id, column]
-            if target != expected:
-                raise UserError(f"{where} has {column} {target} but {expected} in {folds.attrs['source']}")
-    expected = set(folds.loc[folds["fold"] == fold, "image_id"])
-    if len(frame) != len(expected) or set(frame["image_id"]) != expected:
-        raise UserError(f"{path}: covers {frame['image_id'].nunique()} of the {len(expected)} images of fold {fold}")
-
-
 def load_model_predictions(model_dir, folds, columns):
-    """(OOF frame in fold-file order, test frame with the mean of the fold models) of one model;
-    `columns` are the target columns (prediction_<label> goes with target_<label>)."""
+    """(OOF frame in fold-file order, [each fold model's test frame]) of one model; `columns`
+    are the target columns (prediction_<label> goes with target_<label>)."""
     import pandas as pd
 
     from data import prediction_column
 
     predictions = [prediction_column(c) for c in columns]
-    n_folds = folds["fold"].nunique()
-    found = sorted(int(FOLD_FILE.match(p.name).group(1)) for p in model_dir.iterdir() if FOLD_FILE.match(p.name))
-    missing = sorted(set(range(n_folds)) - set(found))
-    if missing:
-        raise UserError(f"{model_dir}: OOF file of fold(s) {', '.join(map(str, missing))} missing "
-                        f"(train them: python src/train.py --arch ... --fold {missing[0]})")
-    oof_parts, test_parts = [], []
-    for fold in range(n_folds):
-        path = model_dir / f"fold_{fold}.csv"
-        part = read_prediction_file(path, ["image_id", *columns, "fold", *predictions])
-        check_against_folds(part, path, folds, fold, columns)
-        oof_parts.append(part)
+    oof_parts = read_oof_folds(model_dir, folds, columns, predictions)
+    test_parts = []
+    for fold in oof_parts:
         test_path = model_dir / f"test_fold_{fold}.csv"
         if not test_path.is_file():
             raise UserError(f"{test_path}: test predictions missing")
         test_parts.append(read_prediction_file(test_path, ["image_id", *predictions]))
-    oof = pd.concat(oof_parts).set_index("image_id").loc[folds["image_id"]].reset_index()
-    test = test_parts[0][["image_id"] + [c for c in columns if c in test_parts[0]]].copy()
     for fold, part in enumerate(test_parts):
-        if not part["image_id"].equals(test["image_id"]):
+        if not part["image_id"].equals(test_parts[0]["image_id"]):
             raise UserError(f"{model_dir / f'test_fold_{fold}.csv'}: covers other test images than test_fold_0.csv")
-    for column in predictions:
-        test[column] = np.mean([p[column].to_numpy() for p in test_parts], axis=0)
-    return oof, test
+    oof = pd.concat(oof_parts.values()).set_index("image_id").loc[folds["image_id"]].reset_index()
+    return oof, test_parts
+
+
+def mean_of_folds(test_parts, columns, kept):
+    """A model's test frame: the image ids, any test target(s), and each prediction the mean of
+    the `kept` fold models' (every fold's unless a weak one was dropped)."""
+    from data import prediction_column
+
+    test = test_parts[0][["image_id"] + [c for c in columns if c in test_parts[0]]].copy()
+    for column in map(prediction_column, columns):
+        test[column] = np.mean([test_parts[k][column].to_numpy() for k in kept], axis=0)
+    return test
+
+
+def handle_weak_folds(args, exp_dir, models, columns, loaded, n_folds):
+    """Score each model's folds (printed, oof/<exp>/fold_scores.csv), then {model: the folds whose
+    test predictions it keeps} and the record of it for blend.json: with --weak-folds drop a weak
+    fold's model leaves the test mean (its OOF rows stay: honest held-out predictions)."""
+    from fold_scores import RULE, fold_scores, format_fold_scores, weak_folds
+
+    table = fold_scores({m: oof for m, (oof, _) in zip(models, loaded)}, columns)
+    print(format_fold_scores(table))
+    write_csv(exp_dir / "fold_scores.csv", table, float_format="%.6f")
+    weak = weak_folds(table)
+    dropped = weak if args.weak_folds == "drop" else {}
+    for model, flagged in weak.items():
+        folds = f"fold{'s' * (len(flagged) > 1)} {', '.join(map(str, flagged))}"
+        print(f"{model}: {folds} dropped from the test predictions (weak)" if model in dropped
+              else f"{model}: {folds} weak, kept in the test predictions (--weak-folds keep)")
+    # never empty: at least half of a model's folds are at or above its median fold AUC, hence not weak
+    kept = {m: [k for k in range(n_folds) if k not in dropped.get(m, [])] for m in models}
+    record = {"rule": RULE, "action": args.weak_folds, "flagged": weak, "dropped": dropped,
+              "dropped_runs": {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in folds]
+                               for m, folds in dropped.items()}}
+    return kept, record
 
 
 def oof_metrics(y, named_scores, n_boot, seed):
@@ -264,9 +269,10 @@ def prior_shift(y, P, T, test_y, named_as=""):
     return shift
 
 
-def localization_report(args, models, folds, P, T, test, choice, nested, test_blend):
+def localization_report(args, models, folds, P, T, test, choice, nested, test_blend, kept):
     """FROC of every model and of the chosen blend on the OOF images (the blend's nested
-    probabilities order the points) and on a labelled test side, from the object maps or
+    probabilities order the points) and on a labelled test side (each model's heatmaps from its
+    `kept` fold models, as its test predictions), from the object maps or
     Grad-CAMs train.py saved, with bootstrap intervals and the sensitivity at every threshold;
     written to oof/<exp>/froc_report.csv and froc.png. None when the data has no annotations
     or a model has no saved heatmaps."""
@@ -288,7 +294,8 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
                                  {i: train_objects[i] for i in ids}, root, args.max_points, **boot)}
     if test_objects is not None:
         test_ids = list(test["image_id"])
-        scores["test"] = froc_scores(models, choice["weights"], test_blend, T, [tests for _, tests in cams], setups,
+        kept_cams = [[tests[k] for k in kept[m]] for m, (_, tests) in zip(models, cams)]
+        scores["test"] = froc_scores(models, choice["weights"], test_blend, T, kept_cams, setups,
                                      test_ids, {i: test_objects[i] for i in test_ids}, root, args.max_points, **boot)
     table = froc_table(scores)
     write_csv(exp_dir / "froc_report.csv", table, float_format="%.6f")
@@ -327,13 +334,13 @@ def mean_over_labels(report):
     return means.assign(label="mean", nested_low=np.nan, nested_high=np.nan, weights="", chosen=False)
 
 
-def blend_spec(args, models, folds, labels, choices):
+def blend_spec(args, models, kept, weak_folds, labels, choices):
     """Everything inference needs to reproduce the blend on new images: per label (one entry,
-    flat, for a binary target) the method, its fitted parameters and threshold."""
-    n_folds = int(folds["fold"].nunique())
-    runs = {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in range(n_folds)] for m in models}
+    flat, for a binary target) the method, its fitted parameters and threshold; the fold runs
+    of each model whose test predictions were averaged (`kept`), and what was done with weak folds."""
+    runs = {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in kept[m]] for m in models}
     common = {"exp": args.exp, "dataset": args.dataset, "models": models, "format": args.format, "runs": runs,
-              "precision": recorded_precisions(runs),
+              "precision": recorded_precisions(runs), "weak_folds": weak_folds,
               "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
     if labels == [""]:
         return {**common, **choices[0]}
@@ -402,6 +409,10 @@ def main(argv=None):
                         help="choose the blend by its nested AUC on all OOF rows, or on the rows most like the test "
                              "side (make_folds.py --test-like)")
     parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC")
+    parser.add_argument("--weak-folds", choices=("drop", "keep"), default="drop",
+                        help="a weak fold (OOF AUC more than 0.02 below its model's median fold AUC and its 95 %% "
+                             "interval below it too; src/fold_scores.py): drop its model from the model's test mean "
+                             "and the blend spec (its OOF rows stay), or keep it")
     add_settings(parser, "input_dir", "folds_dir", "oof_dir", "weights_dir", "reports_dir",
                  input_dir="where data sets live (--format kaggle reads test.csv and sample_submission.csv)",
                  oof_dir="where the OOF and test predictions are (<oof-dir>/<exp>/<model>/)",
@@ -426,14 +437,17 @@ def main(argv=None):
     exp_dir = Path(args.oof_dir) / args.exp
     models = list_models(exp_dir, args.models)
     loaded = [load_model_predictions(exp_dir / m, folds, columns) for m in models]
-    test = loaded[0][1]
-    for model, (_, model_test) in zip(models, loaded):
-        if not model_test["image_id"].equals(test["image_id"]):
+    test_ids = loaded[0][1][0]["image_id"]
+    for model, (_, tests) in zip(models, loaded):
+        if not tests[0]["image_id"].equals(test_ids):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
 
     out = Path(args.submissions_dir) / args.exp
-    submission, write_submission = plan_submission(args, out, test["image_id"], labels) if len(test) else (None, None)
+    submission, write_submission = plan_submission(args, out, test_ids, labels) if len(test_ids) else (None, None)
     test_like = test_like_mask(args, folds)
+    kept, weak_folds = handle_weak_folds(args, exp_dir, models, columns, loaded, folds["fold"].nunique())
+    loaded = [(oof, mean_of_folds(tests, columns, kept[m])) for m, (oof, tests) in zip(models, loaded)]
+    test = loaded[0][1]
     reports, metrics, choices, test_predictions = [], [], [], []
     for column, label in zip(columns, labels):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
@@ -467,13 +481,13 @@ def main(argv=None):
 
     if labels == [""]:
         choices[0]["froc"] = localization_report(args, models, folds, P, T, test, choices[0], nested,
-                                                 test_predictions[0])
+                                                 test_predictions[0], kept)
 
     written = "no submission (the data set has no test side)"
     if submission is not None:
         write_submission(np.column_stack(test_predictions))
         written = f"{submission} ({len(test)} images)"
-    spec = blend_spec(args, models, folds, labels, choices)
+    spec = blend_spec(args, models, kept, weak_folds, labels, choices)
     write_json(out / "blend.json", spec)
     print("predictions made in " + ", ".join(f"{m} {p}" for m, p in spec["precision"].items())
           + " (submit.py and predict.py run each model in its own precision)")

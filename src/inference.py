@@ -2,7 +2,7 @@
 checkpoints and configs, the same preprocessing and TTA as the OOF predictions; images are
 streamed in batches, never all in memory."""
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class FoldModel:
     kind: str = "classifier"  # or "map": a map model, its image probability by `image_score`
     image_score: str = ""
     precision: engine.Precision = engine.FP32  # what its OOF and test predictions were made in (config.json)
+    fold: int = None  # the fold it held out (config.json); None: its place in the spec's list
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Ensemble:
     models: dict  # model name -> [FoldModel, ...]
     blends: list  # one Blend per label, in the networks' output order
     labels: list  # the label names ([''] for a binary target)
+    left_out: dict = field(default_factory=dict)  # model name -> {fold: FoldModel} blend.py left out as weak
 
     @property
     def heatmap_sources(self):
@@ -53,8 +55,18 @@ class Ensemble:
 
     def held_out(self, fold):
         """The ensemble restricted to the fold-`fold` models: what never trained on that fold's images
-        (an image of the training set predicted by it is predicted out-of-fold)."""
-        return replace(self, models={name: [folds[fold]] for name, folds in self.models.items()})
+        (an image of the training set predicted by it is predicted out-of-fold). A fold model that
+        blend.py left out of the test predictions as weak is taken from `left_out`: out of fold, it
+        is its fold's model all the same (load_ensemble(..., left_out=True) loads them)."""
+        models = {}
+        for name, folds in self.models.items():
+            own = [m for place, m in enumerate(folds) if (place if m.fold is None else m.fold) == fold]
+            if not own and fold in self.left_out.get(name, {}):
+                own = [self.left_out[name][fold]]
+            if not own:
+                raise UserError(f"fold {fold}: the blend spec has no fold-{fold} model of {name}")
+            models[name] = own
+        return replace(self, models=models)
 
     @property
     def frame(self):
@@ -63,8 +75,10 @@ class Ensemble:
         return self.models[names[0] if names else next(iter(self.models))][0].spec
 
 
-def load_ensemble(spec_path, device):
-    """The blend spec at `spec_path` with every checkpoint it names, ready on `device`."""
+def load_ensemble(spec_path, device, left_out=False):
+    """The blend spec at `spec_path` with every checkpoint it names, ready on `device`; with
+    `left_out`, also the fold models blend.py left out of the test predictions as weak (for
+    Ensemble.held_out: explain.py, occlude.py, tcav.py)."""
     spec_path = Path(spec_path)
     if not spec_path.is_file():
         raise UserError(f"{spec_path}: no blend spec (run src/blend.py for this experiment first)")
@@ -76,7 +90,10 @@ def load_ensemble(spec_path, device):
     per_label = spec["labels"] if "labels" in spec else {"": spec}
     if sorted(per_label) != sorted(labels):
         raise UserError(f"{spec_path}: blends for labels {sorted(per_label)} but the models predict {labels}")
-    return Ensemble(models, [blend_of(per_label[label], spec_path) for label in labels], labels)
+    weak = spec.get("weak_folds", {}) if left_out else {}
+    spare = {name: {k: load_fold_model(run / "best.pt", device) for k, run in zip(weak["dropped"][name], runs)}
+             for name, runs in spec_runs(spec, spec_path, weak.get("dropped_runs", {})).items()}
+    return Ensemble(models, [blend_of(per_label[label], spec_path) for label in labels], labels, spare)
 
 
 def load_experiment(args):
@@ -87,7 +104,7 @@ def load_experiment(args):
     from readers import require_data_set
 
     device = engine.resolve_device(args.device)
-    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device, left_out=True)
     root = Path(args.input_dir) / args.dataset
     if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
         require_data_set(root)
@@ -112,7 +129,7 @@ def load_fold_model(checkpoint, device):
     network.load_state_dict(state["model"])
     return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets,
                      cfg.get("kind", "classifier"), recorded.get("image_score_used", "max"),
-                     engine.precision_named(recorded.get("precision", "fp32")))
+                     engine.precision_named(recorded.get("precision", "fp32")), recorded.get("fold"))
 
 
 def check_readable(paths):

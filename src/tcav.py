@@ -226,9 +226,10 @@ def main(argv=None):
     names = [args.model] if args.model else list(ensemble.models)
     if names[0] not in ensemble.models:
         raise UserError(f"--model {args.model}: not in the blend ({', '.join(ensemble.models)})")
-    fold_models = min(len(ensemble.models[name]) for name in names)
+    fold_models = min(len(ensemble.models[name]) + len(ensemble.left_out.get(name, {})) for name in names)
     if not 0 <= args.fold < fold_models:
         raise UserError(f"--fold {args.fold}: the blend has fold models 0..{fold_models - 1}")
+    held_out = ensemble.held_out(args.fold)  # the fold-k models, never trained on fold k's images
     if args.label and args.label not in ensemble.labels:
         raise UserError(f"--label {args.label}: the models predict {', '.join(ensemble.labels)}")
     output = ensemble.labels.index(args.label) if args.label else 0
@@ -237,7 +238,7 @@ def main(argv=None):
     out = Path(args.reports_dir) / args.exp / "tcav"
     rows = []
     for name in names:
-        rows += concept_rows(name, ensemble.models[name][args.fold], concepts, randoms, positives, root, args, output,
+        rows += concept_rows(name, held_out.models[name][0], concepts, randoms, positives, root, args, output,
                            device)
     table = pd.DataFrame(rows)
     write_csv(out / "tcav.csv", table)

@@ -14,7 +14,7 @@ from conftest import SRC, one_error_line, run_script
 # The scripts a user runs (src/package_entry.py is a package's predict.py, tested in test_package.py).
 SCRIPTS = ["make_demo", "make_folds", "train", "blend", "submit", "predict", "explain", "shift", "adapt_bn", "pseudo",
            "inspect_data", "lr_find", "package", "experiment", "tune", "occlude",
-           "tcav"]
+           "tcav", "check_folds"]
 # What --help must not wait for: each takes a good part of a second or more to import (numpy and cv2 do not).
 SLOW_IMPORTS = ("torch", "timm", "pandas", "scipy", "sklearn", "matplotlib", "optuna")
 WHICH_LOADED = """import runpy, sys
