@@ -142,6 +142,8 @@ else  # a queue: one job at a time per listed GPU, each job logged; a failure do
     rm -rf "$QUEUE"
 fi
 echo "== training took $(( $(date +%s) - start )) s"
+# Each fold's OOF AUC side by side; a weak fold is named here, and blend.py leaves its model out of the test mean
+$PY src/check_folds.py --exp "$EXP" --dataset "$DATASET" --models $MODELS
 if [ "${BN_ADAPT:-0}" = 1 ]; then  # each model also as <model>-bn: BatchNorm statistics of the test images
     for model in $MODELS; do
         [ -f "oof/$EXP/$model-bn/test_fold_${FOLDS##* }.csv" ] && [ "$FORCE" != 1 ] || $PY src/adapt_bn.py --exp "$EXP" --model "$model"

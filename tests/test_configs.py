@@ -105,6 +105,7 @@ def test_run_sh_takes_its_settings_from_the_config_before_the_environment_and_ar
         assert "--dataset tiny" in line and "--img-size 48 --epochs 3" in line and "--lr 5e-4" in line
         assert line.endswith("--amp bf16 --ema --amp off")  # the file's train: settings, then the arguments
     assert "--n-folds 2" in calls[0] and calls[-1].startswith("src/blend.py --exp tiny --dataset tiny")
+    assert calls[-2] == "src/check_folds.py --exp tiny --dataset tiny --models resnet18"  # after training, weak folds named
 
 
 def test_run_sh_stops_on_a_bad_config_before_anything_runs(tmp_path):
