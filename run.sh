@@ -17,7 +17,9 @@
 # FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
-# side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
+# side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs
+# until its map models have 600 optimizer steps), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
+# SEEDS (1): train every model on every fold this many times (seeds SEED, SEED+1, ...), blended like folds.
 # An annotated set trains ARCHS="resnet18" as its classifier unless ARCHS says otherwise: the blend weighs both.
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 # CONFIG=FILE: these settings in lower case (archs as a list) and train.py's under train: / map_train:
@@ -36,6 +38,8 @@ DATASET=${DATASET:-demo}
 EXP=${EXP:-$DATASET}
 CROP_SIZE=${CROP_SIZE:-160}
 MAP_EPOCHS=${MAP_EPOCHS:-12}
+MAP_MIN_STEPS=${MAP_MIN_STEPS:-600}
+SEEDS=${SEEDS:-1}
 MAP_BATCH_SIZE=${MAP_BATCH_SIZE:-16}
 N_FOLDS=${N_FOLDS:-5}
 FOLDS=${FOLDS:-$(seq -s " " 0 $((N_FOLDS - 1)))}
@@ -84,11 +88,11 @@ train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
         arch=${1%-map}
         # shellcheck disable=SC2206
         kind=(--kind map --img-size "$MAP_IMG_SIZE" --resize letterbox --crop-size "$CROP_SIZE" --epochs "$MAP_EPOCHS"
-              --batch-size "$MAP_BATCH_SIZE" --val-every "$MAP_EPOCHS"
+              --min-steps "$MAP_MIN_STEPS" --batch-size "$MAP_BATCH_SIZE" --val-every "$MAP_EPOCHS"
               ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-})
     fi
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
-        --lr "$LR" --seed "$SEED" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
+        --lr "$LR" --seed "$SEED" --seeds "$SEEDS" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
 }
 
 start=$(date +%s)

@@ -147,6 +147,15 @@ def run_dir(weights_dir, exp, model, fold):
     return Path(weights_dir) / exp / model / f"fold_{fold}"
 
 
+def fold_runs(weights_dir, exp, model, fold):
+    """The run folders of one model's fold: its own and, when it was trained with train.py
+    --seeds, each further seed's (config.json's seed_runs), whose mean its predictions are."""
+    run = run_dir(weights_dir, exp, model, fold)
+    config = run / "config.json"
+    seeds = json.loads(config.read_text()).get("seed_runs", []) if config.is_file() else []
+    return [run, *(run / seed for seed in seeds)]
+
+
 def list_models(exp_dir, selected):
     """The model folders of an experiment (<oof-dir>/<exp>/), or those matching the names / shell patterns in
     `selected` (blend.py's and pseudo.py's --models), sorted."""

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from adversarial import HIGH_SHIFT  # noqa: E402
-from artifacts import (folds_file, list_models, read_oof_folds, read_prediction_file, run_dir,  # noqa: E402
+from artifacts import (fold_runs, folds_file, list_models, read_oof_folds, read_prediction_file, run_dir,  # noqa: E402
                        shift_report_file, test_like_file, write_csv, write_json)
 from config import SUBMISSION_FORMATS, Parser, add_settings  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
@@ -104,8 +104,7 @@ def handle_weak_folds(args, exp_dir, models, columns, loaded, n_folds):
     # never empty: at least half of a model's folds are at or above its median fold AUC, hence not weak
     kept = {m: [k for k in range(n_folds) if k not in dropped.get(m, [])] for m in models}
     record = {"rule": RULE, "action": args.weak_folds, "flagged": weak, "dropped": dropped,
-              "dropped_runs": {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in folds]
-                               for m, folds in dropped.items()}}
+              "dropped_runs": {m: model_runs(args, m, folds) for m, folds in dropped.items()}}
     return kept, record
 
 
@@ -338,13 +337,18 @@ def blend_spec(args, models, kept, weak_folds, labels, choices):
     """Everything inference needs to reproduce the blend on new images: per label (one entry,
     flat, for a binary target) the method, its fitted parameters and threshold; the fold runs
     of each model whose test predictions were averaged (`kept`), and what was done with weak folds."""
-    runs = {m: [str(run_dir(args.weights_dir, args.exp, m, k)) for k in kept[m]] for m in models}
+    runs = {m: model_runs(args, m, kept[m]) for m in models}
     common = {"exp": args.exp, "dataset": args.dataset, "models": models, "format": args.format, "runs": runs,
               "precision": recorded_precisions(runs), "weak_folds": weak_folds,
               "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
     if labels == [""]:
         return {**common, **choices[0]}
     return {**common, "labels": dict(zip(labels, choices))}
+
+
+def model_runs(args, model, folds):
+    """The run folders of `model`'s `folds`, every seed's of each (artifacts.fold_runs), as the spec names them."""
+    return [str(run) for fold in folds for run in fold_runs(args.weights_dir, args.exp, model, fold)]
 
 
 def recorded_precisions(runs):

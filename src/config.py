@@ -46,7 +46,8 @@ INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package
 # not settings, so the file given back as --config skips them (and reproduces the run's settings).
 RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "processes",
             "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted", "restarts", "lr_scale",
-            "stopped_reason")
+            "stopped_reason", "seed_runs", "seed_oof_auc", "epochs_run",
+            "hard_epochs")
 
 
 @dataclass
@@ -122,6 +123,8 @@ class TrainConfig(DataSettings):
     cache: bool = option(True, "decode each image once into cache/<dataset>/ (a memmap) instead of every epoch")
     # optimization
     epochs: int = option(6, "training epochs")
+    min_steps: int = option(0, "train at least this many optimizer steps: on a small data set --epochs is raised "
+                               "until the run has them (0 = exactly --epochs; config.json records epochs_run)")
     batch_size: int = option(32, "batch size")
     accumulate: int = option(1, "gradient accumulation: one optimizer step every N batches (effective batch N x "
                                 "--batch-size; the schedule and the EMA step with the optimizer)")
@@ -157,6 +160,10 @@ class TrainConfig(DataSettings):
     patience: int = option(0, "early stopping: stop after this many epochs without a better validation AUC (0 = off)")
     tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions", TTA_MODES)
     seed: int = option(42, "seed for initialization, augmentation and loader order")
+    seeds: int = option(1, "train the fold this many times, with seeds --seed, --seed + 1, ...: the fold's OOF and "
+                           "test predictions (and object maps) are their mean, and the blend applies every seed's "
+                           "model (an ensemble axis like folds); the extra runs go to <weights-dir>/<exp>/<name>/"
+                           "fold_<k>/seed_<s>/ (with --resume, seeds already trained are kept)")
     deterministic: bool = option(False, "torch deterministic algorithms (bit-identical reruns, slower on GPU)")
     overfit_batches: int = option(0, "overfit check: train on this many fixed batches of the training fold with "
                                      "augmentation and regularization off, for at least 200 steps (--epochs passes "

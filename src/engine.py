@@ -178,7 +178,7 @@ def loss_for(kind, pos_weight=None):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precision, channels_last=True,
-                    loss_fn=None, clip_grad=0.0, ema=None, desc="train", mix=None, accumulate=1):
+                    loss_fn=None, clip_grad=0.0, ema=None, desc="train", mix=None, accumulate=1, learn=True):
     """One pass over `loader` (batches of images, (b, labels) targets and, for a map model,
     masks). The optimizer steps once every `accumulate` batches (gradient accumulation: the
     effective batch is accumulate x batch, for memory a bigger batch would not fit in), and the
@@ -186,7 +186,17 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
     mixes a classifier's batches. `loss_fn(outputs, targets, *rest of the batch)` defaults to
     classifier_loss(); `clip_grad` > 0 clips the gradient norm. Returns the mean loss and the
     share of the epoch spent waiting for the loader (near 1: the data pipeline starves the
-    model; add --num-workers)."""
+    model; add --num-workers). `learn` False: the same forward passes in training mode, no
+    gradient and no step (the loss the weights have on an epoch's batches; BatchNorm's running
+    statistics still move, as in training)."""
+    with torch.set_grad_enabled(learn):
+        return epoch_pass(model, loader, optimizer, scheduler, scaler, device, precision, channels_last, loss_fn,
+                          clip_grad, ema, desc, mix, accumulate, learn)
+
+
+def epoch_pass(model, loader, optimizer, scheduler, scaler, device, precision, channels_last, loss_fn, clip_grad, ema,
+               desc, mix, accumulate, learn):
+    """train_one_epoch's loop."""
     model.train()
     loss_fn = loss_fn or classifier_loss()
     channels = input_channels(model)
@@ -210,9 +220,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, precisi
             loss = loss_fn(outputs, targets, *rest)
             # Accumulating: each batch's mean loss weighs by its images, the sum is divided by the
             # group's images before the step: the mean over the group, as one large batch gives.
-            scaler.scale(loss * len(targets) if accumulate > 1 else loss).backward()
+            if learn:
+                scaler.scale(loss * len(targets) if accumulate > 1 else loss).backward()
         group_images += len(targets)
-        if steps_now:
+        if steps_now and learn:
             if accumulate > 1:
                 divide_gradients(model, group_images)
             if clip_grad > 0:

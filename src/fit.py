@@ -32,7 +32,7 @@ from transforms import eval_transform, train_transform
 from unlabelled import read_pseudo_labels, with_pseudo_rows
 
 # Settings that may differ between a run and its resumption (they do not change the result).
-RESUME_FREE = {"resume", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "patience", "heatmaps"}
+RESUME_FREE = {"resume", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "patience", "heatmaps", "seeds"}
 
 
 @dataclass
@@ -208,10 +208,12 @@ NOT_VALIDATED = {"model": (None, math.nan, math.nan, -math.inf)}  # an epoch bet
 
 
 def fit(cfg, model, data, device, precision, out, config, writer=None):
-    """Train for cfg.epochs (or until early stopping); best.pt, last.pt and log.csv in `out`.
+    """Train for cfg.epochs, raised to cfg.min_steps optimizer steps on a small data set (or
+    until early stopping); best.pt, last.pt and log.csv in `out`.
     Returns the log (one dict per epoch), the best.pt weights' validation predictions (as
     data.predict gives them; None when they were made before a --resume): the OOF predictions,
-    not computed twice, and the divergence guard's record (Guard.record()).
+    not computed twice, and a record of the run: the divergence guard's (Guard.record()) and the
+    epochs it planned ("epochs_run").
 
     The divergence guard: an epoch whose training loss spikes (recipe.loss_spike) is undone, the
     weights and every training state back to the end of the last good epoch, and trained again
@@ -219,7 +221,8 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     with the last good epoch's weights (validated then if no epoch was)."""
     steps = engine.optimizer_steps(len(data.train_loader), cfg.accumulate)
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
-    scheduler = recipe.build_scheduler(optimizer, cfg.schedule, cfg.epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
+    epochs = recipe.epochs_for(cfg.epochs, cfg.min_steps, steps)
+    scheduler = recipe.build_scheduler(optimizer, cfg.schedule, epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
     pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
@@ -241,7 +244,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     good = state.snapshot()  # the end of the last good epoch: where a spike goes back to
 
     epoch = len(log) + 1
-    while epoch <= cfg.epochs and not stopped:
+    while epoch <= epochs and not stopped:
         start = time.time()
         recipe.seed_epoch(cfg.seed, epoch, data.generator)
         data.train_loader.sampler.set_seed(recipe.epoch_seed(cfg.seed, epoch))  # augmentation, a map model's crops
@@ -251,13 +254,17 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             recipe.set_backbone_trainable(engine.unwrap(model), trainable=epoch > cfg.freeze_epochs)
         epoch_result = engine.train_one_epoch(model, data.train_loader, optimizer, scheduler, scaler, device, precision,
                                             cfg.channels_last, loss_fn, cfg.clip_grad, ema,
-                                            desc=f"epoch {epoch}/{cfg.epochs}", mix=mix, accumulate=cfg.accumulate)
+                                            desc=f"epoch {epoch}/{epochs}", mix=mix, accumulate=cfg.accumulate)
         train_seconds = time.time() - start
         train_loss = gather_mean(epoch_result.loss, len(data.train_loader.sampler), data.world)
         main = data.world.is_main  # every process decides alike (same gathered losses and AUC); one writes
         spike = recipe.loss_spike([row["train_loss"] for row in log], train_loss, cfg.spike_factor)
+        if spike:  # the weights, or only the batches? The last good weights on the same batches tell
+            trained_state = state.snapshot()
+            reference = good_weights_loss(state, good, data, model, cfg, epoch, device, precision, loss_fn, mix)
+            spike = guard.confirm(epoch, spike, train_loss, reference, main)
+            state.load(good if spike else trained_state)
         if spike:
-            state.load(good)  # every process goes back alike
             if guard.restart(epoch, spike, optimizer, scheduler, main):
                 continue  # the same epoch again, at the lower rate
             stopped = True
@@ -269,7 +276,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             break
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
         sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
-        validated = epoch % cfg.val_every == 0 or epoch == cfg.epochs
+        validated = epoch % cfg.val_every == 0 or epoch == epochs
         results = evaluate(candidates, data, device, precision, cfg) if validated else NOT_VALIDATED
         chosen = pick_weights(results, cfg.select)
         predictions, val_loss, val_auc, score = results[chosen]
@@ -288,13 +295,13 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
                                       for row in log if np.isfinite(row["val_loss"])], cfg.patience)
         if main:
             save_last(out, state, config, epoch, best_score, log, stopped, guard)
-            report_epoch(log[-1], cfg.epochs, improved, chosen if ema else "", writer)
+            report_epoch(log[-1], epochs, improved, chosen if ema else "", writer)
         if stopped and main:
             print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
         good = state.snapshot()
         epoch += 1
     barrier(data.world)  # the others read best.pt next
-    return log, best_predictions, guard.record()
+    return log, best_predictions, {**guard.record(), "epochs_run": epochs}
 
 
 @dataclass
@@ -340,12 +347,39 @@ def on_cpu(value):
     return value
 
 
+def good_weights_loss(state, good, data, model, cfg, epoch, device, precision, loss_fn, mix):
+    """The training loss the last good epoch's weights have on `epoch`'s own batches (the same
+    crops, augmentation and order: the epoch's seed again), forward passes only. Leaves the
+    state at the last good epoch's."""
+    state.load(good)
+    recipe.seed_epoch(cfg.seed, epoch, data.generator)
+    data.train_loader.sampler.set_seed(recipe.epoch_seed(cfg.seed, epoch))
+    result = engine.train_one_epoch(model, data.train_loader, state.optimizer, state.scheduler, state.scaler, device,
+                                    precision, cfg.channels_last, loss_fn, desc=f"epoch {epoch}: loss check", mix=mix,
+                                    accumulate=cfg.accumulate, learn=False)
+    state.load(good)  # BatchNorm's running statistics moved in the forward passes
+    return gather_mean(result.loss, len(data.train_loader.sampler), data.world)
+
+
 class Guard:
-    """The divergence guard's bookkeeping: the restarts so far and the learning-rate scale they left."""
+    """The divergence guard's bookkeeping: the restarts so far, the learning-rate scale they left,
+    and the epochs whose high loss came from their batches, not from the weights."""
 
     def __init__(self, cfg):
-        self.factor, self.max_restarts = cfg.restart_lr_factor, cfg.max_restarts
-        self.restarts, self.lr_scale, self.stopped_reason = [], 1.0, ""
+        self.spike_factor, self.factor, self.max_restarts = cfg.spike_factor, cfg.restart_lr_factor, cfg.max_restarts
+        self.restarts, self.lr_scale, self.stopped_reason, self.hard_epochs = [], 1.0, "", []
+
+    def confirm(self, epoch, spike, loss, reference, main=True):
+        """The spike's reason when the epoch's loss is also above spike_factor x `reference`, the
+        last good weights' loss on the same batches (training made its own batches worse: it
+        diverged); '' when those weights find the batches about as hard (a hard epoch, kept)."""
+        if recipe.loss_spike([reference], loss, self.spike_factor):
+            return f"{spike}; the last good weights' loss on the same batches is {reference:.4f}"
+        self.hard_epochs.append({"epoch": int(epoch), "loss": float(loss), "good_weights_loss": float(reference)})
+        if main:
+            print(f"loss check: epoch {epoch}: {spike}, but the last good weights' loss on the same batches is "
+                  f"{reference:.4f}: hard batches, not divergence; the epoch is kept", flush=True)
+        return ""
 
     def restart(self, epoch, reason, optimizer, scheduler, main=True):
         """Lower the learning rate for another try at `epoch`; False when no restart is left."""
@@ -364,10 +398,12 @@ class Guard:
         return True
 
     def record(self):
-        return {"restarts": self.restarts, "lr_scale": self.lr_scale, "stopped_reason": self.stopped_reason}
+        return {"restarts": self.restarts, "lr_scale": self.lr_scale, "stopped_reason": self.stopped_reason,
+                "hard_epochs": self.hard_epochs}
 
     def load(self, record):
         self.restarts = list(record.get("restarts", []))
+        self.hard_epochs = list(record.get("hard_epochs", []))
         self.lr_scale = float(record.get("lr_scale", 1.0))
         self.stopped_reason = record.get("stopped_reason", "")
 
@@ -420,6 +456,20 @@ def predict_fold(cfg, model, data, device, precision, with_cams, oof=None):
     return FoldPredictions(oof_probs, test_probs, image_score, cams, seconds_per_image)
 
 
+def mean_predictions(runs):
+    """The FoldPredictions of several seeds' models of one fold as one model: the mean of their
+    probabilities and heatmaps (as the blend spec applies them: every run's model, averaged)."""
+    if len(runs) == 1:
+        return runs[0]
+    cams = None
+    if all(r.cams is not None for r in runs):
+        cams = {side: np.mean([r.cams[side].astype(np.float32) for r in runs], axis=0).astype(np.float16)
+                for side in ("val", "test")}
+    return FoldPredictions(np.mean([r.oof for r in runs], axis=0), np.mean([r.test for r in runs], axis=0),
+                           "/".join(sorted({r.image_score for r in runs})), cams,
+                           sum(r.test_seconds_per_image for r in runs))
+
+
 def write_predictions(cfg, data, predictions):
     """oof/<exp>/<name>/fold_<k>.csv, test_fold_<k>.csv and (with heatmaps) cams_fold_<k>.npz;
     returns the OOF file's path."""
@@ -461,7 +511,8 @@ def report_epoch(row, epochs, improved, chosen, writer):
         writer.flush()
 
 
-def tensorboard_writer(cfg):
+def tensorboard_writer(cfg, subfolder=""):
+    """TensorBoard's writer for the run (a seed's `subfolder` inside the fold's), or None."""
     if not cfg.tensorboard:
         return None
     try:
@@ -469,4 +520,4 @@ def tensorboard_writer(cfg):
     except ImportError:
         print("TensorBoard is not installed (pip install tensorboard): no event files written")
         return None
-    return SummaryWriter(str(Path(cfg.tb_dir) / cfg.exp / cfg.model_name / f"fold_{cfg.fold}"))
+    return SummaryWriter(str(Path(cfg.tb_dir) / cfg.exp / cfg.model_name / f"fold_{cfg.fold}" / subfolder))

@@ -178,21 +178,35 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
 
 
 def fold_outputs(folds, grays, device, cams=False):
-    """(probabilities (b, labels): the mean of the fold models', [each fold model's heatmaps
-    (b, h, w): a map model's object maps, a classifier's Grad-CAMs] when `cams`, else []) of
-    one model for a batch of grayscale images, as train.py predicted its OOF and test images."""
+    """(probabilities (b, labels): the mean of the fold models', [each fold's heatmaps (b, h, w):
+    a map model's object maps, a classifier's Grad-CAMs] when `cams`, else []) of one model for a
+    batch of grayscale images, as train.py predicted its OOF and test images: the models of one
+    fold trained with several seeds (train.py --seeds) are first averaged into the fold's
+    prediction and map, as train.py wrote them."""
+    by_fold = {}
+    for place, model in enumerate(folds):
+        by_fold.setdefault(place if model.fold is None else model.fold, []).append(model)
     probabilities, maps = [], []
-    for fold in folds:
-        images = network_batch(grays, fold.network, fold.spec, device)
-        logits, object_maps = engine.tta_outputs(fold.network, images, device, fold.precision, fold.tta)
-        probability = torch.sigmoid(logits).cpu().numpy()
-        if object_maps is not None:
-            object_maps = object_maps[:, 0].cpu().half()  # as train.py saved them
-            probability = map_image_probability(probability, object_maps.numpy(), fold.image_score)
-        probabilities.append(probability)
+    for seeds in by_fold.values():
+        outputs = [model_outputs(model, grays, device, cams) for model in seeds]
+        probabilities.append(np.mean([p for p, _ in outputs], axis=0))
         if cams:
-            maps.append(object_maps if object_maps is not None else grad_cam(fold.network, images).cpu())
+            maps.append(torch.stack([m.float() for _, m in outputs]).mean(0).half() if len(outputs) > 1
+                        else outputs[0][1])
     return np.mean(probabilities, axis=0), maps
+
+
+def model_outputs(model, grays, device, cams=False):
+    """(probabilities (b, labels), heatmaps (b, h, w) when `cams`, else None) of one fold model."""
+    images = network_batch(grays, model.network, model.spec, device)
+    logits, object_maps = engine.tta_outputs(model.network, images, device, model.precision, model.tta)
+    probability = torch.sigmoid(logits).cpu().numpy()
+    if object_maps is not None:
+        object_maps = object_maps[:, 0].cpu().half()  # as train.py saved them
+        probability = map_image_probability(probability, object_maps.numpy(), model.image_score)
+    if not cams:
+        return probability, None
+    return probability, object_maps if object_maps is not None else grad_cam(model.network, images).cpu()
 
 
 def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None):

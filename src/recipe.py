@@ -108,11 +108,19 @@ def should_stop(scores, patience):
     return max(scores[-patience:]) <= max(scores[:-patience])
 
 
+def epochs_for(epochs, min_steps, steps_per_epoch):
+    """The epochs a run trains: `epochs`, or more when they would give fewer than `min_steps`
+    optimizer steps (a small data set has few steps an epoch, and a network trained from scratch
+    needs its steps, not its epochs: docs/training.md#the-default-recipe-and-the-divergence-guard)."""
+    return max(int(epochs), math.ceil(max(int(min_steps), 0) / max(int(steps_per_epoch), 1)))
+
+
 def loss_spike(previous, loss, factor):
     """Why an epoch's training loss says training diverged, or '' when it does not: not finite, or
     above `factor` x the lowest loss of the `previous` epochs (the first epoch has no reference;
-    `factor` 0: never). A noisy but healthy run stays within about 1.1 x its running minimum
-    (docs/training.md#the-divergence-guard); the jumps that ruined small folds were 1.5-2.3 x."""
+    `factor` 0: never). The jumps that ruined small folds were 1.5-2.3 x; a healthy run's hard
+    epoch can pass 1.3 x too (its batches, not its weights: fit.py then asks the last good
+    weights about the same batches; docs/training.md#the-default-recipe-and-the-divergence-guard)."""
     if factor <= 0:
         return ""
     if not math.isfinite(loss):

@@ -37,28 +37,70 @@ def main(argv=None):
     started = time.time()
     cfg = parse_config(argv, description=__doc__)
     # torch, timm and the training modules after the flags: --help and a wrong flag answer at once
-    import timm
-    import torch
-
     import engine
     import recipe
-    from distributed import init_world, shutdown, wrap
-    from fit import build_data, build_model, fit, predict_fold, tensorboard_writer, write_predictions
-    from localize import heatmap_support
-    from viz import learning_curves
+    from distributed import init_world, shutdown
+    from fit import build_data, build_model, mean_predictions, write_predictions
 
     if cfg.overfit_batches:
         from overfit import overfit_settings
 
         cfg = overfit_settings(cfg)  # before the data and the model are built: no augmentation, no dropout
+    if cfg.seeds < 1:
+        raise UserError(f"--seeds {cfg.seeds}: a count of training runs, 1 or more")
     world, device_name = init_world(cfg.device)  # torchrun: one process per GPU (or CPU share), else a world of one
     recipe.set_deterministic(cfg.deterministic)
     device = engine.resolve_device(device_name)
     precision = engine.resolve_precision(cfg.amp, device)
+    if cfg.overfit_batches:
+        data = build_data(cfg, world)
+        model = build_model(cfg, device, num_labels=len(data.columns))
+        return overfit_check(cfg, model, data, device, precision, world)
+
+    fold_dir = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)
+    runs = []  # (seed, data, predictions) of each seed's run
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):  # the first seed's run is the fold's own folder
+        one = cfg if seed == cfg.seed else dataclasses.replace(cfg, seed=seed, seeds=1)
+        out = fold_dir if seed == cfg.seed else fold_dir / seed_folder(seed)
+        runs.append((seed, *train_run(one, out, world, device, precision, started)))
+    if not world.is_main:
+        shutdown(world)
+        return
+    data = runs[0][1]
+    predictions = mean_predictions([p for _, _, p in runs])
+    if cfg.seeds > 1:  # the blend spec applies every seed's model (blend.py reads seed_runs)
+        each = {str(seed): float(d.val_auc(p.oof)) for seed, d, p in runs}
+        write_json(fold_dir / "config.json", {**json.loads((fold_dir / "config.json").read_text()),
+                                              "seed_runs": [seed_folder(seed) for seed, _, _ in runs[1:]],
+                                              "seed_oof_auc": each})
+    written = write_predictions(cfg, data, predictions)
+    if cfg.seeds == 1:
+        print(f"wrote {written}")
+    else:
+        print(f"summary: {cfg.model_name} fold {cfg.fold}, {cfg.seeds} seeds ({', '.join(f'{s} {a:.4f}' for s, a in each.items())}): "
+              f"their mean's OOF AUC {data.val_auc(predictions.oof):.4f}, {time.time() - started:.0f} s in all; wrote {written}")
+    shutdown(world)
+
+
+def seed_folder(seed):
+    """The folder of one more seed's run inside the fold's run folder."""
+    return f"seed_{seed}"
+
+
+def train_run(cfg, out, world, device, precision, started):
+    """Train one seed's model on cfg.fold into `out` (best.pt, last.pt, config.json, log.csv,
+    curves.png); returns (its FoldData, its FoldPredictions)."""
+    import timm
+    import torch
+
+    import engine
+    from distributed import wrap
+    from fit import build_data, build_model, fit, predict_fold, tensorboard_writer
+    from localize import heatmap_support
+    from viz import learning_curves
+
     data = build_data(cfg, world)
     model = build_model(cfg, device, num_labels=len(data.columns))
-    if cfg.overfit_batches:
-        return overfit_check(cfg, model, data, device, precision, world)
     with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
     if with_cams and cfg.kind == "classifier":  # known before training, not after it (a ViT's class token)
         reason = heatmap_support(model, cfg.img_size)
@@ -69,8 +111,8 @@ def main(argv=None):
             with_cams = False
     model = wrap(model, world, device, parameters_change=cfg.freeze_epochs > 0)
     main_process = world.is_main  # only rank 0 writes files
+    named = f"{cfg.model_name} fold {cfg.fold}{f' seed {cfg.seed}' if out.name.startswith('seed_') else ''}"
 
-    out = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)
     config = dataclasses.asdict(cfg)
     n_pseudo = int((data.train_rows["fold"] < 0).sum())  # test images joined with --pseudo-labels
     if main_process:
@@ -78,37 +120,35 @@ def main(argv=None):
                                          "n_train": len(data.train_rows), "n_pseudo": n_pseudo, "n_val": len(data.val_rows),
                                          "n_test": len(data.test), "targets": data.columns, "processes": world.size,
                                          "torch": torch.__version__, "timm": timm.__version__})
-        print(f"{cfg.model_name} fold {cfg.fold}: {len(data.train_rows)} train"
+        print(f"{named}: {len(data.train_rows)} train"
               f"{f' ({n_pseudo} pseudo-labelled test images)' if n_pseudo else ''} / {len(data.val_rows)} val / "
               f"{len(data.test)} test images, {device} {precision.name}"
               f"{f' x {world.size} processes (DDP)' if world.distributed else ''}, "
               f"{'pretrained' if cfg.pretrained or cfg.weights else 'from scratch'}")
 
-    writer = tensorboard_writer(cfg) if main_process else None
+    writer = tensorboard_writer(cfg, out.name if out.name.startswith("seed_") else "") if main_process else None
     log, best_predictions, guarded = fit(cfg, model, data, device, precision, out, config, writer)
     if writer is not None:
         writer.close()
     if not (out / "best.pt").is_file():  # a spike in the first epoch, and no restart left
-        raise UserError(f"{cfg.model_name} fold {cfg.fold}: training diverged before any epoch finished "
+        raise UserError(f"{named}: training diverged before any epoch finished "
                         f"({guarded['stopped_reason']}); try a lower --lr or --clip-grad 1")
 
     best = engine.load_checkpoint(out / "best.pt")
     engine.unwrap(model).load_state_dict(best["model"])
     predictions = predict_fold(cfg, model, data, device, precision, with_cams, oof=best_predictions)
     if not main_process:
-        shutdown(world)
-        return
+        return data, predictions
     measured = {"test_seconds_per_image": predictions.test_seconds_per_image, **guarded,
                 **({"image_score_used": predictions.image_score} if predictions.image_score else {})}
     write_json(out / "config.json", {**json.loads((out / "config.json").read_text()), **measured})
-    learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {cfg.model_name} / fold {cfg.fold}")
-    written = write_predictions(cfg, data, predictions)
+    learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {named}")
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
-    print(f"summary: {cfg.model_name} fold {cfg.fold}: best epoch {best['epoch']} of {len(log)} "
+    print(f"summary: {named}: best epoch {best['epoch']} of {len(log)} "
           f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(predictions.oof):.4f}{' (mean over labels)' if len(data.columns) > 1 else ''} "
           f"(TTA {cfg.tta}{f', image score {predictions.image_score}' if predictions.image_score else ''}), "
-          f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s{guard_note(guarded)}; wrote {written}")
-    shutdown(world)
+          f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s{guard_note(guarded)}")
+    return data, predictions
 
 
 def guard_note(guarded):

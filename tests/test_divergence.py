@@ -67,6 +67,21 @@ def test_the_map_loss_divides_by_a_running_mean_of_object_cells_not_the_batchs_o
     assert restored.normalizer == pytest.approx(loss.normalizer)
 
 
+def test_a_spike_is_divergence_only_when_the_last_good_weights_find_the_same_batches_easier():
+    from types import SimpleNamespace
+
+    from fit import Guard
+
+    guard = Guard(SimpleNamespace(spike_factor=1.3, restart_lr_factor=0.5, max_restarts=3))
+    # measured: an epoch at 1.37 x the running minimum whose batches the last good weights scored alike
+    assert guard.confirm(32, "spike", loss=0.4268, reference=0.4153, main=False) == ""
+    assert guard.hard_epochs == [{"epoch": 32, "loss": 0.4268, "good_weights_loss": 0.4153}]
+    # the fold: 0.94 -> 2.18; the weights before the jump did far better on those batches
+    assert "0.9400" in guard.confirm(3, "spike", loss=2.18, reference=0.94, main=False)
+    assert guard.confirm(3, "spike", loss=math.nan, reference=0.94, main=False)
+    assert guard.record()["hard_epochs"] == guard.hard_epochs
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return make_tiny_dataset(tmp_path_factory.mktemp("divergence"), n_train=40, n_dev=4)
