@@ -160,7 +160,9 @@ def test_a_runs_config_json_given_back_reproduces_its_settings(tmp_path):
                              heatmaps="off", positive_classes="a,b", exp="full", cache=False)
     recorded = {"resolved_device": "cuda:0", "precision": "bfloat16", "n_train": 10, "n_pseudo": 0, "n_val": 5,
                 "n_test": 4, "targets": ["target"], "processes": 1, "torch": "2", "timm": "1",
-                "test_seconds_per_image": 0.01, "image_score_used": "max", "bn_adapted": {"layers": 3}}
+                "test_seconds_per_image": 0.01, "image_score_used": "max", "bn_adapted": {"layers": 3},
+                "restarts": [{"epoch": 3, "reason": "spike", "lr_scale": 0.5}], "lr_scale": 0.5, "stopped_reason": "",
+                "hard_epochs": [], "epochs_run": 36, "seed_runs": ["seed_43"], "seed_oof_auc": {"42": 0.9, "43": 0.8}}
     assert set(recorded) == set(config.RECORDED)
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**dataclasses.asdict(run), **recorded}))

@@ -70,7 +70,9 @@ def test_kaggle_submission_follows_the_sample_and_predict_reproduces_it(project,
     predicted = pd.read_csv(tmp_path / "p.csv")
     assert list(predicted.columns) == ["image_path", *LABELS]
     predicted.index = predicted["image_path"].str.rpartition("/")[2]
-    assert np.allclose(predicted.loc[submission["image_name"], LABELS], submission[LABELS], atol=1e-5)
+    # fp32 convolutions in other batch sizes (predict.py's 16, train.py's loader's) differ in the last bits; a
+    # learned blend can carry that to 2.4e-5 (measured): far below any score's resolution
+    assert np.allclose(predicted.loc[submission["image_name"], LABELS], submission[LABELS], atol=1e-4)
     (cwd / "list.csv").write_text("input/ml/test/00049.jpg\n")
     one_error_line(run_script("submit.py", "list.csv", tmp_path / "c.csv", tmp_path / "l.csv", "--exp", "ml", cwd=cwd,
                               check=False), "multi-label", "predict.py")
