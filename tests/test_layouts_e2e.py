@@ -61,7 +61,7 @@ def test_run_sh_on_every_layout(tmp_path, layout):
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     train, dev = demo_images(tmp_path)
     extra = layout(tmp_path / "input/set", train, dev)
-    env = {**os.environ, "TQDM_DISABLE": "1", "DATASET": "set", "N_FOLDS": "2", "IMG_SIZE": "32", "EPOCHS": "1",
+    env = {**os.environ, "TQDM_DISABLE": "1", "MAP_MIN_STEPS": "0", "DATASET": "set", "N_FOLDS": "2", "IMG_SIZE": "32", "EPOCHS": "1",
            "TRIALS": "5", "BOOTSTRAP": "50", **extra}
     result = subprocess.run(["bash", "run.sh", "--batch-size", "32", "--no-tensorboard"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)

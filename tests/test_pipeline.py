@@ -181,7 +181,7 @@ def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
 
     shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "TQDM_DISABLE": "1", "N_FOLDS": "2", "ARCHS": "resnet18", "IMG_SIZE": "32",
+    env = {**os.environ, "TQDM_DISABLE": "1", "MAP_MIN_STEPS": "0", "N_FOLDS": "2", "ARCHS": "resnet18", "IMG_SIZE": "32",
            "EPOCHS": "1", "TRIALS": "5", "MAP_IMG_SIZE": "64", "CROP_SIZE": "48", "MAP_EPOCHS": "1",
            "MAP_ARGS": "--map-channels 16", "BOOTSTRAP": "50"}
 
