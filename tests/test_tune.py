@@ -47,7 +47,7 @@ def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_a
     study = study_of(cwd)
     finished = tuning.finished_trials(study)
     assert len(finished) == 3 and "base settings (trial 0): validation AUC" in out
-    assert study.trials[0].user_attrs["settings"] == {"lr": 1e-3, "aug": "basic", "ema": False}  # the defaults first
+    assert study.trials[0].user_attrs["settings"] == {"lr": 1e-3, "aug": "basic", "ema": True}  # the defaults first
     for trial in finished:  # each trial is a train.py run in the study's own folders, its AUCs reported per epoch
         log = cwd / f"tune/s/weights/trial_{trial.number:04d}/resnet18/fold_0/log.csv"
         assert log.is_file() and (cwd / f"tune/s/logs/trial_{trial.number:04d}.log").is_file()
