@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from ensemble import methods, nested_predictions  # noqa: E402
-from metrics import roc_auc  # noqa: E402
+from cxr.blending.methods import methods, nested_predictions  # noqa: E402
+from cxr.metrics.auc import roc_auc  # noqa: E402
 
 
 def synthetic_oof(n_models, n_rows, seed=0):

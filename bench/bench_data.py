@@ -21,12 +21,12 @@ from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms as T  # noqa: E402
 
-from cache import ImageSpec, build_cache  # noqa: E402
-from data import ImageTable  # noqa: E402
-from readers import read_dataset, read_image_list  # noqa: E402
-import engine  # noqa: E402
-from engine import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from transforms import eval_transform  # noqa: E402
+from cxr.data.cache import ImageSpec, build_cache  # noqa: E402
+from cxr.data.dataset import ImageTable  # noqa: E402
+from cxr.data.layouts import read_dataset, read_image_list  # noqa: E402
+from cxr.training import engine  # noqa: E402
+from cxr.training.engine import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from cxr.data.transforms import eval_transform  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

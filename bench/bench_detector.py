@@ -23,14 +23,16 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN  # noqa:
 from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: E402
 from torchvision.models.detection.fcos import FCOSHead  # noqa: E402
 
-from artifacts import cams_file, folds_file, run_dir, test_pred_file  # noqa: E402
-from cache import ImageSpec, build_cache, to_original  # noqa: E402
-from data import parse_annotation, read_folds  # noqa: E402
-from localization import annotations, blend_points  # noqa: E402
-from masks import crop_window, cut, to_network  # noqa: E402
-from metrics import froc, roc_auc  # noqa: E402
-from readers import read_checked  # noqa: E402
-from config import DataSettings  # noqa: E402
+from cxr.artifacts import cams_file, folds_file, run_dir, test_pred_file  # noqa: E402
+from cxr.data.cache import ImageSpec, build_cache, to_original  # noqa: E402
+from cxr.data.annotations import parse_annotation  # noqa: E402
+from cxr.data.folds import read_folds
+from cxr.localization.evaluation import annotations, blend_points  # noqa: E402
+from cxr.localization.targets import crop_window, cut, to_network  # noqa: E402
+from cxr.metrics.froc import froc  # noqa: E402
+from cxr.metrics.auc import roc_auc
+from cxr.data.layouts import read_checked  # noqa: E402
+from cxr.config import DataSettings  # noqa: E402
 
 
 def build_detector(size):

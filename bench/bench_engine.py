@@ -42,13 +42,13 @@ import torch.nn.functional as F  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-import engine  # noqa: E402
+from cxr.training import engine  # noqa: E402
 import make_demo  # noqa: E402
-import recipe  # noqa: E402
-from cache import ImageSpec, build_cache  # noqa: E402
-from data import ImageTable, seeded_key  # noqa: E402
-from models import create_model  # noqa: E402
-from transforms import eval_transform, train_transform  # noqa: E402
+from cxr.training import recipe  # noqa: E402
+from cxr.data.cache import ImageSpec, build_cache  # noqa: E402
+from cxr.data.dataset import ImageTable, seeded_key  # noqa: E402
+from cxr.models.backbones import create_model  # noqa: E402
+from cxr.data.transforms import eval_transform, train_transform  # noqa: E402
 
 CPU = torch.device("cpu")
 FP32 = engine.FP32
@@ -274,8 +274,8 @@ def section_stem(cache, ids, args, results):
 
 def section_inference(folder, args, results):
     """A blend spec with two random-init resnet18 fold models at --size, run on full-size images."""
-    from artifacts import write_json
-    from inference import load_ensemble, run
+    from cxr.artifacts import write_json
+    from cxr.inference.predictor import load_ensemble, run
 
     paths = [str(folder / "full" / i) for i in demo_images(folder / "full", args.full_images, 1800, 2400)]
     runs = []

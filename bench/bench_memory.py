@@ -49,9 +49,9 @@ def one(arch, size, batch, accumulate, checkpointing, amp):
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    import engine
-    import recipe
-    from models import create_model, enable_grad_checkpointing
+    from cxr.training import engine
+    from cxr.training import recipe
+    from cxr.models.backbones import create_model, enable_grad_checkpointing
 
     device = engine.resolve_device("auto")
     precision = engine.resolve_precision(amp, device)
@@ -86,7 +86,7 @@ def per_image(arch, size):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from models import create_model
+    from cxr.models.backbones import create_model
 
     network = create_model(arch).train()
     images = torch.randn(1, 3, size, size)

@@ -163,7 +163,7 @@ def stages(cwd):
 def check_cache(cwd):
     """A cache on disk opens and every image it lists is its source's (None), or the problem."""
     sys.path.insert(0, str(SRC))
-    from cache import ImageCache, ImageSpec, prepare_image
+    from cxr.data.cache import ImageCache, ImageSpec, prepare_image
 
     folder = cwd / "cache/tiny/128_squash_linear"
     if not (folder / "index.csv").is_file():
@@ -177,7 +177,7 @@ def check_cache(cwd):
 
 def check_submission(cwd, listed):
     sys.path.insert(0, str(SRC))
-    from submission import read_localization, validate_classification
+    from cxr.formats.files import read_localization, validate_classification
 
     paths = (cwd / listed).read_text().split()
     validate_classification(cwd / "out/cls.csv", paths)

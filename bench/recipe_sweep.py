@@ -27,9 +27,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from data import image_size, read_folds  # noqa: E402
-from localization import annotations, blend_points, froc_with_interval, run_spec  # noqa: E402
-from metrics import safe_roc_auc  # noqa: E402
+from cxr.data.images import image_size  # noqa: E402
+from cxr.data.folds import read_folds
+from cxr.localization.evaluation import annotations, blend_points, froc_with_interval, run_spec  # noqa: E402
+from cxr.metrics.auc import safe_roc_auc  # noqa: E402
 
 MODEL = "resnet18-map"
 GOAL = 0.02  # no fold more than this below its run's median OOF AUC

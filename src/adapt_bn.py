@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import cams_file, run_dir, write_json  # noqa: E402
-from config import Parser, TrainConfig, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import cams_file, run_dir, write_json  # noqa: E402
+from cxr.config import Parser, TrainConfig, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 # torch and the training modules are imported after the flags are parsed: --help answers at once.
 
@@ -44,10 +44,10 @@ def settings_of(recorded, **changes):
 
 def adapt_fold(source, args, device):
     """Adapt one fold run (its folder `source`); returns (fold, layers adapted, OOF AUC before, after)."""
-    import engine
-    from fit import build_data, predict_fold, write_predictions
-    from models import network_of
-    from unlabelled import adapt_batchnorm
+    from cxr.training import engine
+    from cxr.training.fold_run import build_data, predict_fold, write_predictions
+    from cxr.models.factory import network_of
+    from cxr.testside.batchnorm import adapt_batchnorm
 
     recorded = json.loads((source / "config.json").read_text())
     run = settings_of(recorded, device=args.device, weights_dir=args.weights_dir, oof_dir=args.oof_dir, resume=False)
@@ -79,7 +79,7 @@ def adapt_fold(source, args, device):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    import engine
+    from cxr.training import engine
 
     sources = sorted(p for p in (Path(args.weights_dir) / args.exp / args.model).glob("fold_*")
                      if (p / "best.pt").is_file() and (p / "config.json").is_file())

@@ -41,14 +41,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from adversarial import HIGH_SHIFT  # noqa: E402
-from artifacts import (fold_runs, folds_file, list_models, read_oof_folds, read_prediction_file, run_dir,  # noqa: E402
-                       shift_report_file, test_like_file, write_csv, write_json)
-from config import SUBMISSION_FORMATS, Parser, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
-from metrics import (FROC_THRESHOLDS, bootstrap_intervals, confusion, delong_interval, delong_test,  # noqa: E402
-                     estimate_prior, prior_threshold, safe_roc_auc, threshold_metrics, youden_threshold)
-from viz import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: E402
+from cxr.testside.adversarial import HIGH_SHIFT  # noqa: E402
+from cxr.artifacts import (fold_runs, folds_file, list_models, read_oof_folds, read_prediction_file, run_dir,
+    shift_report_file, test_like_file, write_csv, write_json)
+from cxr.config import SUBMISSION_FORMATS, Parser, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.metrics.froc import FROC_THRESHOLDS
+from cxr.metrics.thresholds import bootstrap_intervals, confusion, threshold_metrics, youden_threshold
+from cxr.metrics.auc import delong_interval, delong_test, safe_roc_auc
+from cxr.testside.prior import estimate_prior, prior_threshold
+from cxr.figures import blend_chart, confusion_figure, froc_figure, roc_figure  # noqa: E402
 
 # pandas, scipy and the modules that import them (data, ensemble, localization, readers, submission) are
 # imported in the functions that use them, after the flags are parsed: --help does not wait for them.
@@ -58,7 +60,7 @@ def load_model_predictions(model_dir, folds, columns):
     are the target columns (prediction_<label> goes with target_<label>)."""
     import pandas as pd
 
-    from data import prediction_column
+    from cxr.data.labels import prediction_column
 
     predictions = [prediction_column(c) for c in columns]
     oof_parts = read_oof_folds(model_dir, folds, columns, predictions)
@@ -78,7 +80,7 @@ def load_model_predictions(model_dir, folds, columns):
 def mean_of_folds(test_parts, columns, kept):
     """A model's test frame: the image ids, any test target(s), and each prediction the mean of
     the `kept` fold models' (every fold's unless a weak one was dropped)."""
-    from data import prediction_column
+    from cxr.data.labels import prediction_column
 
     test = test_parts[0][["image_id"] + [c for c in columns if c in test_parts[0]]].copy()
     for column in map(prediction_column, columns):
@@ -90,7 +92,7 @@ def handle_weak_folds(args, exp_dir, models, columns, loaded, n_folds):
     """Score each model's folds (printed, oof/<exp>/fold_scores.csv), then {model: the folds whose
     test predictions it keeps} and the record of it for blend.json: with --weak-folds drop a weak
     fold's model leaves the test mean (its OOF rows stay: honest held-out predictions)."""
-    from fold_scores import RULE, fold_scores, format_fold_scores, weak_folds
+    from cxr.blending.weak_folds import RULE, fold_scores, format_fold_scores, weak_folds
 
     table = fold_scores({m: oof for m, (oof, _) in zip(models, loaded)}, columns)
     print(format_fold_scores(table))
@@ -139,8 +141,8 @@ def plan_submission(args, out, test_ids, labels):
     """(path, write(predictions (n, labels))) of the submission in --format, checked before any
     blending, so that a wrong --format or sample file stops blend.py before it writes anything.
     The binary target's one label is ''."""
-    from readers import kaggle_test_ids
-    from submission import sample_format, write_classification
+    from cxr.data.layouts import kaggle_test_ids
+    from cxr.formats.files import sample_format, write_classification
 
     multi = labels != [""]
     if args.format == "objectcxr":
@@ -181,7 +183,7 @@ def model_rows(models, P, y, T, test_y, test_like=None):
 
 def score_methods(P, y, fold_ids, T, test_y, args, test_like=None):
     """One report row per method, and the fitted params and nested predictions of each."""
-    from ensemble import methods, nested_predictions
+    from cxr.blending.methods import methods, nested_predictions
 
     rows, fitted = [], []
     final = methods(args.temperature, args.trials, args.seed, args.storage, args.study_name, args.bags)
@@ -211,7 +213,7 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
     and test predictions."""
     import pandas as pd
 
-    from ensemble import best_method
+    from cxr.blending.methods import best_method
 
     suffix, named_as = (f"_{label}", f" [{label}]") if label else ("", "")
     method_rows, fitted = score_methods(P, y, fold_ids, T, test_y, args, test_like)
@@ -275,7 +277,7 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
     Grad-CAMs train.py saved, with bootstrap intervals and the sensitivity at every threshold;
     written to oof/<exp>/froc_report.csv and froc.png. None when the data has no annotations
     or a model has no saved heatmaps."""
-    from localization import annotations, froc_scores, read_cams, run_spec
+    from cxr.localization.evaluation import annotations, froc_scores, read_cams, run_spec
 
     root = Path(args.input_dir) / args.dataset
     train_objects, test_objects = annotations(root) if root.is_dir() else (None, None)
@@ -429,8 +431,9 @@ def main(argv=None):
         args.study_name = f"blend-{args.exp}"
     import pandas as pd
 
-    from data import label_name, prediction_column, read_folds, target_columns
-    from readers import require_data_set
+    from cxr.data.labels import label_name, prediction_column, target_columns
+    from cxr.data.folds import read_folds
+    from cxr.data.layouts import require_data_set
 
     path = folds_file(args.folds_dir, args.dataset)
     if not path.is_file():  # a wrong --dataset: say so, with the data sets there are

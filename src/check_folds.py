@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import folds_file, list_models, read_oof_folds, write_csv  # noqa: E402
-from config import Parser, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import folds_file, list_models, read_oof_folds, write_csv  # noqa: E402
+from cxr.config import Parser, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 @exit_on_user_error
@@ -35,9 +35,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import pandas as pd
 
-    from data import prediction_column, read_folds, target_columns
-    from fold_scores import fold_scores, format_fold_scores
-    from readers import require_data_set
+    from cxr.data.labels import prediction_column, target_columns
+    from cxr.data.folds import read_folds
+    from cxr.blending.weak_folds import fold_scores, format_fold_scores
+    from cxr.data.layouts import require_data_set
 
     path = folds_file(args.folds_dir, args.dataset)
     if not path.is_file():  # a wrong --dataset: say so, with the data sets there are

@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from config import Parser, add_experiment_reading, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
-from viz import embedding_figure, heatmap_panels  # noqa: E402
+from cxr.config import Parser, add_experiment_reading, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.figures import embedding_figure, heatmap_panels  # noqa: E402
 
 # torch, pandas and the modules that import them are imported where they are used, after the flags are
 # parsed: --help answers at once.
@@ -34,7 +34,7 @@ from viz import embedding_figure, heatmap_panels  # noqa: E402
 
 def chosen_images(folds, per_class, seed):
     """`per_class` positives and negatives of the fold file (seeded), positives first."""
-    from data import target_columns
+    from cxr.data.labels import target_columns
 
     rng = np.random.default_rng(seed)
     column = target_columns(folds)[0]
@@ -51,10 +51,10 @@ def model_maps(folds, gray, device, saliency):
     each the mean over its fold models of their maps scaled to [0, 1]."""
     import torch
 
-    from cache import map_to_original
-    from inference import fold_outputs, network_batch
-    from localize import ensemble_heatmaps
-    from saliency import fold_score, gradient_saliency, smoothgrad
+    from cxr.data.cache import map_to_original
+    from cxr.inference.predictor import fold_outputs, network_batch
+    from cxr.localization.peaks import ensemble_heatmaps
+    from cxr.diagnosis.saliency import fold_score, gradient_saliency, smoothgrad
 
     height, width = gray.shape
     spec = folds[0].spec
@@ -82,9 +82,9 @@ def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_point
     """One heatmap figure: a row per model (its Grad-CAM or object map, and with `saliency`
     its gradient saliency and SmoothGrad) and the ensemble's heatmap. Returns (its path,
     {model or 'ensemble': probability})."""
-    from cache import decode_gray, map_to_original
-    from inference import predict_batch
-    from localize import original_points
+    from cxr.data.cache import decode_gray, map_to_original
+    from cxr.inference.predictor import predict_batch
+    from cxr.localization.peaks import original_points
 
     views = ensemble.held_out(fold) if fold is not None else ensemble
     gray = decode_gray(path)
@@ -109,9 +109,9 @@ def oof_features(fold_model, rows, root, device, batch_size=32):
     """(n, d) penultimate features of the images `rows` from one fold model."""
     import torch
 
-    from cache import decode_gray
-    from inference import network_batch
-    from models import penultimate_features
+    from cxr.data.cache import decode_gray
+    from cxr.inference.predictor import network_batch
+    from cxr.models.backbones import penultimate_features
 
     features = []
     for start in range(0, len(rows), batch_size):
@@ -127,7 +127,7 @@ def tsne_map(ensemble, model, fold, folds, root, device, limit, seed, path):
     feature space; features of different fold models are not comparable)."""
     from sklearn.manifold import TSNE
 
-    from data import label_name, target_columns
+    from cxr.data.labels import label_name, target_columns
 
     rows = folds[folds["fold"] == fold]
     if len(rows) > limit:
@@ -167,8 +167,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="which images are explained (without --images)")
     add_experiment_reading(parser, "explain")
     args = parser.parse_args(argv)
-    from inference import check_readable, load_experiment
-    from localization import annotations
+    from cxr.inference.predictor import check_readable, load_experiment
+    from cxr.localization.evaluation import annotations
 
     device, ensemble, root, folds = load_experiment(args)
     objects, test_objects = annotations(root) if root.is_dir() else (None, None)

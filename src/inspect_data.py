@@ -16,10 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from artifacts import duplicates_file  # noqa: E402
-from config import DataSettings, option, parse_config  # noqa: E402
-from errors import exit_on_user_error  # noqa: E402
-from viz import draw_shapes, grid_figure  # noqa: E402
+from cxr.artifacts import duplicates_file  # noqa: E402
+from cxr.config import DataSettings, option, parse_config  # noqa: E402
+from cxr.errors import exit_on_user_error  # noqa: E402
+from cxr.figures import draw_shapes, grid_figure  # noqa: E402
 
 # pandas and the modules that import it (data, readers) are imported where they are used, after the flags
 # are parsed: --help answers at once.
@@ -36,7 +36,7 @@ def describe(table):
     """Per-image facts: the table's columns (sizes included), objects by type, object sizes."""
     import pandas as pd
 
-    from data import SHAPE_NAMES, parse_annotation
+    from cxr.data.annotations import SHAPE_NAMES, parse_annotation
 
     rows = []
     for text in table.get("annotation", [""] * len(table)):
@@ -60,7 +60,7 @@ def label_counts(facts):
 
 
 def summary_tables(facts_by_side):
-    from data import SHAPE_NAMES
+    from cxr.data.annotations import SHAPE_NAMES
 
     lines = []
     for side, facts in facts_by_side.items():
@@ -82,7 +82,8 @@ def summary_tables(facts_by_side):
 
 
 def panel(root, row):
-    from data import parse_annotation, read_image
+    from cxr.data.annotations import parse_annotation
+    from cxr.data.images import read_image
 
     image = read_image(Path(root) / row.image_id)
     shapes = parse_annotation(getattr(row, "annotation", ""))
@@ -95,7 +96,7 @@ def main(argv=None):
     args = parse_config(argv, InspectSettings, description=__doc__)
     import pandas as pd
 
-    from readers import read_checked
+    from cxr.data.layouts import read_checked
 
     train, test, root = read_checked(args, require_task=False)
     print(summary_tables({"train": describe(train), "test": describe(test)}))

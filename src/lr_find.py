@@ -15,10 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from artifacts import write_csv  # noqa: E402
-from config import TrainConfig, option, parse_config  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
-from viz import lr_sweep_figure  # noqa: E402
+from cxr.artifacts import write_csv  # noqa: E402
+from cxr.config import TrainConfig, option, parse_config  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.figures import lr_sweep_figure  # noqa: E402
 
 # torch, pandas and the training modules are imported after the flags are parsed: --help answers at once.
 
@@ -54,13 +54,13 @@ def sweep(model, loader, device, precision, cfg):
     """(learning rates, losses) of one exponential sweep."""
     import torch
 
-    import engine
-    import recipe
+    from cxr.training import engine, recipe
+    from cxr.training.losses import loss_for
 
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
     factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
     lrs, losses, best = [], [], np.inf
-    loss_fn = engine.loss_for(cfg.kind)
+    loss_fn = loss_for(cfg.kind)
     model.train()
     batches = iter(loader)
     for step in range(cfg.steps):
@@ -92,9 +92,8 @@ def main(argv=None):
     cfg = parse_config(argv, LrFindConfig, description=__doc__)
     import pandas as pd
 
-    import engine
-    import recipe
-    from fit import build_data, build_model
+    from cxr.training import engine, recipe
+    from cxr.training.fold_run import build_data, build_model
 
     if not 0 < cfg.start_lr < cfg.end_lr:
         raise UserError(f"--start-lr {cfg.start_lr} must be positive and below --end-lr {cfg.end_lr}")

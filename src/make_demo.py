@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import atomic_path  # noqa: E402
-from config import Parser  # noqa: E402
+from cxr.artifacts import atomic_path  # noqa: E402
+from cxr.config import Parser  # noqa: E402
 
 # pandas (and data.py, which imports it) where they are used: --help does not wait for them.
 
@@ -57,7 +57,7 @@ def draw_chest(rng, width, height):
 
 def random_object(rng, width, height):
     """A foreign object inside the lung fields: (Shape in integer pixels, mask-drawing args)."""
-    from data import Shape
+    from cxr.data.annotations import Shape
 
     kind = int(rng.integers(0, 3))
     size = rng.uniform(0.04, 0.09) * min(width, height)
@@ -127,7 +127,7 @@ def kind_labels(shapes):
 
 
 def write_objectcxr(out, splits):
-    from data import format_annotation
+    from cxr.data.annotations import format_annotation
 
     for split, written in splits.items():
         write_table(out / f"{split}.csv", [{"image_name": n, "annotation": format_annotation(s)} for n, s in written])

@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import duplicates_file, folds_file, test_like_file, write_csv  # noqa: E402
-from config import FoldSettings, parse_config  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import duplicates_file, folds_file, test_like_file, write_csv  # noqa: E402
+from cxr.config import FoldSettings, parse_config  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 # pandas and the modules that read images are imported after the flags are parsed: --help is instant.
 
 
 def group_duplicates(train, test, root, threshold):
     """(the train table with a `group` column joining duplicates, the pair report)."""
-    from dedup import find_duplicates
+    from cxr.data.dedup import find_duplicates
 
     ids = list(train["image_id"]) + list(test["image_id"])
     sides = ["train"] * len(train) + ["test"] * len(test)
@@ -39,8 +39,8 @@ def map_image_size(long_sides, largest):
 def mark_test_like(args, train, test, root):
     """folds/<dataset>_test_like.csv: each training image's test-likeness (adversarial validation) and
     whether it is among the --test-like share most like the test side."""
-    from adversarial import likeness_table, measure_shift
-    from metrics import roc_auc
+    from cxr.testside.adversarial import likeness_table, measure_shift
+    from cxr.metrics.auc import roc_auc
 
     if not 0 < args.test_like <= 1:
         raise UserError(f"--test-like {args.test_like}: a share in (0, 1]")
@@ -59,8 +59,9 @@ def main(argv=None):
     args = parse_config(argv, FoldSettings, description=__doc__)
     import pandas as pd
 
-    from data import assign_folds, label_name, read_folds, target_columns
-    from readers import read_checked
+    from cxr.data.folds import assign_folds, read_folds
+    from cxr.data.labels import label_name, target_columns
+    from cxr.data.layouts import read_checked
 
     train, test, root = read_checked(args)
     if args.print_map_size:

@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from artifacts import folds_file  # noqa: E402
-from config import Parser, add_experiment_reading, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import folds_file  # noqa: E402
+from cxr.config import Parser, add_experiment_reading, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 # torch, pandas, OpenCV and the modules that import them are imported where they are used, after
 # the flags are parsed: --help answers at once.
@@ -43,8 +43,8 @@ PROBABILITIES = ["p_original", "p_objects_covered", "p_control_covered"]
 def annotated_positives(root, folds, side):
     """{image id: shapes} of the positive images with annotated objects, and {image id: fold}
     (-1 on the dev side: every fold model predicts it)."""
-    from data import target_columns
-    from localization import annotations
+    from cxr.data.labels import target_columns
+    from cxr.localization.evaluation import annotations
 
     objects, dev_objects = annotations(root)
     if objects is None:
@@ -79,7 +79,7 @@ def image_rng(seed, image_id):
 
 def ensemble_predictor(ensemble, device):
     """grayscale images -> (b, 1 + models) probabilities of the first label: the blend's, then each model's."""
-    from inference import predict_batch
+    from cxr.inference.predictor import predict_batch
 
     def predict(grays):
         blended, per_model, _ = predict_batch(ensemble, grays, device)
@@ -91,8 +91,8 @@ def ensemble_predictor(ensemble, device):
 def occlusion_rows(ensemble, ids, shapes, fold_of, root, device, args, keep):
     """(rows of occlusion.csv, skipped image ids, up to `keep` (image id, Occluded, blend's
     probabilities) for the figure). Images go in batches of one fold at a time."""
-    from cache import decode_gray
-    from occlusion import occlude, predict_occluded
+    from cxr.data.cache import decode_gray
+    from cxr.diagnosis.occlusion import occlude, predict_occluded
 
     names = ["blend", *ensemble.models]
     rows, skipped, examples = [], [], []
@@ -117,7 +117,7 @@ def summary_table(table, skipped, n_boot, seed):
     """summary.csv: one row per model (the blend first) from occlusion.csv's rows."""
     import pandas as pd
 
-    from occlusion import drop_summary
+    from cxr.diagnosis.occlusion import drop_summary
 
     return pd.DataFrame([{"model": name, **drop_summary(*(rows[c].to_numpy() for c in PROBABILITIES), n_boot, seed),
                           "skipped": skipped} for name, rows in table.groupby("model", sort=False)])
@@ -148,7 +148,7 @@ def pairs_figure(examples, shapes, path):
     """A row per example: original (objects drawn) | objects covered | control covered (outlined)."""
     import cv2
 
-    from viz import draw_shapes, grid_figure
+    from cxr.figures import draw_shapes, grid_figure
 
     panels, titles = [], []
     for image_id, views, (p_original, p_objects, p_control) in examples:
@@ -185,8 +185,8 @@ def main(argv=None):
         raise UserError("--limit, --margin and --n-boot must be >= 0; --radius and --batch-size >= 1")
     import pandas as pd
 
-    from artifacts import write_csv
-    from inference import check_readable, load_experiment
+    from cxr.artifacts import write_csv
+    from cxr.inference.predictor import check_readable, load_experiment
 
     device, ensemble, root, folds = load_experiment(args)
     shapes, fold_of = annotated_positives(root, folds, args.side)

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import write_csv  # noqa: E402
-from config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import write_csv  # noqa: E402
+from cxr.config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 # torch, pandas and the inference modules are imported after the flags are parsed: --help answers at once.
 
@@ -46,10 +46,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import pandas as pd
 
-    import engine
-    from inference import load_ensemble, run
-    from readers import list_images
-    from viz import heatmap_overlay
+    from cxr.training import engine
+    from cxr.inference.predictor import load_ensemble, run
+    from cxr.data.layouts import list_images
+    from cxr.figures import heatmap_overlay
 
     started = time.time()
     device = engine.resolve_device(args.device)

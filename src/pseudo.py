@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import list_models, read_prediction_file, test_pred_file, write_csv  # noqa: E402
-from config import Parser, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import list_models, read_prediction_file, test_pred_file, write_csv  # noqa: E402
+from cxr.config import Parser, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 TEST_FILE = "test_fold_"
 
@@ -51,7 +51,7 @@ def read_test_predictions(model_dir):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from unlabelled import mean_fold_predictions, pseudo_labels  # torch: after the flags
+    from cxr.testside.pseudo_labels import mean_fold_predictions, pseudo_labels  # torch: after the flags
 
     exp_dir = Path(args.oof_dir) / args.exp
     if args.models:

@@ -19,12 +19,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from adversarial import HIGH_SHIFT, likeness_table, measure_shift  # noqa: E402
-from artifacts import folds_file, shift_report_file, write_csv, write_json  # noqa: E402
-from config import DataSettings, option, parse_config  # noqa: E402
-from errors import exit_on_user_error  # noqa: E402
-from metrics import delong_interval, roc_auc  # noqa: E402
-from viz import shift_figure  # noqa: E402
+from cxr.testside.adversarial import HIGH_SHIFT, likeness_table, measure_shift  # noqa: E402
+from cxr.artifacts import folds_file, shift_report_file, write_csv, write_json  # noqa: E402
+from cxr.config import DataSettings, option, parse_config  # noqa: E402
+from cxr.errors import exit_on_user_error  # noqa: E402
+from cxr.metrics.auc import delong_interval, roc_auc  # noqa: E402
+from cxr.figures import shift_figure  # noqa: E402
 
 # pandas and the modules that import it after the flags are parsed: --help answers at once.
 
@@ -46,8 +46,8 @@ def fold_likeness(folds, table):
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, ShiftSettings, description=__doc__)
-    from data import read_folds
-    from readers import read_checked
+    from cxr.data.folds import read_folds
+    from cxr.data.layouts import read_checked
 
     train, test, root = read_checked(args, require_task=False)
     if not len(test):

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 @exit_on_user_error
@@ -32,10 +32,10 @@ def main(argv=None):
     add_settings(parser, "device")
     args = parser.parse_args(argv)
     # torch and the inference modules after the flags: --help and a wrong flag answer at once
-    import engine
-    from inference import load_ensemble, run
-    from readers import read_image_list
-    from submission import write_classification, write_localization
+    from cxr.training import engine
+    from cxr.inference.predictor import load_ensemble, run
+    from cxr.data.layouts import read_image_list
+    from cxr.formats.files import write_classification, write_localization
 
     started = time.time()
     device = engine.resolve_device(args.device)

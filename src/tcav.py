@@ -43,10 +43,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from artifacts import write_csv  # noqa: E402
-from config import INFERENCE_BATCH_SIZE, Parser, add_experiment_reading, add_settings  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
-from viz import pyplot, save_figure  # noqa: E402
+from cxr.artifacts import write_csv  # noqa: E402
+from cxr.config import INFERENCE_BATCH_SIZE, Parser, add_experiment_reading, add_settings  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.figures import pyplot, save_figure  # noqa: E402
 
 WEAK_CAV = 0.6  # a CAV's held-out accuracy below this: the layer hardly separates the concept from random images
 
@@ -59,9 +59,10 @@ def concept_sets(args, root, folds):
     or the annotated objects by shape: whole images holding objects of one kind (--concepts whole)
     or crops around the objects (crops), against whole images without objects or random crops of
     them at the concepts' sizes. The tested fold's images are left out of both."""
-    from concepts import MIN_CONCEPT_IMAGES, folder_concepts, random_crops, sample, shape_concepts, shape_images
-    from data import image_size
-    from localization import annotations
+    from cxr.diagnosis.concepts import (MIN_CONCEPT_IMAGES, folder_concepts, random_crops, sample, shape_concepts,
+        shape_images)
+    from cxr.data.images import image_size
+    from cxr.localization.evaluation import annotations
 
     others = sorted(folds.loc[folds["fold"] != args.fold, "image_id"])
     if args.concept_dir:
@@ -102,7 +103,7 @@ def concept_sets(args, root, folds):
 
 def oof_positives(folds, fold, column, count, seed):
     """Items of up to `count` positives of fold `fold` (seeded): images its fold model never trained on."""
-    from concepts import sample
+    from cxr.diagnosis.concepts import sample
 
     if fold not in set(folds["fold"]):
         raise UserError(f"--fold {fold}: the fold file has folds {', '.join(map(str, sorted(set(folds['fold']))))}")
@@ -114,9 +115,9 @@ def oof_positives(folds, fold, column, count, seed):
 
 def concept_rows(name, fold_model, concepts, randoms, positives, root, args, output, device):
     """The result rows of one fold model: every concept at every layer."""
-    from concepts import checked_layers, collect, load_gray, tcav_test
-    from inference import network_batch
-    from saliency import fold_score
+    from cxr.diagnosis.concepts import checked_layers, collect, load_gray, tcav_test
+    from cxr.inference.predictor import network_batch
+    from cxr.diagnosis.saliency import fold_score
 
     network = fold_model.network
     layers = checked_layers(network, args.layers)
@@ -219,8 +220,8 @@ def main(argv=None):
         raise UserError(f"--alpha {args.alpha}: expected a level between 0 and 1")
     import pandas as pd
 
-    from data import target_columns
-    from inference import load_experiment
+    from cxr.data.labels import target_columns
+    from cxr.inference.predictor import load_experiment
 
     device, ensemble, root, folds = load_experiment(args)
     names = [args.model] if args.model else list(ensemble.models)

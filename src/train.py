@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifacts import run_dir, write_json  # noqa: E402
-from config import parse_config  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.artifacts import run_dir, write_json  # noqa: E402
+from cxr.config import parse_config  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 @exit_on_user_error
@@ -37,13 +37,13 @@ def main(argv=None):
     started = time.time()
     cfg = parse_config(argv, description=__doc__)
     # torch, timm and the training modules after the flags: --help and a wrong flag answer at once
-    import engine
-    import recipe
-    from distributed import init_world, shutdown
-    from fit import build_data, build_model, mean_predictions, write_predictions
+    from cxr.training import engine
+    from cxr.training import recipe
+    from cxr.training.distributed import init_world, shutdown
+    from cxr.training.fold_run import build_data, build_model, mean_predictions, write_predictions
 
     if cfg.overfit_batches:
-        from overfit import overfit_settings
+        from cxr.training.overfit import overfit_settings
 
         cfg = overfit_settings(cfg)  # before the data and the model are built: no augmentation, no dropout
     if cfg.seeds < 1:
@@ -93,11 +93,11 @@ def train_run(cfg, out, world, device, precision, started):
     import timm
     import torch
 
-    import engine
-    from distributed import wrap
-    from fit import build_data, build_model, fit, predict_fold, tensorboard_writer
-    from localize import heatmap_support
-    from viz import learning_curves
+    from cxr.training import engine
+    from cxr.training.distributed import wrap
+    from cxr.training.fold_run import build_data, build_model, fit, predict_fold, tensorboard_writer
+    from cxr.localization.gradcam import heatmap_support
+    from cxr.figures import learning_curves
 
     data = build_data(cfg, world)
     model = build_model(cfg, device, num_labels=len(data.columns))
@@ -163,8 +163,8 @@ def guard_note(guarded):
 def overfit_check(cfg, model, data, device, precision, world):
     """train.py --overfit-batches: the check alone (overfit.py); exit 1 when it fails. Writes no
     weights or predictions; draws the loss per pass in <reports-dir>/<exp>/overfit/."""
-    import overfit
-    from viz import overfit_figure
+    from cxr.training import overfit
+    from cxr.figures import overfit_figure
 
     if world.distributed:
         raise UserError("--overfit-batches runs in one process: start it with python, not torchrun")

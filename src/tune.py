@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from config import Parser  # noqa: E402
-from errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.config import Parser  # noqa: E402
+from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
-SEARCHABLE = ("lr", "weight_decay", "aug", "img_size", "optimizer", "schedule", "ema")  # tuning.SEARCHABLE
+SEARCHABLE = ("lr", "weight_decay", "aug", "img_size", "optimizer", "schedule", "ema")  # training_search.SEARCHABLE
 
 
 def parse(argv):
@@ -83,28 +83,28 @@ def build_study(args, name, folder, storage_url):
 def objective_of(base_flags, base_cfg, space, sizes, folder):
     import optuna
 
-    import tuning
+    from cxr.diagnosis import training_search
 
     def objective(trial):
-        chosen = tuning.suggest(trial, space, sizes)
+        chosen = training_search.suggest(trial, space, sizes)
         trial.set_user_attr("settings", chosen)
-        for key, value in tuning.this_process().items():
+        for key, value in training_search.this_process().items():
             trial.set_user_attr(key, value)
-        exp = tuning.trial_exp(trial.number)
+        exp = training_search.trial_exp(trial.number)
         log_csv = folder / "weights" / exp / base_cfg.model_name / f"fold_{base_cfg.fold}" / "log.csv"
         (folder / "logs").mkdir(exist_ok=True)
         output = folder / "logs" / f"{exp}.log"
-        command = tuning.trial_command(base_flags, chosen, exp, folder)
-        shown = " ".join(tuning.flags_of(chosen, digits=3))
+        command = training_search.trial_command(base_flags, chosen, exp, folder)
+        shown = " ".join(training_search.flags_of(chosen, digits=3))
         try:
-            aucs = tuning.run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
-        except tuning.Pruned as pruned:
+            aucs = training_search.run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
+        except training_search.Pruned as pruned:
             print(f"trial {trial.number}: pruned after epoch {pruned.args[0]} ({shown})", flush=True)
             raise optuna.TrialPruned() from None
         except RuntimeError as err:
             print(f"trial {trial.number}: failed ({shown}): {err}; see {output}", flush=True)
             raise
-        value = tuning.objective_value(aucs, base_cfg.select)
+        value = training_search.objective_value(aucs, base_cfg.select)
         print(f"trial {trial.number}: validation AUC {value:.4f} after {len(aucs)} epochs ({shown})", flush=True)
         return value
 
@@ -118,12 +118,12 @@ def write_reports(study, base, folder, arch, fold):
 
     from optuna.visualization import matplotlib as plots
 
-    import tuning
-    from artifacts import write_csv
-    from viz import search_figure, save_figure
+    from cxr.diagnosis import training_search
+    from cxr.artifacts import write_csv
+    from cxr.figures import search_figure, save_figure
 
     write_csv(folder / "trials.csv", study.trials_dataframe())
-    written = [folder / "trials.csv", *tuning.best_files(study, base, folder, arch, fold)]
+    written = [folder / "trials.csv", *training_search.best_files(study, base, folder, arch, fold)]
     trials = [{"number": t.number, "state": t.state.name, "value": t.value, "curve": t.intermediate_values}
               for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     search_figure(trials, folder / "search.png", f"study {study.study_name}: {len(trials)} trials on fold {fold}")
@@ -148,8 +148,8 @@ def main(argv=None):
 
     import optuna
 
-    import tuning
-    from config import parse_config
+    from cxr.diagnosis import training_search
+    from cxr.config import parse_config
 
     base_cfg = parse_config(train_flags)  # every base flag checked as train.py would, before any trial starts
     if base_cfg.overfit_batches or base_cfg.resume:
@@ -158,17 +158,17 @@ def main(argv=None):
         raise UserError(f"--confirm-folds: fold {base_cfg.fold} is the fold the search chooses on; name other folds")
     name = args.study or f"{base_cfg.dataset}_{base_cfg.model_name}_fold{base_cfg.fold}"
     folder = Path(args.out_dir) / name
-    sizes = sorted({*(args.img_sizes or tuning.default_sizes(base_cfg.img_size)), base_cfg.img_size})
+    sizes = sorted({*(args.img_sizes or training_search.default_sizes(base_cfg.img_size)), base_cfg.img_size})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = args.storage or f"sqlite:///{folder / 'study.db'}"
     study = build_study(args, name, folder, storage)
-    retried = tuning.recover_orphans(study)
+    retried = training_search.recover_orphans(study)
     if retried:
         print(f"resuming: trial(s) {', '.join(map(str, retried))} of a killed search queued again")
     if not study.trials:  # the base settings first: the search's yardstick, on the same fold
-        study.enqueue_trial(tuning.as_parameters(base_cfg, args.space), skip_if_exists=True)
-    done = len(tuning.finished_trials(study))
+        study.enqueue_trial(training_search.as_parameters(base_cfg, args.space), skip_if_exists=True)
+    done = len(training_search.finished_trials(study))
     print(f"study {name}: {done} of {args.trials} trials finished; searching {', '.join(args.space)}"
           f"{f' (sizes {sizes})' if 'img_size' in args.space else ''} with {args.pruner} pruning on fold {base_cfg.fold}; storage {storage}")
     if done < args.trials:
@@ -181,13 +181,13 @@ def main(argv=None):
     if not any(t.value is not None for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))):
         raise UserError(f"study {name}: no trial has completed yet (see {folder / 'logs'})")
     best, first = study.best_trial, study.trials[0]
-    written = write_reports(study, tuning.explicit_settings(base_cfg), folder, base_cfg.arch, base_cfg.fold)
+    written = write_reports(study, training_search.explicit_settings(base_cfg), folder, base_cfg.arch, base_cfg.fold)
     counts = {state.name.lower(): sum(t.state == state for t in study.trials)
               for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)}
     base_auc = f"{first.value:.4f}" if first.value is not None else f"not complete ({first.state.name.lower()})"
     print(f"trials: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed")
     print(f"base settings (trial 0): validation AUC {base_auc}")
-    print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(tuning.flags_of(best.user_attrs['settings'], digits=3))}")
+    print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(training_search.flags_of(best.user_attrs['settings'], digits=3))}")
     if args.confirm_folds:
         written.append(confirm_on_other_folds(args.confirm_folds, train_flags, first, best, folder, base_cfg))
     else:
@@ -200,10 +200,10 @@ def confirm_on_other_folds(folds, train_flags, first, best, folder, base_cfg):
     """tune.py --confirm-folds: the base (trial 0) and best settings on other folds, printed and in confirm.csv."""
     import pandas as pd
 
-    import tuning
-    from artifacts import write_csv
+    from cxr.diagnosis import training_search
+    from cxr.artifacts import write_csv
 
-    rows = tuning.confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
+    rows = training_search.confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
                           base_cfg.model_name)
     for row in rows:
         print(f"confirm fold {row['fold']}: base {row['base_auc']:.4f}, best {row['best_auc']:.4f}, difference "

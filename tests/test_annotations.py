@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from data import Shape, format_annotation, parse_annotation
+from cxr.data.annotations import Shape, format_annotation, parse_annotation
 
 
 def test_round_trip_all_three_shape_types():

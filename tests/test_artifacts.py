@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import artifacts
-from artifacts import atomic_path, write_csv, write_text
-from errors import UserError
+from cxr import artifacts
+from cxr.artifacts import atomic_path, write_csv, write_text
+from cxr.errors import UserError
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])

@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-import cache
-from cache import ImageSpec, build_cache, decode_gray, prepare_image, resize, uncached_loader
-from data import read_image
-from errors import UserError
+from cxr.data import cache
+from cxr.data.cache import ImageSpec, build_cache, decode_gray, prepare_image, resize, uncached_loader
+from cxr.data.images import read_image
+from cxr.errors import UserError
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_letterbox_keeps_the_aspect_and_pads():
 
 
 def test_shared_full_size_radiographs(shared_data, tmp_path):
-    from readers import read_image_list
+    from cxr.data.layouts import read_image_list
 
     root = shared_data / "objectcxr_sample"
     ids = read_image_list(root / "image_path.csv")["image_id"]

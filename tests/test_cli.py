@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import config
+from cxr import config
 from conftest import SRC, one_error_line, run_script
 
 # The scripts a user runs (src/package_entry.py is a package's predict.py, tested in test_package.py).
@@ -66,19 +66,19 @@ def test_an_unknown_flag_is_one_line(tmp_path):
 
 
 def test_the_choices_are_those_the_code_acts_on():
-    import cache
-    import engine
-    import models
-    import readers
-    import recipe
-    import transforms
+    from cxr.data import cache
+    from cxr.training import engine
+    from cxr.models import map_model, backbones
+    from cxr.data import layouts
+    from cxr.training import recipe
+    from cxr.data import transforms
 
     assert config.AUGMENTATIONS == transforms.AUGMENTATIONS
-    assert config.LAYOUTS == readers.LAYOUTS
+    assert config.LAYOUTS == layouts.LAYOUTS
     assert config.RESIZE_MODES == cache.RESIZE_MODES and config.INTERPOLATIONS == tuple(cache.INTERPOLATIONS)
     assert config.SCHEDULES == recipe.SCHEDULES and config.BALANCE_MODES == recipe.BALANCE_MODES
     assert config.OPTIMIZERS == recipe.OPTIMIZERS
-    assert config.POOLS == models.POOLS and config.IMAGE_SCORES == models.IMAGE_SCORES
+    assert config.POOLS == backbones.POOLS and config.IMAGE_SCORES == map_model.IMAGE_SCORES
     assert config.TTA_MODES == tuple(engine.TTA_FLIPS)
 
 

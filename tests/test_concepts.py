@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from concepts import (activations_and_gradients, checked_layers, crop, folder_concepts, layer_names, random_crops,
-                      shape_concepts, shape_images, tcav_test)
+from cxr.diagnosis.concepts import (activations_and_gradients, checked_layers, crop, folder_concepts, layer_names,
+    random_crops, shape_concepts, shape_images, tcav_test)
 from conftest import one_error_line, run_script
-from data import Shape
-from errors import UserError
+from cxr.data.annotations import Shape
+from cxr.errors import UserError
 
 SIDE = 16
 
@@ -94,7 +94,7 @@ def score_from(network, second):
 
 
 def test_layer_names_of_a_classifier_and_a_map_model():
-    from models import network_of
+    from cxr.models.factory import network_of
 
     classifier = network_of({"arch": "resnet18", "img_size": 32})
     assert layer_names(classifier) == ["layer1", "layer2", "layer3", "layer4"]
@@ -191,7 +191,7 @@ def test_a_cav_fitted_in_the_span_of_the_activations_is_the_full_fit():
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import train_test_split
 
-    from concepts import concept_vector
+    from cxr.diagnosis.concepts import concept_vector
 
     rng = np.random.default_rng(0)
     acts = rng.standard_normal((40, 5000))
@@ -208,7 +208,7 @@ def test_a_cav_fitted_in_the_span_of_the_activations_is_the_full_fit():
 def test_pooled_directional_derivatives_are_exact():
     """--activations pooled: moving every position of a layer along v changes the score by the
     gradient's spatial sum . v (checked by a finite difference through a hook)."""
-    from concepts import activations_and_gradients
+    from cxr.diagnosis.concepts import activations_and_gradients
 
     torch.manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(4, 2, 3),

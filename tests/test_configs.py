@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-import config
-import experiment
+from cxr import config
+from cxr import experiment_file as experiment
 from conftest import ROOT, SRC, one_error_line, run_script
-from errors import UserError
+from cxr.errors import UserError
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import run_script
-from dedup import connected_groups, find_duplicates, near_pairs
+from cxr.data.dedup import connected_groups, find_duplicates, near_pairs
 
 
 def radiograph(seed, size=(120, 100)):
@@ -66,7 +66,7 @@ def test_make_folds_keeps_a_duplicate_pair_in_one_fold(tmp_path):
 
 
 def test_pneumoniamnist_duplicates_are_found(shared_data):
-    from readers import read_dataset
+    from cxr.data.layouts import read_dataset
 
     train, test = read_dataset(shared_data / "pneumoniamnist")
     ids = list(train["image_id"]) + list(test["image_id"])

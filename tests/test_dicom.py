@@ -6,10 +6,10 @@ pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
-from cache import ImageSpec, build_cache  # noqa: E402
-from data import check_images, read_image  # noqa: E402
-from dicom import dicom_size, read_dicom  # noqa: E402
-from errors import UserError  # noqa: E402
+from cxr.data.cache import ImageSpec, build_cache  # noqa: E402
+from cxr.data.images import check_images, read_image  # noqa: E402
+from cxr.data.dicom import dicom_size, read_dicom  # noqa: E402
+from cxr.errors import UserError  # noqa: E402
 
 
 def write_dicom(path, pixels, photometric="MONOCHROME2", slope=1, intercept=0, window=None):

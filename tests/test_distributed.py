@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import SRC, make_tiny_dataset
-from distributed import World, gather_rows, shard
-from metrics import roc_auc
+from cxr.training.distributed import World, gather_rows, shard
+from cxr.metrics.auc import roc_auc
 
 TRAIN = ["--dataset", "tiny", "--exp", "ddp", "--arch", "resnet18", "--fold", "0", "--img-size", "32",
          "--epochs", "2", "--batch-size", "4", "--ema"]

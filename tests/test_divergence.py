@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-import engine
-import recipe
+from cxr.training import losses
+from cxr.training import recipe
 from conftest import make_tiny_dataset, run_script
 
 
@@ -53,14 +53,14 @@ def test_the_map_loss_divides_by_a_running_mean_of_object_cells_not_the_batchs_o
     crowded[:, :, 2:12, 2:12] = 1  # 400 object cells
     sparse = torch.zeros(4, 1, 16, 16)
     sparse[0, 0, 5, 5] = 1  # one object cell
-    loss = engine.map_loss()
+    loss = losses.map_loss()
     for _ in range(20):
         loss((head, maps), targets, crowded)
     after_sparse = loss((head, maps), targets, sparse)
-    per_batch = engine.MapLoss()((head, maps), targets, sparse)  # a fresh loss: normalized by this batch's one cell
+    per_batch = losses.MapLoss()((head, maps), targets, sparse)  # a fresh loss: normalized by this batch's one cell
     assert float(after_sparse) < float(per_batch) / 50  # the running mean (about 360 cells) does not jump to 1
     assert loss.normalizer == pytest.approx(0.9 * 400 + 0.1 * 1, rel=1e-4)
-    restored = engine.MapLoss()
+    restored = losses.MapLoss()
     restored.load_state_dict(loss.state_dict())  # last.pt keeps it: a resumed run continues the same mean
     with torch.no_grad():  # evaluation does not move it
         assert float(restored((head, maps), targets, sparse)) == pytest.approx(float(loss((head, maps), targets, sparse)))
@@ -70,7 +70,7 @@ def test_the_map_loss_divides_by_a_running_mean_of_object_cells_not_the_batchs_o
 def test_a_spike_is_divergence_only_when_the_last_good_weights_find_the_same_batches_easier():
     from types import SimpleNamespace
 
-    from fit import Guard
+    from cxr.training.fold_run import Guard
 
     guard = Guard(SimpleNamespace(spike_factor=1.3, restart_lr_factor=0.5, max_restarts=3))
     # measured: an epoch at 1.37 x the running minimum whose batches the last good weights scored alike

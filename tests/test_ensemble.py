@@ -3,10 +3,10 @@ import pytest
 
 import json
 
-from ensemble import (best_method, caruana_weights, fit_stacking, majority_vote, methods, nested_predictions,
-                      optuna_weights, reference_quantiles, reference_ranks, softmax_auc_weights, stacking_combine,
-                      uniform_weights, weighted_logit_mean, weighted_mean, weighted_rank_mean)
-from metrics import roc_auc
+from cxr.blending.methods import (best_method, caruana_weights, fit_stacking, majority_vote, methods,
+    nested_predictions, optuna_weights, reference_quantiles, reference_ranks, softmax_auc_weights, stacking_combine,
+    uniform_weights, weighted_logit_mean, weighted_mean, weighted_rank_mean)
+from cxr.metrics.auc import roc_auc
 
 P = np.array([[0.9, 0.8, 0.2],
               [0.6, 0.5, 0.1],
@@ -107,7 +107,7 @@ def test_nested_evaluation_reveals_an_overfitted_weight_search(name):
 def test_optuna_storage_lets_processes_share_one_study(tmp_path):
     import optuna
 
-    from ensemble import shared_study_name
+    from cxr.blending.methods import shared_study_name
 
     M, target = informative_case()
     storage = f"sqlite:///{tmp_path / 'blend.db'}"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_script
-from fold_scores import MARGIN, fold_scores, format_fold_scores, weak_folds
+from cxr.blending.weak_folds import MARGIN, fold_scores, format_fold_scores, weak_folds
 
 N_FOLDS = 5
 
@@ -95,7 +95,7 @@ def test_a_multi_label_fold_is_scored_by_its_mean_auc_over_the_labels():
     oof = oof_frame(np.random.default_rng(0), labels=("a", "b"), random_folds=(3,))
     table = fold_scores({"m": oof}, ["target_a", "target_b"])
     assert weak_folds(table) == {"m": [3]}
-    from metrics import mean_auc
+    from cxr.metrics.auc import mean_auc
 
     fold = oof[oof["fold"] == 0]
     expected = mean_auc(fold[["target_a", "target_b"]].to_numpy(), fold[["prediction_a", "prediction_b"]].to_numpy())
@@ -147,7 +147,7 @@ def blend(cwd, *flags):
 
 def applied(spec, tests, kept):
     """The blend of blend.json applied to each model's mean test prediction over its `kept` folds."""
-    from ensemble import methods
+    from cxr.blending.methods import methods
 
     T = np.column_stack([tests[model][kept[model]].mean(axis=0) for model in spec["models"]])
     method = next(m for m in methods() if m.name == spec["method"])
@@ -177,7 +177,7 @@ def test_blend_leaves_a_weak_fold_out_of_the_test_predictions_and_the_spec(exper
     report = pd.read_csv(cwd / "oof/e/blend_report.csv").set_index("name")  # the OOF rows stay: all 300
     oof = pd.concat([pd.read_csv(cwd / f"oof/e/shaky/fold_{k}.csv") for k in range(N_FOLDS)])
     folds = pd.read_csv(cwd / "folds/tiny.csv")
-    from metrics import roc_auc
+    from cxr.metrics.auc import roc_auc
 
     expected = roc_auc(folds["target"], oof.set_index("image_id").loc[folds["image_id"], "prediction"])
     assert report.loc["shaky", "oof_auc"] == pytest.approx(expected, abs=1e-6)
@@ -218,22 +218,22 @@ def test_check_folds_scores_the_folds_trained_so_far(experiment, tmp_path):
 def test_the_out_of_fold_view_still_has_a_dropped_fold_s_model(experiment, dropped, monkeypatch):
     """explain.py, occlude.py and tcav.py predict fold k's images with the fold-k models alone: a
     fold model left out of the test mean is still the one that never saw fold k."""
-    import inference
+    from cxr.inference import predictor
 
     cwd, _ = experiment  # dropped: its blend.json leaves shaky's fold 1 out
 
     def fake_model(checkpoint, device):  # a stand-in that knows its fold, as config.json does
-        return inference.FoldModel(None, None, "none", ["target"], fold=int(checkpoint.parent.name.split("_")[1]))
+        return predictor.FoldModel(None, None, "none", ["target"], fold=int(checkpoint.parent.name.split("_")[1]))
 
-    monkeypatch.setattr(inference, "load_fold_model", fake_model)
+    monkeypatch.setattr(predictor, "load_fold_model", fake_model)
     monkeypatch.chdir(cwd)
-    ensemble = inference.load_ensemble(cwd / "subs/e/blend.json", "cpu", left_out=True)
+    ensemble = predictor.load_ensemble(cwd / "subs/e/blend.json", "cpu", left_out=True)
     assert [m.fold for m in ensemble.models["shaky"]] == [0, 2, 3, 4]
     for fold in range(N_FOLDS):
         view = ensemble.held_out(fold)
         assert {name: [m.fold for m in models] for name, models in view.models.items()} == {"good": [fold],
                                                                                              "shaky": [fold]}
-    plain = inference.load_ensemble(cwd / "subs/e/blend.json", "cpu")  # submit.py, predict.py: the kept folds only
+    plain = predictor.load_ensemble(cwd / "subs/e/blend.json", "cpu")  # submit.py, predict.py: the kept folds only
     assert plain.left_out == {}
-    with pytest.raises(inference.UserError, match="no fold-1 model of shaky"):
+    with pytest.raises(predictor.UserError, match="no fold-1 model of shaky"):
         plain.held_out(1)

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data import assign_folds
-from errors import UserError
+from cxr.data.folds import assign_folds
+from cxr.errors import UserError
 
 
 def table(n=200, positive_rate=0.3, seed=0):
@@ -55,7 +55,7 @@ def test_multi_label_folds_keep_every_label_and_spread_each_one():
 
 
 def test_rare_label_combinations_are_pooled_not_dropped():
-    from data import strata
+    from cxr.data.folds import strata
 
     targets = pd.DataFrame({"a": [0] * 10 + [1] * 10 + [1], "b": [0] * 10 + [0] * 10 + [1]})
     assert list(strata(targets, 5)) == ["00"] * 10 + ["10"] * 10 + ["00"]  # one "11": too rare even as a pool

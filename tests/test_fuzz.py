@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from data import Shape, check_images, format_annotation, parse_annotation, read_image
-from errors import RowProblems, UserError
-from readers import kaggle_test_ids, read_dataset
-from submission import CLASSIFICATION_HEADER, parse_points, read_localization, validate_classification
+from cxr.data.annotations import Shape, format_annotation, parse_annotation
+from cxr.data.images import check_images, read_image
+from cxr.errors import RowProblems, UserError
+from cxr.data.layouts import kaggle_test_ids, read_dataset
+from cxr.formats.files import CLASSIFICATION_HEADER, parse_points, read_localization, validate_classification
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))  # e.g. FUZZ_SCALE=20: a deeper search than the suite's
 

@@ -8,8 +8,8 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from errors import UserError
-from localize import class_activation_map, feature_grid, grad_cam, heatmap_support, loader_cams
+from cxr.errors import UserError
+from cxr.localization.gradcam import class_activation_map, feature_grid, grad_cam, heatmap_support, loader_cams
 
 SIZE = (64, 96)  # H, W: a 2x3 grid at stride 32, 4x6 at stride 16
 

@@ -15,13 +15,14 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-import engine
-import recipe
+from cxr.training import engine
+from cxr.training import recipe
 from conftest import make_tiny_dataset, one_error_line, run_script
-from data import EpochSeeded, ImageTable
-from errors import UserError
-from models import create_map_model, create_model, enable_grad_checkpointing
-from transforms import train_transform
+from cxr.data.dataset import EpochSeeded, ImageTable
+from cxr.errors import UserError
+from cxr.models.map_model import create_map_model
+from cxr.models.backbones import create_model, enable_grad_checkpointing
+from cxr.data.transforms import train_transform
 
 CPU = torch.device("cpu")
 
@@ -158,7 +159,7 @@ def test_train_py_with_every_lever_on(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert (config["accumulate"], config["grad_checkpointing"], config["in_chans"], config["precision"]) == (2, True, 1, "bf16")
     assert pd.read_csv(run / "log.csv")["lr"].iloc[-1] < 1e-6  # 3 steps an epoch (6 batches), not 6
-    from inference import load_fold_model
+    from cxr.inference.predictor import load_fold_model
 
     assert load_fold_model(run / "best.pt", CPU).network.conv1.in_channels == 1
     one_error_line(run_script("train.py", *args[:-2], "--accumulate", "0", cwd=cwd, check=False),

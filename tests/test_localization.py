@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cache import ImageSpec
-from data import Shape
-from localization import blend_points, froc_scores
+from cxr.data.cache import ImageSpec
+from cxr.data.annotations import Shape
+from cxr.localization.evaluation import blend_points, froc_scores
 
 SPEC = ImageSpec(32, "squash")
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from cache import placement, resize, to_original
-from localize import class_activation_map, grad_cam, heatmap_points, upsample
-from models import create_model
+from cxr.data.cache import placement, resize, to_original
+from cxr.localization.gradcam import class_activation_map, grad_cam
+from cxr.localization.peaks import heatmap_points, upsample
+from cxr.models.backbones import create_model
 
 
 @pytest.fixture(scope="module")

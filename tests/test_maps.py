@@ -8,13 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cache import ImageSpec
+from cxr.data.cache import ImageSpec
 from conftest import make_tiny_dataset, one_error_line, run_script
-from data import Shape, parse_annotation
-from localize import choose_image_score, heatmap_sources, map_image_probability, original_points
-from masks import MaskedCrops, crop_window, cut, object_mask, shrink_mask
-from models import MAP_STRIDE, create_map_model
-from submission import read_localization, validate_classification
+from cxr.data.annotations import Shape, parse_annotation
+from cxr.localization.map_scores import choose_image_score, map_image_probability
+from cxr.localization.peaks import heatmap_sources, original_points
+from cxr.localization.targets import MaskedCrops, crop_window, cut, object_mask, shrink_mask
+from cxr.models.map_model import MAP_STRIDE, create_map_model
+from cxr.formats.files import read_localization, validate_classification
 
 
 def test_each_shape_is_rasterized_inside_and_not_outside():
@@ -65,7 +66,7 @@ def test_crops_contain_an_object_at_the_requested_share(share):
 
 
 def test_masked_crops_give_image_mask_and_crop_target(tmp_path):
-    from transforms import train_transform
+    from cxr.data.transforms import train_transform
 
     spec = ImageSpec(128, "letterbox")
     objects = {"pos": (parse_annotation("0 60 60 70 70"), 128, 96), "neg": ([], 128, 96)}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from metrics import roc_auc, safe_roc_auc
+from cxr.metrics.auc import roc_auc, safe_roc_auc
 
 
 def test_auc_by_hand():
@@ -39,7 +39,7 @@ def test_one_class_auc():
 
 
 def test_youden_threshold_and_rates_by_hand():
-    from metrics import confusion, threshold_metrics, youden_threshold
+    from cxr.metrics.thresholds import confusion, threshold_metrics, youden_threshold
 
     y = [0, 0, 0, 1, 1, 1]
     s = [0.1, 0.4, 0.6, 0.5, 0.7, 0.9]
@@ -55,7 +55,7 @@ def test_youden_threshold_and_rates_by_hand():
 def test_youden_threshold_agrees_with_sklearn_roc_curve(seed):
     from sklearn.metrics import roc_curve
 
-    from metrics import youden_threshold
+    from cxr.metrics.thresholds import youden_threshold
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 300)
@@ -70,7 +70,7 @@ def test_youden_threshold_on_200000_rows_stays_small():
     """A rows x thresholds matrix would take about 40 GB here; the sweep needs a few arrays of n."""
     import tracemalloc
 
-    from metrics import youden_threshold
+    from cxr.metrics.thresholds import youden_threshold
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200_000)
@@ -84,7 +84,7 @@ def test_youden_threshold_on_200000_rows_stays_small():
 
 
 def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_data():
-    from metrics import bootstrap_intervals, threshold_metrics
+    from cxr.metrics.thresholds import bootstrap_intervals, threshold_metrics
 
     rng = np.random.default_rng(0)
     widths = []
@@ -108,7 +108,7 @@ def structural_components(y, s):
 
 
 def test_delong_covariance_equals_the_pairwise_definition():
-    from metrics import delong_covariance
+    from cxr.metrics.auc import delong_covariance
 
     rng = np.random.default_rng(4)
     y = rng.integers(0, 2, 60)
@@ -126,7 +126,7 @@ def test_delong_covariance_equals_the_pairwise_definition():
 
 
 def test_delong_test_finds_a_real_difference_and_not_a_fake_one():
-    from metrics import delong_test
+    from cxr.metrics.auc import delong_test
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 2000)
@@ -140,13 +140,13 @@ def test_delong_test_finds_a_real_difference_and_not_a_fake_one():
 
 # ------------------------------------------------------------------ FROC (Object-CXR's scorer)
 def shapes(text):
-    from data import parse_annotation
+    from cxr.data.annotations import parse_annotation
 
     return parse_annotation(text)
 
 
 def test_hit_tests_for_each_shape():
-    from data import parse_annotation
+    from cxr.data.annotations import parse_annotation
 
     rectangle, ellipse, polygon = parse_annotation("0 10 10 20 20;1 0 0 20 10;2 0 0 10 0 0 10")
     assert rectangle.contains(10, 10) and rectangle.contains(20, 20) and not rectangle.contains(20.01, 15)
@@ -160,7 +160,7 @@ def test_froc_worked_example():
     """4 images, 3 objects (a rectangle and an ellipse in a, a polygon in b); points in order of
     probability: hit the rectangle, inside it again, a false positive, hit the ellipse, a false
     positive, hit the polygon -> sensitivities 1/3, then 2/3 six times: FROC 0.619."""
-    from metrics import froc
+    from cxr.metrics.froc import froc
 
     objects = {"a": shapes("0 0 0 10 10;1 50 50 70 60"), "b": shapes("2 0 0 10 0 0 10"), "c": [], "d": []}
     points = {"a": [(0.9, 5, 5), (0.8, 6, 6), (0.6, 60, 55)], "b": [(0.4, 2, 2)], "c": [(0.7, 1, 1), (0.5, 3, 3)]}
@@ -170,7 +170,7 @@ def test_froc_worked_example():
 
 
 def test_froc_one_point_hits_every_overlapping_object():
-    from metrics import froc
+    from cxr.metrics.froc import froc
 
     objects = {"a": shapes("0 0 0 10 10;1 0 0 10 10"), "b": []}
     score, sensitivities = froc({"a": [(0.9, 5, 5)], "b": [(0.1, 1, 1)] * 16}, objects)
@@ -178,7 +178,7 @@ def test_froc_one_point_hits_every_overlapping_object():
 
 
 def test_froc_one_false_positive_past_two_thresholds_records_only_one():
-    from metrics import froc
+    from cxr.metrics.froc import froc
 
     objects = {"a": shapes("0 0 0 10 10;0 20 20 30 30"), "b": [], "c": [], "d": []}
     # FP 1 -> 0.25 per image: reaches 0.125 and 0.25, records only 0.125 (sensitivity 0); then a hit
@@ -189,7 +189,7 @@ def test_froc_one_false_positive_past_two_thresholds_records_only_one():
 
 
 def test_froc_with_fewer_false_positives_than_the_first_threshold_does_not_crash():
-    from metrics import froc
+    from cxr.metrics.froc import froc
 
     objects = {f"i{k}": shapes("0 0 0 10 10") if k < 2 else [] for k in range(10)}
     score, sensitivities = froc({"i0": [(0.9, 5, 5)], "i1": [(0.8, 50, 50)]}, objects)  # 1 FP over 10 images
@@ -198,7 +198,7 @@ def test_froc_with_fewer_false_positives_than_the_first_threshold_does_not_crash
 
 
 def test_froc_refuses_points_on_unknown_images():
-    from metrics import froc
+    from cxr.metrics.froc import froc
 
     with pytest.raises(ValueError, match="not in the ground truth"):
         froc({"x": [(0.5, 1, 1)]}, {"a": []})
@@ -207,8 +207,8 @@ def test_froc_refuses_points_on_unknown_images():
 def test_froc_of_a_resample_equals_froc_of_the_images_copied_out():
     """A bootstrap resample scored by counting copies gives what the scorer gives on the
     resample written out (each drawn image renamed, its points and objects copied)."""
-    from data import Shape
-    from metrics import froc, froc_of_ranked, ranked_hits
+    from cxr.data.annotations import Shape
+    from cxr.metrics.froc import froc, froc_of_ranked, ranked_hits
 
     rng = np.random.default_rng(3)
     objects = {f"i{k}": [Shape(0, (10 * j, 0, 10 * j + 8, 8)) for j in range(rng.integers(0, 3))] for k in range(12)}
@@ -229,7 +229,7 @@ def test_froc_of_a_resample_equals_froc_of_the_images_copied_out():
 def test_em_prior_estimate_recovers_the_class_balance_of_a_shifted_set():
     """Posteriors of a calibrated model trained at 74 % positives, applied to a set with 40 %: EM finds 40 %,
     and the adjusted threshold equals the 0.5 threshold of posteriors computed under 40 % directly."""
-    from metrics import adjust_to_prior, estimate_prior, prior_threshold
+    from cxr.testside.prior import adjust_to_prior, estimate_prior, prior_threshold
 
     rng = np.random.default_rng(0)
     y = rng.random(20_000) < 0.40

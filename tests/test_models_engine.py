@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import engine
-from errors import UserError
-from models import create_model
+from cxr.training import engine
+from cxr.errors import UserError
+from cxr.models.backbones import create_model
 
 ARCHS = ["resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "efficientnet_b0",
          "mobilenetv3_large_100", "convnext_tiny"]
@@ -26,7 +26,7 @@ def test_unknown_architecture_is_one_clear_error():
 
 def test_pretrained_unavailable_fails_fast_and_clearly(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
-    monkeypatch.setattr("models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("cxr.models.backbones.hub_reachable", lambda timeout=3.0: False)
     start = time.time()
     with pytest.raises(UserError, match="pretrained weights for resnet18 are not available"):
         create_model("resnet18", pretrained=True)
@@ -108,7 +108,7 @@ def test_torch_compile_switch_keeps_checkpoints_loadable(tmp_path):
 
 def test_deterministic_wins_over_cudnn_benchmark_on_cuda(monkeypatch):
     """recipe.set_deterministic turns cudnn.benchmark off; preparing the model on a GPU must not turn it back on."""
-    import recipe
+    from cxr.training import recipe
 
     class Placed(torch.nn.Module):  # stands in for a network moved to a CUDA device this machine lacks
         def to(self, *args, **kwargs):

@@ -41,7 +41,7 @@ def test_folds_and_oof_files_hold_one_column_per_label(project):
 
 
 def test_blend_per_label_and_mean_auc(project):
-    from metrics import roc_auc
+    from cxr.metrics.auc import roc_auc
 
     cwd, stdout = project
     report = pd.read_csv(cwd / "oof/ml/blend_report.csv", keep_default_na=False, na_values=[""])

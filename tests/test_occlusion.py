@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from conftest import one_error_line, run_script
-from data import Shape
-from occlusion import body_mask, control_mask, cover, drop_summary, object_area_mask, occlude, predict_occluded
+from cxr.data.annotations import Shape
+from cxr.diagnosis.occlusion import (body_mask, control_mask, cover, drop_summary, object_area_mask, occlude,
+    predict_occluded)
 
 BOX = (slice(24, 56), slice(24, 56))  # the region the constructed model reads
 

@@ -3,9 +3,9 @@ import torch
 from conftest import make_tiny_dataset, run_script
 from torch.utils.data import DataLoader, TensorDataset
 
-import engine
-import overfit
-import recipe
+from cxr.training import engine, losses
+from cxr.training import overfit
+from cxr.training import recipe
 
 
 def tiny_batches(n=16, seed=0):
@@ -20,7 +20,7 @@ def check(model, passes=150):
     scheduler = recipe.build_scheduler(optimizer, "constant", 1, 0, 1e-2)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     return overfit.run_check(model, tiny_batches(), optimizer, scheduler, scaler, torch.device("cpu"), engine.FP32,
-                             engine.classifier_loss(), passes)
+                             losses.classifier_loss(), passes)
 
 
 def small_network():
@@ -47,7 +47,7 @@ def test_frozen_weights_fail_the_check():
 
 
 def test_overfit_settings_switch_off_what_keeps_a_model_from_memorizing():
-    from config import TrainConfig
+    from cxr.config import TrainConfig
 
     cfg = overfit.overfit_settings(TrainConfig(aug="shift", mixup=0.4, drop_rate=0.3, weight_decay=0.05, ema=True,
                                                balance="sampler", schedule="cosine", overfit_batches=2))

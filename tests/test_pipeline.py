@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_tiny_dataset, one_error_line, run_script
-from submission import validate_classification
+from cxr.formats.files import validate_classification
 
 TRAIN = ["--dataset", "tiny", "--exp", "e2e", "--img-size", "32", "--epochs", "1", "--batch-size", "8"]
 ARCHS = ["resnet18", "mobilenetv3_small_100"]
@@ -156,8 +156,8 @@ def test_demo_looks_like_object_cxr(tmp_path):
     run_script("make_demo.py", "--out", "demo", "--n-train", 60, "--n-dev", 10, cwd=tmp_path)
     from PIL import Image
 
-    from data import parse_annotation
-    from readers import read_dataset
+    from cxr.data.annotations import parse_annotation
+    from cxr.data.layouts import read_dataset
 
     train, dev = read_dataset(tmp_path / "demo")
     assert list(pd.read_csv(tmp_path / "demo/train.csv").columns) == ["image_name", "annotation"]
@@ -288,7 +288,7 @@ def test_submit_reproduces_the_blend_on_new_images_and_writes_both_files(project
     """submit.py, as the evaluation server ran it, on the dev images listed by path: the same
     probabilities as blend.py's submission (same models, preprocessing, TTA and blend), and a
     valid localization file in original-image pixels."""
-    from submission import read_localization
+    from cxr.formats.files import read_localization
 
     cwd, _ = project
     expected = pd.read_csv(cwd / "submissions/e2e/prediction_classification.csv")
@@ -320,9 +320,9 @@ def test_inference_runs_each_model_in_the_precision_it_was_trained_and_evaluated
 
     import torch
 
-    import engine
-    from cache import decode_gray
-    from inference import fold_outputs, load_ensemble
+    from cxr.training import engine
+    from cxr.data.cache import decode_gray
+    from cxr.inference.predictor import fold_outputs, load_ensemble
 
     cwd, stdout = project
     monkeypatch.chdir(cwd)  # the spec names the runs relative to the project

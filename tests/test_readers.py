@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from errors import UserError
-from readers import detect_layout, read_dataset, read_image_list
+from cxr.errors import UserError
+from cxr.data.layouts import detect_layout, read_dataset, read_image_list
 
 
 def write(path, text):
@@ -43,7 +43,7 @@ def test_kaggle_bad_tables(kaggle, train_csv, why):
 
 
 def test_kaggle_multi_label_is_read_as_one_binary_column_per_label(kaggle):
-    from readers import require_targets
+    from cxr.data.layouts import require_targets
 
     write(kaggle / "train.csv", "image_name,effusion,nodule\na.png,0,1\nb.png,1,0\n")
     train, _ = read_dataset(kaggle)
@@ -123,7 +123,7 @@ def test_ids_leading_out_of_the_data_set_folder_are_refused(tmp_path, layout, cs
 def test_ids_may_climb_within_the_folder_and_the_folder_may_be_a_link(tmp_path):
     import cv2
 
-    from data import check_images
+    from cxr.data.images import check_images
 
     real = tmp_path / "elsewhere" / "x"
     write(real / "train.csv", "image_name,label\na.png,0\n../test/b.png,1\n")
@@ -258,8 +258,8 @@ def test_a_single_array_is_not_an_npz_archive(tmp_path):
 def test_a_name_too_long_for_the_file_system_is_a_bad_row(kaggle):
     import cv2
 
-    from data import check_images
-    from errors import RowProblems
+    from cxr.data.images import check_images
+    from cxr.errors import RowProblems
 
     write(kaggle / "train.csv", f"image_name,label\n{'a' * 300}.png,0\nb.png,1\n")
     (kaggle / "train").mkdir()
@@ -271,7 +271,7 @@ def test_a_name_too_long_for_the_file_system_is_a_bad_row(kaggle):
 
 
 def test_skip_bad_records_every_bad_training_row_and_the_test_side_stays_strict(kaggle, tmp_path):
-    from errors import RowProblems
+    from cxr.errors import RowProblems
 
     write(kaggle / "train.csv", "image_name,label\na.png,0\nb.png,2\na.png,1\nd.png,1\n")
     problems = RowProblems(skip=True)

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-import engine
-import recipe
+from cxr.training import engine
+from cxr.training import recipe
 from conftest import SRC, make_tiny_dataset, run_script
-from errors import UserError
+from cxr.errors import UserError
 from lr_find import smooth, suggest
-from models import create_model
+from cxr.models.backbones import create_model
 
 TINY = ["--dataset", "tiny", "--img-size", "32", "--batch-size", "8", "--epochs", "3", "--tta", "none"]
 
@@ -183,7 +183,7 @@ def test_options_reach_the_run(tiny):
 
 
 def test_select_last_keeps_the_last_epochs_ema_weights_without_looking_at_the_validation_rows(tiny):
-    from metrics import roc_auc
+    from cxr.metrics.auc import roc_auc
 
     run_script("train.py", *TINY, "--exp", "last", "--ema", "--select", "last", "--no-tensorboard", cwd=tiny)
     best = torch.load(tiny / "weights/last/resnet18/fold_0/best.pt", weights_only=True)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from localize import map_image_probability
-from saliency import gradient_saliency, image_score, smoothgrad
+from cxr.localization.map_scores import map_image_probability
+from cxr.diagnosis.saliency import gradient_saliency, image_score, smoothgrad
 
 
 class OnePixel(torch.nn.Module):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_tiny_dataset, run_script
-from fit import FoldPredictions, mean_predictions
+from cxr.training.fold_run import FoldPredictions, mean_predictions
 
 
 def test_the_seeds_of_a_fold_are_averaged_probabilities_and_maps():

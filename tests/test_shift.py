@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adversarial import adversarial_scores, image_features, importance_weights, most_test_like
+from cxr.testside.adversarial import adversarial_scores, image_features, importance_weights, most_test_like
 from conftest import run_script
-from metrics import roc_auc
+from cxr.metrics.auc import roc_auc
 
 
 def radiographs(rng, n, size=32, gamma=1.0):

@@ -3,8 +3,8 @@ import re
 import numpy as np
 import pytest
 
-from errors import UserError
-from submission import validate_classification, write_classification
+from cxr.errors import UserError
+from cxr.formats.files import validate_classification, write_classification
 
 IDS = ["dev/001.jpg", "dev/002.jpg", "dev/003.jpg"]
 GOOD = "image_path,prediction\ndev/001.jpg,0.1\ndev/002.jpg,0.9\ndev/003.jpg,0.5\n"
@@ -77,7 +77,7 @@ def test_invalid_submission_never_replaces_a_valid_one(tmp_path):
 
 # ------------------------------------------------------------------ localization
 def test_localization_round_trip_keeps_the_comma_of_an_empty_list(tmp_path):
-    from submission import read_localization, write_localization
+    from cxr.formats.files import read_localization, write_localization
 
     path = tmp_path / "prediction_localization.csv"
     write_localization(path, IDS, [[(0.9, 10.4, 20.6), (0.25, 3, 4)], [], [(1.0, 0, 0)]])
@@ -97,7 +97,7 @@ def test_localization_round_trip_keeps_the_comma_of_an_empty_list(tmp_path):
     ("path,prediction\n", "line 1: header"),
 ])
 def test_localization_validator_names_file_and_line(tmp_path, text, why):
-    from submission import read_localization
+    from cxr.formats.files import read_localization
 
     path = tmp_path / "prediction_localization.csv"
     path.write_text(text)
@@ -106,7 +106,7 @@ def test_localization_validator_names_file_and_line(tmp_path, text, why):
 
 
 def test_invalid_localization_never_replaces_a_valid_one(tmp_path):
-    from submission import write_localization
+    from cxr.formats.files import write_localization
 
     path = tmp_path / "prediction_localization.csv"
     write_localization(path, IDS, [[], [], []])
@@ -123,7 +123,7 @@ def test_invalid_localization_never_replaces_a_valid_one(tmp_path):
     (b"image_path,prediction\ndev/00\xe9.jpg,0.1\n", "not UTF-8 text (byte 28: invalid continuation byte)"),
 ], ids=["missing", "UTF-16", "Latin-1"])
 def test_unreadable_submission_files_are_one_user_error(tmp_path, reader, content, why):
-    from submission import read_localization
+    from cxr.formats.files import read_localization
 
     path = tmp_path / "prediction.csv"
     if content is not None:

@@ -10,9 +10,9 @@ import optuna
 import pytest
 from conftest import SRC, make_tiny_dataset, run_script
 
-import tuning
-from config import parse_config
-from experiment import assignments
+from cxr.diagnosis import training_search
+from cxr.config import parse_config
+from cxr.experiment_file import assignments
 
 BASE = ["--dataset", "tiny", "--arch", "resnet18", "--img-size", 32, "--epochs", 2, "--batch-size", 8,
         "--tta", "none", "--no-cache"]
@@ -45,14 +45,14 @@ def study_of(cwd):
 def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_as_configs(tuned):
     cwd, out, _ = tuned
     study = study_of(cwd)
-    finished = tuning.finished_trials(study)
+    finished = training_search.finished_trials(study)
     assert len(finished) == 3 and "base settings (trial 0): validation AUC" in out
     assert study.trials[0].user_attrs["settings"] == {"lr": 1e-3, "aug": "basic", "ema": True}  # the defaults first
     for trial in finished:  # each trial is a train.py run in the study's own folders, its AUCs reported per epoch
         log = cwd / f"tune/s/weights/trial_{trial.number:04d}/resnet18/fold_0/log.csv"
         assert log.is_file() and (cwd / f"tune/s/logs/trial_{trial.number:04d}.log").is_file()
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            assert trial.value == pytest.approx(max(tuning.epoch_aucs(log)))
+            assert trial.value == pytest.approx(max(training_search.epoch_aucs(log)))
             assert sorted(trial.intermediate_values) == [1, 2]
     assert not (cwd / "oof" / "trial_0000").exists()  # blend.py never sees a trial
     best = study.best_trial.user_attrs["settings"]
@@ -68,7 +68,7 @@ def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_a
 def test_the_base_and_best_settings_are_compared_again_on_another_fold(tuned):
     import pandas as pd
 
-    from metrics import roc_auc
+    from cxr.metrics.auc import roc_auc
 
     cwd, out, _ = tuned
     row = pd.read_csv(cwd / "tune/s/confirm.csv").iloc[0]
@@ -86,7 +86,7 @@ def test_a_killed_search_resumes_and_retries_the_trial_it_was_running(tuned):
     assert study.trials[1].state == optuna.trial.TrialState.FAIL
     retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 1)
     assert retry.params == cut[0].params and retry.state != optuna.trial.TrialState.FAIL
-    assert len(tuning.finished_trials(study)) == 3 and len(study.trials) == 4
+    assert len(training_search.finished_trials(study)) == 3 and len(study.trials) == 4
 
 
 def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
@@ -95,25 +95,25 @@ def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
     writer = ("import sys, time\nopen(sys.argv[1], 'w').write('epoch,val_auc\\n')\n"
               "for e in range(1, 20):\n    open(sys.argv[1], 'a').write(f'{e},{0.5 + e / 100}\\n'); time.sleep(0.3)\n")
     reported = []
-    with pytest.raises(tuning.Pruned) as pruned:
-        tuning.run_trial([sys.executable, "-c", writer, str(log)], log, tmp_path / "out.log",
+    with pytest.raises(training_search.Pruned) as pruned:
+        training_search.run_trial([sys.executable, "-c", writer, str(log)], log, tmp_path / "out.log",
                          lambda auc, epoch: reported.append((epoch, auc)), lambda: len(reported) >= 3, poll=0.05)
     assert pruned.value.args[0] == 3 and [e for e, _ in reported] == [1, 2, 3]
     assert reported[0][1] == pytest.approx(0.51)
     time.sleep(0.5)
-    assert len(tuning.epoch_aucs(log)) < 19  # the run was killed, not left to finish
+    assert len(training_search.epoch_aucs(log)) < 19  # the run was killed, not left to finish
     with pytest.raises(RuntimeError, match="exited 3"):
-        tuning.run_trial([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], log, tmp_path / "o2.log",
+        training_search.run_trial([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], log, tmp_path / "o2.log",
                          lambda *a: None, lambda: False)
 
 
 def test_searchable_settings_are_train_py_settings():
     import tune
-    from config import TrainConfig
+    from cxr.config import TrainConfig
 
-    assert tune.SEARCHABLE == tuning.SEARCHABLE
-    assert set(tuning.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
-    assert tuning.default_sizes(96) == [64, 96, 128]
+    assert tune.SEARCHABLE == training_search.SEARCHABLE
+    assert set(training_search.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
+    assert training_search.default_sizes(96) == [64, 96, 128]
 
 
 def test_processes_that_join_a_study_do_not_propose_the_same_settings(tmp_path):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_dataset, one_error_line, run_script
-from errors import UserError
-from unlabelled import (adapt_batchnorm, mean_fold_predictions, normalization_layers, pseudo_labels,
-                        read_pseudo_labels, with_pseudo_rows)
+from cxr.errors import UserError
+from cxr.testside.batchnorm import adapt_batchnorm, normalization_layers
+from cxr.testside.pseudo_labels import mean_fold_predictions, pseudo_labels, read_pseudo_labels, with_pseudo_rows
 
 
 # ---------------------------------------------------------------- pseudo-labels
@@ -98,7 +98,7 @@ def test_a_network_without_batchnorm_is_refused():
 
 # ---------------------------------------------------------------- augmentation and mixing
 def test_mixup_and_cutmix_mix_targets_by_the_image_share():
-    import recipe
+    from cxr.training import recipe
 
     assert recipe.batch_mixer(0, 0) is None
     np.random.seed(3)
@@ -111,7 +111,7 @@ def test_mixup_and_cutmix_mix_targets_by_the_image_share():
 
 
 def test_the_shift_augmentation_keeps_the_size_and_repeats_with_its_seed():
-    from transforms import train_transform
+    from cxr.data.transforms import train_transform
 
     image = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
     first = [train_transform(7, "shift", 40)(image=image)["image"] for _ in range(2)]
@@ -153,8 +153,8 @@ def test_pseudo_labelled_second_round_and_batchnorm_adaptation_end_to_end(tmp_pa
     assert {k for k in source if not torch.equal(source[k], adapted[k])} == {
         k for k in source if k.endswith(("running_mean", "running_var"))}
     # The saved adapted model predicts the test images as adapt_bn.py did, in other batches (as submit.py would).
-    from cache import decode_gray
-    from inference import fold_outputs, load_fold_model
+    from cxr.data.cache import decode_gray
+    from cxr.inference.predictor import fold_outputs, load_fold_model
 
     fold = load_fold_model(cwd / "weights/u/resnet18-bn/fold_0/best.pt", torch.device("cpu"))
     test = pd.read_csv(cwd / "oof/u/resnet18-bn/test_fold_0.csv")

@@ -1,0 +1,55 @@
+"""Cross-validation folds: stratified by target, grouped (a group, such as a set of duplicate
+images, shares one fold), cut once with a seed (make_folds.py writes folds/<dataset>.csv), read back checked."""
+from pathlib import Path
+
+import pandas as pd
+
+from cxr.errors import UserError
+from cxr.data.labels import target_columns
+
+
+# ---------------------------------------------------------------- folds
+FOLD_COLUMNS = ["image_id", "group", "fold"]  # and the target column(s) after image_id
+
+
+def strata(targets, n_folds):
+    """One stratum per row: the binary target, or for several labels the combination of
+    labels (label powerset), combinations rarer than `n_folds` pooled into one stratum (into
+    the commonest one when even the pool is too small to stratify)."""
+    combos = pd.Series(["".join(map(str, row)) for row in targets.to_numpy(dtype=int)])
+    rare = combos.map(combos.value_counts()) < n_folds
+    pool = "rare" if rare.sum() >= n_folds else combos.value_counts().index[0]
+    return combos.where(~rare, pool).to_numpy()
+
+
+def assign_folds(table, n_folds=5, seed=42):
+    """One row per image: image_id, target(s), group, fold; stratified by the target (by the
+    label combination for several labels), never splitting a group (each image is its own
+    group until duplicates are grouped)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    columns = target_columns(table)
+    for column in columns:
+        counts = table[column].value_counts().reindex([0, 1], fill_value=0)
+        if len(table) < n_folds or counts.min() < n_folds:
+            raise UserError(f"{n_folds} folds need at least {n_folds} images of each class in '{column}'; "
+                            f"the table has {counts.to_dict()}")
+    folds = table[["image_id", *columns]].copy()
+    folds["group"] = table["group"] if "group" in table else table["image_id"]
+    folds["fold"] = -1
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, val) in enumerate(splitter.split(folds, strata(folds[columns], n_folds), folds["group"])):
+        folds.iloc[val, folds.columns.get_loc("fold")] = k
+    return folds[["image_id", *columns, "group", "fold"]]
+
+
+def read_folds(path):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: fold file not found (run `python src/make_folds.py --dataset {path.stem}` first)")
+    folds = pd.read_csv(path, dtype={"image_id": str, "group": str})
+    folds.attrs["source"] = str(path)
+    missing = [c for c in FOLD_COLUMNS if c not in folds.columns] + ([] if target_columns(folds) else ["target"])
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    return folds

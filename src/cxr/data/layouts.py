@@ -1,0 +1,394 @@
+"""Read a data set folder, whatever its layout, into one table per side (train, test).
+
+Every table has one row per image with
+    image_id    the image's path relative to the data set folder (`train/00001.jpg`); the key
+                of every fold, OOF and submission file
+    target      1 / 0 (NaN on an unlabelled test side); a multi-label table has one target_<name>
+                column per label instead, a multi-class image folder a class_name column (their
+                `attrs["task"]` says which); the binary steps refuse those with that reason
+    annotation  Object-CXR annotation string ('' = no object; Object-CXR layout only)
+and `table.attrs["source"]` names the file it came from, for error messages.
+
+Layouts (auto-detected, or forced with --layout):
+    objectcxr    train.csv + dev.csv (image_name|image_path, annotation), train/ and dev/ folders;
+                 the test side is dev.csv, or image_path.csv (a header-less list) when there is no dev.csv
+    kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only) + test/ folder
+    imagefolder  one sub-folder per class (class_name column); --positive-classes names the positive
+                 ones for a binary target; no test side
+    medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
+                 unpacked once into PNGs beside it (<name>_png/), read from then on like files;
+                 train and val together form the cross-validated training side
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxr.artifacts import skipped_rows_file, write_csv
+from cxr.data.images import check_images
+from cxr.data.annotations import parse_annotation
+from cxr.data.labels import target_columns
+from cxr.errors import STRICT, RowProblems, UserError
+
+ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
+LABEL_COLUMNS = ("label", "target", "labels")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
+LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
+
+
+def read_csv(path, header="infer"):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, header=0 if header == "infer" else None)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a readable CSV table ({str(err).strip().splitlines()[0]})") from None
+    if raw.empty:
+        raise UserError(f"{path}: the table has no rows")
+    return raw
+
+
+def id_column(raw, path):
+    found = next((c for c in ID_COLUMNS if c in raw.columns), None)
+    if found is None:
+        raise UserError(f"{path}: no image column (expected one of {', '.join(ID_COLUMNS)}; "
+                        f"found {', '.join(raw.columns)})")
+    return found
+
+
+def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True):
+    """Names relative to `folder` -> ids relative to the data set folder; empty and repeated
+    names, and (when `inside`) names that lead out of the data set folder, go to `problems`
+    (their rows keep a placeholder id until they are dropped)."""
+    ids, seen = [], set()
+    for row, name in enumerate(names):
+        name = str(name).strip()
+        image_id = name if not folder or name.startswith(f"{folder}/") else f"{folder}/{name}"
+        problem = None
+        if not name:
+            problem = "empty image name"
+        elif image_id in seen:
+            problem = f"image {image_id} is listed twice"
+        elif inside and leads_out(name, image_id):
+            problem = f"image {name} lies outside the data set folder (ids are paths inside it)"
+        if problem:
+            problems.report(path, row, f"{path} line {row + first_line}: {problem}")
+            image_id = f"<bad row {row + first_line}>"
+        seen.add(image_id)
+        ids.append(image_id)
+    return ids
+
+
+def leads_out(name, image_id):
+    """Whether a table's image name would be read from outside the data set folder: an absolute
+    path, or one climbing out with '..' (judged on the text alone, so a data set folder that is
+    a symbolic link, or holds some, still works)."""
+    return os.path.isabs(name) or os.path.normpath(image_id).split(os.sep)[0] == ".."
+
+
+def framed(columns, path):
+    table = pd.DataFrame(columns)
+    table.attrs["source"] = str(path)
+    return table
+
+
+def read_objectcxr_table(csv_path, image_folder, problems=STRICT):
+    """One Object-CXR table (`train.csv`, `dev.csv`): target 1 where the annotation is not empty."""
+    raw = read_csv(csv_path)
+    id_col = id_column(raw, csv_path)
+    if "annotation" not in raw.columns:
+        raise UserError(f"{csv_path}: no 'annotation' column (found {', '.join(raw.columns)})")
+    ids = as_image_ids(raw[id_col], image_folder, csv_path, problems=problems)
+    targets = []
+    for row, text in enumerate(raw["annotation"]):
+        try:
+            targets.append(int(len(parse_annotation(text)) > 0))
+        except ValueError as err:
+            problems.report(csv_path, row, f"{csv_path} line {row + 2} ({ids[row]}): malformed annotation: {err}")
+            targets.append(-1)
+    return framed({"image_id": ids, "annotation": raw["annotation"], "target": targets}, csv_path)
+
+
+def read_image_list(path, inside=False):
+    """A header-less list of image paths (Object-CXR's image_path.csv), unlabelled. `inside`: the
+    paths are a data set's ids and must stay inside its folder (submit.py's list, relative to
+    the working directory, may point anywhere)."""
+    raw = read_csv(path, header=None)
+    ids = as_image_ids(raw[0], "", path, first_line=1, inside=inside)
+    return framed({"image_id": ids, "target": np.nan}, path)
+
+
+def label_columns(raw, path, requested):
+    """The label column(s): the requested one, else label/target, else every all-numeric column."""
+    if requested:
+        if requested not in raw.columns:
+            raise UserError(f"{path}: no label column '{requested}' (found {', '.join(raw.columns)})")
+        return [requested]
+    named = [c for c in LABEL_COLUMNS if c in raw.columns]
+    if named:
+        return named[:1]
+    id_col = id_column(raw, path)
+    numeric = [c for c in raw.columns if c != id_col and pd.to_numeric(raw[c], errors="coerce").notna().all()]
+    if not numeric:
+        raise UserError(f"{path}: no label column found (name it one of {', '.join(LABEL_COLUMNS)}, or pass --label-column)")
+    return numeric
+
+
+def binary_targets(values, path, column, problems=STRICT):
+    targets = []
+    for row, value in enumerate(values):
+        if value.strip() not in ("0", "1", "0.0", "1.0"):
+            problems.report(path, row, f"{path} line {row + 2}: label '{value}' in column '{column}' is not 0 or 1 "
+                                       f"(a binary task)")
+            value = "-1"
+        targets.append(int(float(value)))
+    return targets
+
+
+def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT):
+    raw = read_csv(csv_path)
+    ids = as_image_ids(raw[id_column(raw, csv_path)], image_folder, csv_path, problems=problems)
+    if not labelled:
+        return framed({"image_id": ids, "target": np.nan}, csv_path)
+    columns = label_columns(raw, csv_path, requested_label)
+    if len(columns) == 1:
+        return framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems)},
+                      csv_path)
+    table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems) for c in columns}},
+                   csv_path)
+    table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
+    return table
+
+
+def read_imagefolder(root, positive_classes):
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = set(positive_classes) - set(classes)
+    if unknown:
+        raise UserError(f"{root}: --positive-classes {', '.join(sorted(unknown))} not found (classes: {', '.join(classes)})")
+    rows = [(f"{c}/{f.name}", c) for c in classes
+            for f in sorted((root / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    ids, names = [r[0] for r in rows], [r[1] for r in rows]
+    if positive_classes:
+        train = framed({"image_id": ids, "target": [int(n in positive_classes) for n in names]}, root)
+    else:  # multi-class: read as such; binary steps ask for --positive-classes
+        train = framed({"image_id": ids, "class_name": names}, root)
+        train.attrs["task"] = f"multi-class ({len(classes)} classes: {', '.join(classes)}; --positive-classes makes it binary)"
+    return train, framed({"image_id": pd.Series(dtype=str), "target": pd.Series(dtype=float)}, root)
+
+
+def load_npz(npz_path):
+    """{name: array} of a .npz, every array read here, so that a damaged archive fails once, as a
+    UserError naming it."""
+    try:
+        npz = np.load(npz_path)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise TypeError("it holds a single array")
+        with npz:
+            return {name: npz[name] for name in npz.files}
+    except Exception as err:  # noqa: BLE001 (numpy, zipfile and the decompressors raise many types)
+        raise UserError(f"{npz_path}: not a readable .npz archive ({err})") from None
+
+
+def npz_split(arrays, npz_path, split):
+    """(images, labels or None) of one MedMNIST split, checked: uint8 images (n, h, w) or
+    (n, h, w, 3), and for train and val as many labels as images."""
+    images, labels = arrays[f"{split}_images"], arrays.get(f"{split}_labels")
+    gray_or_rgb = images.ndim in (3, 4) and images.shape[3:] in ((), (3,)) and 0 not in images.shape[1:]
+    if images.dtype != np.uint8 or not gray_or_rgb:
+        raise UserError(f"{npz_path}: '{split}_images' is {images.dtype} of shape {images.shape}; "
+                        f"uint8 (n, h, w) or (n, h, w, 3) expected")
+    if labels is None and split != "test":
+        raise UserError(f"{npz_path}: '{split}_images' has no '{split}_labels' (found {', '.join(arrays)})")
+    if labels is not None and labels.shape[:1] != images.shape[:1]:
+        raise UserError(f"{npz_path}: '{split}_labels' of shape {labels.shape} for {len(images)} images")
+    return images, labels
+
+
+def unpack_npz(npz_path, images_by_split):
+    """Write every image of a MedMNIST .npz as a PNG into <name>_png/<split>/NNNNN.png, once
+    (a stamp of the .npz's size and time says the folder is complete and current)."""
+    import shutil
+    import tempfile
+
+    import cv2
+
+    folder = npz_path.with_name(f"{npz_path.stem}_png")
+    stamp = f"{npz_path.stat().st_size} {npz_path.stat().st_mtime_ns}"
+    if (folder / ".unpacked").is_file() and (folder / ".unpacked").read_text() == stamp:
+        return folder
+    staging = Path(tempfile.mkdtemp(prefix=".unpacking_", dir=npz_path.parent))
+    for split, images in images_by_split.items():
+        (staging / split).mkdir()
+        for i, image in enumerate(images):
+            image = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(staging / split / f"{i:05d}.png"), image)
+    (staging / ".unpacked").write_text(stamp)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def npz_targets(labels, npz_path, name, problems=STRICT, first_row=0):
+    """0/1 targets of a labels array (n,) or (n, 1); a value that is neither goes to `problems`
+    (as table row first_row + i)."""
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise UserError(f"{npz_path}: '{name}' has {labels.shape[1]} columns: multi-label training is not supported yet")
+    if labels.ndim not in (1, 2) or labels.size != len(labels) or labels.dtype.kind not in "biuf":
+        raise UserError(f"{npz_path}: '{name}' is {labels.dtype} of shape {labels.shape}; "
+                        f"numbers (n,) or (n, 1) expected")
+    values = labels.reshape(-1)
+    bad = ~np.isin(values, (0, 1))  # NaN included
+    for row in np.flatnonzero(bad):
+        problems.report(npz_path, first_row + row, f"{npz_path}: {name}[{row}] is {values[row]}, not 0 or 1 (a binary "
+                                                   f"task; a multi-class MedMNIST set needs its classes mapped to 0/1 first)")
+    return np.where(bad, -1, values).astype(int)
+
+
+def read_medmnist(root, problems=STRICT):
+    npz_files = sorted(root.glob("*.npz"))
+    if len(npz_files) != 1:
+        raise UserError(f"{root}: the medmnist layout needs exactly one .npz file (found {len(npz_files)})")
+    npz_path = npz_files[0]
+    arrays = load_npz(npz_path)
+    if "train_images" not in arrays:
+        raise UserError(f"{npz_path}: no 'train_images' array (found {', '.join(arrays)})")
+    splits = {split: npz_split(arrays, npz_path, split) for split in ("train", "val", "test")
+              if f"{split}_images" in arrays}
+    folder = unpack_npz(npz_path, {split: images for split, (images, _) in splits.items()})
+    ids, targets = [], []
+    for split in ("train", "val"):
+        if split in splits:
+            images, labels = splits[split]
+            ids += [f"{folder.name}/{split}/{i:05d}.png" for i in range(len(images))]
+            targets += list(npz_targets(labels, npz_path, f"{split}_labels", problems, len(targets)))
+    train = framed({"image_id": ids, "target": targets}, npz_path)
+    images, labels = splits.get("test", ([], None))
+    test_targets = np.nan if labels is None else npz_targets(labels, npz_path, "test_labels")
+    test = framed({"image_id": [f"{folder.name}/test/{i:05d}.png" for i in range(len(images))],
+                   "target": test_targets if len(images) else pd.Series(dtype=float)}, npz_path)
+    return train, test
+
+
+def detect_layout(root):
+    if any(root.glob("*.npz")) and not (root / "train.csv").is_file():
+        return "medmnist"
+    train_csv = root / "train.csv"
+    if train_csv.is_file():
+        header = read_csv(train_csv).columns
+        return "objectcxr" if "annotation" in header or (root / "dev.csv").is_file() else "kaggle"
+    if (root / "image_path.csv").is_file():
+        raise UserError(f"{root}: only a test list (image_path.csv) and no train.csv: nothing to train on; "
+                        f"this is input for a trained experiment's inference")
+    if any(p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()) for p in root.iterdir()):
+        return "imagefolder"
+    raise UserError(f"{root}: cannot tell the layout (no train.csv, no class folders of images); see --layout")
+
+
+def require_data_set(root):
+    """Stop unless the data set folder `root` (<input-dir>/<dataset>) exists; the error names the data sets
+    that do: `input/nope: no such data set (data sets in input/: demo, pneumoniamnist)`."""
+    root = Path(root)
+    if root.is_dir():
+        return
+    parent = root.parent
+    found = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+    where = f"{parent.as_posix().rstrip('/')}/"
+    if found:
+        listed = f"data sets in {where}: {', '.join(found)}"
+    else:
+        listed = f"{where} {'holds no data set' if parent.is_dir() else 'does not exist'}"
+    demo = "; `python src/make_demo.py` writes the demo into input/demo" if not found or root.name == "demo" else ""
+    raise UserError(f"{root}: no such data set ({listed}{demo})")
+
+
+def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT):
+    """(train table, test table) of a data set folder. Bad training rows go to `problems`
+    (and stay in the table until the caller drops them); the test side is always strict,
+    as a submission must cover every test image."""
+    root = Path(root)
+    require_data_set(root)
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
+    layout = detect_layout(root) if layout == "auto" else layout
+    if layout == "objectcxr":
+        train = read_objectcxr_table(root / "train.csv", "train", problems)
+        if (root / "dev.csv").is_file():
+            return train, read_objectcxr_table(root / "dev.csv", "dev")
+        return train, read_image_list(root / "image_path.csv", inside=True)
+    if layout == "kaggle":
+        train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems)
+        return train, read_kaggle_table(root / "test.csv", "test", labelled=False)
+    if layout == "medmnist":
+        return read_medmnist(root, problems)
+    positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
+    return read_imagefolder(root, positives)
+
+
+def kaggle_test_ids(root):
+    """(id column name, {image_id: the id as test.csv writes it}) of a Kaggle-style data set."""
+    path = Path(root) / "test.csv"
+    raw = read_csv(path)
+    column = id_column(raw, path)
+    return column, dict(zip(as_image_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))
+
+
+def require_targets(table):
+    """The pipeline trains binary targets: one, or one per label (multi-label); refuse, with the
+    reason, a table that has another task (a multi-class folder)."""
+    if not target_columns(table):
+        raise UserError(f"{table.attrs['source']}: the targets are {table.attrs.get('task', 'not binary')}; "
+                        f"training and blending need binary targets (use --positive-classes)")
+
+
+def read_checked(settings, require_task=True):
+    """(train, test, root) of the data set a DataSettings names, every image's header checked;
+    the tables gain the original `width` and `height` read from those headers.
+
+    With settings.skip_bad, bad training rows are dropped and listed (file, line, problem)
+    in <reports-dir>/<dataset>/skipped_rows.csv, and their count is printed."""
+    root = Path(settings.input_dir) / settings.dataset
+    problems = RowProblems(skip=settings.skip_bad)
+    train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems)
+    if require_task:
+        require_targets(train)
+    train = with_sizes(train, check_images(train, root, problems))
+    test = with_sizes(test, check_images(test, root))
+    if problems.skip:
+        train = drop_skipped(train, problems, skipped_rows_file(settings.reports_dir, settings.dataset))
+    return train, test, root
+
+
+def drop_skipped(train, problems, log_path):
+    """The table without its reported rows; the rows and their problems written to `log_path`."""
+    bad = problems.rows_of(train.attrs["source"])
+    write_csv(log_path, pd.DataFrame(problems.found, columns=["source", "row", "problem"]))
+    print(f"--skip-bad: {len(bad)} bad training row(s) dropped, {len(train) - len(bad)} kept; listed in {log_path}")
+    if len(bad) == len(train):
+        raise UserError(f"{train.attrs['source']}: every row is bad (see {log_path})")
+    kept = train.drop(index=train.index[bad]).reset_index(drop=True)
+    kept.attrs = dict(train.attrs)
+    return kept
+
+
+def with_sizes(table, sizes):
+    sized = table.assign(width=[w for w, _ in sizes], height=[h for _, h in sizes])
+    sized.attrs = dict(table.attrs)
+    return sized
+
+
+def list_images(source):
+    """Image paths of a folder (recursively, sorted) or of a header-less list file (one path a line):
+    what predict.py and a Kaggle package's predict.py are given."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise UserError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return paths
+    if not source.is_file():
+        raise UserError(f"{source}: no such folder or image list")
+    return list(read_image_list(source)["image_id"])

@@ -1,0 +1,253 @@
+"""The training hyperparameter search behind tune.py: its search space, one trial as a real
+train.py run watched epoch by epoch, stale trials of killed processes, and the best settings
+written as files train.py and run.sh take.
+
+Each trial runs `python src/train.py <base flags> <the trial's settings>` in its own process
+(what the user would run, so a trial measures exactly that), writing into the study's own
+folders (never the experiment's oof/). The trial reads the run's log.csv after every epoch,
+reports the validation AUC to Optuna and stops the run when the pruner says so."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from cxr.config import TrainConfig
+
+SEARCHABLE = ("lr", "weight_decay", "aug", "img_size", "optimizer", "schedule", "ema")
+LEARNING_RATES = {"adamw": (1e-4, 1e-2), "sgd": (1e-3, 2e-1)}  # SGD needs ~10x AdamW's rate
+# Settings of the trials' runs that are the study's, not the model's: they stay out of the best settings.
+STUDY_OWNED = ("exp", "weights_dir", "oof_dir", "tb_dir", "tensorboard", "heatmaps", "fold", "resume")
+SRC = Path(__file__).resolve().parents[2]  # src/: where train.py is
+
+
+def default_sizes(img_size):
+    """Image sizes to try around the base size: 2/3, 1 and 4/3 of it, multiples of 8 (at least 16)."""
+    return sorted({max(16, int(round(img_size * factor / 8)) * 8) for factor in (2 / 3, 1, 4 / 3)} | {img_size})
+
+
+def suggest(trial, space, sizes):
+    """{setting: value} of one trial, for the settings named in `space` (SEARCHABLE's names)."""
+    chosen = {}
+    if "optimizer" in space:
+        chosen["optimizer"] = trial.suggest_categorical("optimizer", ["adamw", "sgd"])
+    if "lr" in space:  # its range depends on the optimizer: one parameter per optimizer keeps TPE's models apart
+        optimizer = chosen.get("optimizer", "adamw")
+        chosen["lr"] = trial.suggest_float(f"lr_{optimizer}", *LEARNING_RATES[optimizer], log=True)
+    if "weight_decay" in space:
+        chosen["weight_decay"] = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
+    if "aug" in space:
+        chosen["aug"] = trial.suggest_categorical("aug", ["none", "basic", "shift"])
+    if "img_size" in space:
+        chosen["img_size"] = trial.suggest_categorical("img_size", list(sizes))
+    if "schedule" in space:
+        chosen["schedule"] = trial.suggest_categorical("schedule", ["cosine", "onecycle", "constant"])
+    if "ema" in space:
+        chosen["ema"] = trial.suggest_categorical("ema", [False, True])
+    return chosen
+
+
+def as_parameters(settings, space):
+    """The Optuna parameters that give `settings` (a TrainConfig): to enqueue the base settings as a trial."""
+    params = {name: getattr(settings, name) for name in space if name != "lr"}
+    if "lr" in space:
+        params[f"lr_{settings.optimizer}"] = settings.lr
+    return params
+
+
+def flags_of(values, digits=None):
+    """train.py flags for {setting: value} (numbers to `digits` significant digits: for people)."""
+    flags = []
+    for name, value in values.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(option if value else f"--no-{name.replace('_', '-')}")
+        else:
+            flags += [option, f"{value:.{digits}g}" if digits and isinstance(value, float) else str(value)]
+    return flags
+
+
+def explicit_settings(cfg):
+    """The settings of `cfg` that differ from TrainConfig's defaults (the base the user gave)."""
+    defaults = asdict(TrainConfig())
+    return {k: v for k, v in asdict(cfg).items() if v != defaults[k]}
+
+
+def die_with_parent():
+    """In the child, before exec: the kernel kills a trial's train.py when tune.py dies (Linux), so a
+    killed search leaves no run behind writing into its folders."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def epoch_aucs(log_csv):
+    """The validation AUC of each epoch train.py has logged so far ([] before the first)."""
+    import pandas as pd
+
+    try:
+        log = pd.read_csv(log_csv)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return []
+    return [float(v) for v in log["val_auc"]]
+
+
+class Pruned(Exception):
+    """The pruner stopped the trial's run after epoch `epoch`."""
+
+
+def run_trial(command, log_csv, output, report, should_prune, epochs=None, poll=0.5):
+    """Run train.py `command` (its output to the file `output`), calling report(auc, epoch) for each
+    epoch as it is logged; kill the run and raise Pruned when should_prune() says so (not after the
+    last of `epochs`: its cost is paid, and a finished trial tells the sampler more). Returns the
+    validation AUCs of its epochs; a run that fails raises RuntimeError with its last lines."""
+    seen = 0
+    Path(log_csv).unlink(missing_ok=True)  # an earlier run's log (a study started over) is not this run's epochs
+    with open(output, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+                                   env={**os.environ, "TQDM_DISABLE": "1"})
+        try:
+            while True:
+                finished = process.poll() is not None
+                aucs = epoch_aucs(log_csv)
+                for epoch in range(seen + 1, len(aucs) + 1):
+                    if not np.isfinite(aucs[epoch - 1]):  # an epoch between --val-every validations
+                        continue
+                    report(aucs[epoch - 1], epoch)
+                    last = epoch == epochs or (finished and epoch == len(aucs))
+                    if not last and should_prune():
+                        raise Pruned(epoch)
+                seen = len(aucs)
+                if finished:
+                    break
+                time.sleep(poll)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if process.returncode != 0:
+        tail = Path(output).read_text().strip().splitlines()[-3:]
+        raise RuntimeError(f"train.py exited {process.returncode}: {' | '.join(tail)}")
+    return epoch_aucs(log_csv)
+
+
+def trial_command(base_flags, chosen, exp, folder):
+    """The train.py command of a run `exp` of the study: the base flags, the run's settings, the study's folders."""
+    return [sys.executable, str(SRC / "train.py"), *base_flags, *flags_of(chosen), "--exp", exp,
+            "--weights-dir", str(folder / "weights"), "--oof-dir", str(folder / "oof"), "--no-tensorboard",
+            "--heatmaps", "off"]
+
+
+def trial_exp(number):
+    return f"trial_{number:04d}"
+
+
+def confirm(base_flags, base_settings, best_settings, folds, folder, model_name):
+    """The base and the best settings trained again on other `folds` (the best of many trials on one
+    fold leans optimistic): [{fold, base_auc, best_auc, difference, low, high, p_value}] from the OOF
+    predictions of both on the same images (paired DeLong test, metrics.delong_test)."""
+    import pandas as pd
+
+    from cxr.metrics.auc import delong_test
+
+    rows = []
+    for fold in folds:
+        predictions = {}
+        for name, settings in (("base", base_settings), ("best", best_settings)):
+            exp = f"confirm_{name}"
+            flags = [*base_flags, "--fold", str(fold)]
+            run_trial(trial_command(flags, settings, exp, folder),
+                      folder / "weights" / exp / model_name / f"fold_{fold}" / "log.csv",
+                      folder / "logs" / f"{exp}_fold_{fold}.log", lambda *_: None, lambda: False)
+            predictions[name] = pd.read_csv(folder / "oof" / exp / model_name / f"fold_{fold}.csv")
+        base, best = predictions["base"], predictions["best"]
+        test = delong_test(base["target"].to_numpy(), best["prediction"].to_numpy(), base["prediction"].to_numpy())
+        rows.append({"fold": fold, "images": len(base), "base_auc": test["auc_b"], "best_auc": test["auc_a"],
+                     "difference": test["difference"], "low": test["low"], "high": test["high"],
+                     "p_value": test["p_value"]})
+    return rows
+
+
+def objective_value(aucs, select):
+    """The trial's score: the validation AUC of the weights train.py keeps (--select best: the best epoch's)."""
+    finite = [a for a in aucs if np.isfinite(a)]
+    if not finite:
+        raise RuntimeError("no epoch had a validation AUC (one class in the validation fold?)")
+    return max(finite) if select == "best" else finite[-1]
+
+
+def this_process():
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def orphaned(trial):
+    """Whether a RUNNING trial belongs to a process on this machine that no longer exists (a killed
+    search); trials of other machines are left to the storage's heartbeat."""
+    owner = trial.user_attrs
+    return owner.get("host") == socket.gethostname() and not alive(int(owner.get("pid", -1)))
+
+
+def recover_orphans(study):
+    """Mark the RUNNING trials of killed searches on this machine failed and queue their settings
+    again: a resumed search retries what was cut off. Returns their numbers."""
+    from optuna.trial import TrialState
+
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if orphaned(trial):
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            recovered.append(trial.number)
+    return recovered
+
+
+MAP_RUN_SH = {"img_size": "map_img_size", "epochs": "map_epochs", "batch_size": "map_batch_size"}
+
+
+def best_files(study, base, folder, arch, fold):
+    """Write the best trial's settings: best.yaml (train.py --config) and run.yaml (CONFIG= for run.sh:
+    its top-level keys, the arch, and a train: section, map_* for a map model). Returns their paths."""
+    import yaml
+
+    from cxr.artifacts import atomic_path
+    from cxr.experiment_file import RUN_SH_SETS
+
+    best = study.best_trial
+    settings = {k: v for k, v in {**base, **best.user_attrs["settings"]}.items() if k not in STUDY_OWNED}
+    is_map = settings.get("kind") == "map"
+    rename = MAP_RUN_SH if is_map else {}
+    run_sh = {rename.get(k, k): v for k, v in settings.items() if k in RUN_SH_SETS and k not in ("arch", "kind")}
+    section = {k: v for k, v in settings.items() if k not in RUN_SH_SETS}
+    experiment = {"exp": study.study_name, **run_sh, "archs": [] if is_map else [arch],
+                  "map_archs": [arch] if is_map else [], "map_train" if is_map else "train": section}
+    header = (f"# tune.py study '{study.study_name}': trial {best.number}, validation AUC {best.value:.4f} on fold "
+              f"{fold}; {len(finished_trials(study))} trials finished\n")
+    paths = folder / "best.yaml", folder / "run.yaml"
+    for path, content in zip(paths, (settings, experiment)):
+        with atomic_path(path) as tmp:
+            tmp.write_text(header + yaml.safe_dump(content, sort_keys=False))
+    return paths
+
+
+def finished_trials(study):
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))

@@ -1,0 +1,1 @@
+"""Submission formats: the challenge files, validated before they are written (files)."""

@@ -1,0 +1,62 @@
+"""The losses: binary cross-entropy for classifiers; for map models a focal loss over the object
+map, divided by a running mean of object cells (so a batch with few objects does not jump),
+plus the image logit's cross-entropy."""
+
+import torch
+import torch.nn.functional as F
+
+
+
+def classifier_loss(pos_weight=None):
+    """BCE over every label of the image logits; `pos_weight` (one per label) weighs positives."""
+    def loss(logits, targets):
+        weight = pos_weight.to(targets.device) if pos_weight is not None else None
+        return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
+    return loss
+
+
+class MapLoss:
+    """A map model's loss: focal loss over the object map's cells against the mask, plus the
+    image head's BCE against whether the crop holds an object.
+
+    The focal sum is divided by the object cells, as RetinaNet does (the many empty cells do not
+    drown the few object cells), but by a running mean of the object cells per batch (momentum
+    0.9, as detectron2's RetinaNet), not by this batch's own count: a batch holding two object
+    cells would otherwise weigh its empty cells a hundred times more than a batch holding two
+    hundred, and such a gradient spike is what threw small folds off course. The running mean
+    is training state: state_dict() goes into last.pt, so a resumed run continues it."""
+
+    MOMENTUM = 0.9
+
+    def __init__(self, pos_weight=None):
+        self.head_loss = classifier_loss(pos_weight)
+        self.normalizer = None  # object cells per batch, running mean; set by the first batch
+
+    def __call__(self, outputs, targets, masks):
+        from torchvision.ops import sigmoid_focal_loss
+
+        head, maps = outputs
+        focal = sigmoid_focal_loss(maps.float(), masks, alpha=0.25, gamma=2.0, reduction="sum")
+        cells = masks.sum().detach().clamp(min=1.0)
+        if self.normalizer is None:
+            self.normalizer = cells
+        elif torch.is_grad_enabled():  # a training step moves the mean; evaluation leaves it
+            self.normalizer = self.MOMENTUM * self.normalizer.to(cells.device) + (1 - self.MOMENTUM) * cells
+        return focal / self.normalizer + self.head_loss(head, targets)
+
+    def state_dict(self):
+        return {"normalizer": None if self.normalizer is None else float(self.normalizer)}
+
+    def load_state_dict(self, state):
+        value = state.get("normalizer")
+        self.normalizer = None if value is None else torch.tensor(float(value))
+
+
+def map_loss(pos_weight=None):
+    """A map model's loss (MapLoss)."""
+    return MapLoss(pos_weight)
+
+
+def loss_for(kind, pos_weight=None):
+    """The training loss of a kind of model: classifier_loss or map_loss."""
+    return (map_loss if kind == "map" else classifier_loss)(pos_weight)
