@@ -9,12 +9,13 @@
 #
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 or --force (retrain finished folds),
-# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/readers.py),
+# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN (how to read the data set: see src/cxr/data/layouts.py),
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
 # GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
 # TEST_LIKE (share of the training images most like the test side scored apart by blend.py; default 0.25),
 # BN_ADAPT=1 (blend each model also with its BatchNorm statistics adapted to the test images: <model>-bn),
-# FORMAT (objectcxr | kaggle: the submission file, see src/blend.py; default kaggle when input/$DATASET/test.csv exists), BOOTSTRAP (resamples for the intervals).
+# FORMAT (auto | objectcxr | kaggle | multilabel: the submission file, see src/cxr/formats/; auto, the default: kaggle
+# or multilabel when input/$DATASET/test.csv exists, else objectcxr), BOOTSTRAP (resamples for the intervals).
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs
@@ -70,9 +71,10 @@ if [ -f "input/$DATASET/train.csv" ] && head -1 "input/$DATASET/train.csv" | gre
 else
     ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}
 fi
-# A Kaggle-style set (test.csv) gets a Kaggle submission unless FORMAT says otherwise.
-if [ -f "input/$DATASET/test.csv" ]; then FORMAT=${FORMAT:-kaggle}; else FORMAT=${FORMAT:-objectcxr}; fi
+FORMAT=${FORMAT:-auto}  # the data set's own: a Kaggle-style set (test.csv) gets a Kaggle submission
 $PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED" --test-like "${TEST_LIKE:-0.25}"
+# The submission format is checked against the data set before any training, not after it.
+$PY src/blend.py --exp "$EXP" --dataset "$DATASET" --format "$FORMAT" --check-format
 # The train/test shift (adversarial validation), once per data set with a test side: reports/<dataset>/shift.*
 [ -f "reports/$DATASET/shift.json" ] || $PY src/shift.py "${DATA_ARGS[@]}" --share "${TEST_LIKE:-0.25}"
 

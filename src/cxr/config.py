@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxr.errors import UserError
+from cxr.formats.registry import NAMES as FORMAT_NAMES
 
 
 def option(default, help, choices=None, metavar=None):
@@ -38,7 +39,7 @@ SELECTIONS = ("best", "last")
 AUGMENTATIONS = ("none", "basic", "shift")
 MAP_DEPTHS = (16, 32)
 INPUT_CHANNELS = (1, 3)
-SUBMISSION_FORMATS = ("objectcxr", "kaggle")
+SUBMISSION_FORMATS = FORMAT_NAMES  # auto and every format of cxr/formats/registry.py
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"  # every script's --device
 INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package's predict.py too); train.py's is 32

@@ -216,7 +216,9 @@ def nested_predictions(method, P, y, folds):
     return out
 
 
-def best_method(scores, tolerance=1e-9):
-    """Index of the highest score; within `tolerance`, the earliest (simplest) wins."""
-    scores = np.asarray(scores, dtype=float)
-    return int(np.flatnonzero(scores >= np.nanmax(scores) - tolerance)[0])
+def best_method(scores, metric="auc", tolerance=1e-9):
+    """Index of the best score by `metric` (cxr/metrics/registry.py); within `tolerance`, the
+    earliest (simplest) method wins."""
+    from cxr.metrics.registry import get
+
+    return get(metric).best(scores, tolerance)

@@ -19,7 +19,10 @@ columns, as blend.py reads them): no files read or written here.
 """
 import numpy as np
 
-from cxr.metrics.auc import delong_covariance, mean_auc
+from cxr.artifacts import write_csv
+from cxr.blending.spec import model_runs
+from cxr.metrics.auc import delong_covariance
+from cxr.metrics.registry import get
 
 MARGIN = 0.02  # AUC below the model's median fold AUC
 LEVEL = 0.95  # the DeLong interval
@@ -38,7 +41,7 @@ def fold_auc(targets, scores, level=LEVEL):
 
     targets, scores = np.asarray(targets), np.asarray(scores, dtype=float)
     targets, scores = targets.reshape(len(targets), -1), scores.reshape(len(scores), -1)
-    auc = mean_auc(targets, scores)
+    auc = get("auc").function(targets, scores)  # the rule's interval is DeLong's: an AUC's
     errors = []
     for j in range(targets.shape[1]):
         try:
@@ -107,3 +110,23 @@ def format_fold_scores(table, margin=MARGIN, level=LEVEL, min_folds=MIN_FOLDS):
             note = f"(median {median:.3f}; none weak)"
         lines.append(f"{model:<{width}}" + "".join(cells) + "   " + note)
     return "\n".join(lines)
+
+
+def handle_weak_folds(args, exp_dir, models, columns, loaded, n_folds):
+    """Score each model's folds (printed, oof/<exp>/fold_scores.csv), then {model: the folds whose
+    test predictions it keeps} and the record of it for blend.json: with --weak-folds drop a weak
+    fold's model leaves the test mean (its OOF rows stay: honest held-out predictions)."""
+    table = fold_scores({m: oof for m, (oof, _) in zip(models, loaded)}, columns)
+    print(format_fold_scores(table))
+    write_csv(exp_dir / "fold_scores.csv", table, float_format="%.6f")
+    weak = weak_folds(table)
+    dropped = weak if args.weak_folds == "drop" else {}
+    for model, flagged in weak.items():
+        folds = f"fold{'s' * (len(flagged) > 1)} {', '.join(map(str, flagged))}"
+        print(f"{model}: {folds} dropped from the test predictions (weak)" if model in dropped
+              else f"{model}: {folds} weak, kept in the test predictions (--weak-folds keep)")
+    # never empty: at least half of a model's folds are at or above its median fold AUC, hence not weak
+    kept = {m: [k for k in range(n_folds) if k not in dropped.get(m, [])] for m in models}
+    record = {"rule": RULE, "action": args.weak_folds, "flagged": weak, "dropped": dropped,
+              "dropped_runs": {m: model_runs(args, m, folds) for m, folds in dropped.items()}}
+    return kept, record

@@ -1,8 +1,9 @@
-"""Challenge-format submission files, validated before they are written.
+"""The CSV files submissions are made of, read, validated and written (atomically, validated
+before they replace anything); the formats (registry.py) are built from these.
 
 Object-CXR's `prediction_classification.csv`: header `image_path,prediction`, one row per
 test image, probabilities in [0, 1]. Other challenges: the header and row order of their
-`sample_submission.csv`, or the test table's id column and `prediction`.
+`sample_submission.csv`, or the test table's id column and `prediction` (or one column per label).
 
 Object-CXR's `prediction_localization.csv`: the same header, the prediction being zero or
 more `probability x y` triples separated by `;` (original-image pixels); the comma after the
@@ -95,6 +96,42 @@ def sample_format(sample_path):
     if len(sample.columns) < 2:
         raise UserError(f"{sample_path}: expected an id column and prediction column(s), found {', '.join(sample.columns)}")
     return ",".join(sample.columns), list(sample.iloc[:, 0])
+
+
+def sample_submission_plan(out, root, test_ids, labels, file_name):
+    """(path, write(predictions (n, labels))) of a Kaggle-style submission: sample_submission.csv's
+    header and row order when `root` has one, else test.csv's id column and `prediction` (one
+    column per label for a multi-label task); ids as test.csv writes them. Checked here, before any
+    blending: a sample whose prediction columns do not match the labels stops with its name."""
+    from cxr.data.layouts import kaggle_test_ids
+
+    multi = labels != [""]
+    root = Path(root)
+    column, written_as = kaggle_test_ids(root)
+    sample = root / "sample_submission.csv"
+    if sample.is_file():
+        header, order = sample_format(sample)
+    else:
+        header, order = ",".join([column, *(labels if multi else ["prediction"])]), None
+    names = header.split(",")[1:]
+    if multi and sorted(names) != sorted(labels):
+        raise UserError(f"{sample}: prediction columns {', '.join(names)} differ from the labels {', '.join(labels)}")
+    if not multi and len(names) != 1:
+        raise UserError(f"{sample}: {len(names)} prediction columns, but the task has one target")
+    columns = [labels.index(n) for n in names] if multi else [0]
+    path = Path(out) / file_name
+    return path, lambda predictions: write_classification(path, [written_as[i] for i in test_ids],
+                                                          predictions[:, columns], header=header, order=order)
+
+
+def validate_sample_shaped(path, expected_ids):
+    """Check a written Kaggle-style file: its own header (an id column, then prediction columns), each
+    of `expected_ids` once, every value a probability."""
+    lines = read_lines(path)
+    header = lines[0] if lines else ""
+    if header.count(",") < 1:
+        raise UserError(f"{path} line 1: expected an id column and prediction column(s), found '{header}'")
+    validate_classification(path, expected_ids, header=header)
 
 
 def format_points(points):

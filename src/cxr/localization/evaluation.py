@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr.artifacts import cams_file
+from cxr.artifacts import cams_file, run_dir, write_csv
 from cxr.data.cache import ImageSpec
 from cxr.data.images import image_size
 from cxr.data.annotations import parse_annotation
 from cxr.errors import RowProblems, UserError
 from cxr.localization.peaks import ensemble_heatmaps, heatmap_sources, original_points
-from cxr.metrics.froc import froc_of_ranked, ranked_hits
+from cxr.figures import froc_figure
+from cxr.metrics.froc import FROC_THRESHOLDS, froc_of_ranked, ranked_hits
 from cxr.data.layouts import read_dataset
 
 
@@ -115,3 +116,58 @@ def froc_with_interval(points, objects, n_boot=0, seed=0):
         if any(objects[image] for image, n in copies.items() if n):  # no object drawn: nothing to measure
             samples.append(froc_of_ranked(ranked, objects, copies=copies)[0])
     return score, sensitivities, tuple(np.percentile(samples, [2.5, 97.5]))
+
+
+def localization_report(args, models, folds, P, T, test, choice, nested, test_blend, kept):
+    """FROC of every model and of the chosen blend on the OOF images (the blend's nested
+    probabilities order the points) and on a labelled test side (each model's heatmaps from its
+    `kept` fold models, as its test predictions), from the object maps or
+    Grad-CAMs train.py saved, with bootstrap intervals and the sensitivity at every threshold;
+    written to oof/<exp>/froc_report.csv and froc.png. None when the data has no annotations
+    or a model has no saved heatmaps."""
+    root = Path(args.input_dir) / args.dataset
+    train_objects, test_objects = annotations(root) if root.is_dir() else (None, None)
+    if train_objects is None:
+        return None
+    exp_dir = Path(args.oof_dir) / args.exp
+    cams = [read_cams(args.oof_dir, args.exp, m, folds, list(test["image_id"])) for m in models]
+    if any(c is None for c in cams):
+        print("FROC: not scored (a model has no saved Grad-CAMs: train it with --heatmaps on)")
+        return None
+    setups = [run_spec(run_dir(args.weights_dir, args.exp, m, 0)) for m in models]
+    ids = list(folds["image_id"])
+    boot = dict(n_boot=args.froc_bootstrap, seed=args.seed)
+    scores = {"oof": froc_scores(models, choice["weights"], nested, P, [[oof] for oof, _ in cams], setups, ids,
+                                 {i: train_objects[i] for i in ids}, root, args.max_points, **boot)}
+    if test_objects is not None:
+        test_ids = list(test["image_id"])
+        kept_cams = [[tests[k] for k in kept[m]] for m, (_, tests) in zip(models, cams)]
+        scores["test"] = froc_scores(models, choice["weights"], test_blend, T, kept_cams, setups,
+                                     test_ids, {i: test_objects[i] for i in test_ids}, root, args.max_points, **boot)
+    table = froc_table(scores)
+    write_csv(exp_dir / "froc_report.csv", table, float_format="%.6f")
+    froc_figure({f"{name} ({side})": values[1] for side, named in scores.items() for name, values in named.items()
+                 if name == "blend" or len(models) < 4}, FROC_THRESHOLDS, exp_dir / "froc.png",
+                title=f"{args.exp}: FROC curves (OOF and test side)")
+    shown = table[["name"] + [c for c in table.columns if c.endswith(("froc", "_low", "_high"))]]
+    print(f"FROC ({args.max_points} points per image; map models' object maps, else Grad-CAM; the blend's points from "
+          f"its heatmap; 95 % bootstrap intervals over images):\n" + shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for side, named in scores.items():
+        print(f"{side} sensitivity at " + ", ".join(f"{t:g}" for t in FROC_THRESHOLDS) + " false positives per image: "
+              + "; ".join(f"{name} " + " ".join(f"{v:.3f}" for v in values[1]) for name, values in named.items()))
+    print(f"wrote {exp_dir / 'froc_report.csv'} and {exp_dir / 'froc.png'}")
+    return {side: {"froc": named["blend"][0], "low": named["blend"][2][0], "high": named["blend"][2][1],
+                   "sensitivities": named["blend"][1]} for side, named in scores.items()}
+
+
+def froc_table(scores):
+    """One row per model and the blend: per side, the FROC, its interval and the sensitivity at each threshold."""
+    import pandas as pd
+
+    rows = {}
+    for side, named in scores.items():
+        for name, (value, sensitivities, (low, high)) in named.items():
+            row = rows.setdefault(name, {"name": name})
+            row.update({f"{side}_froc": value, f"{side}_low": low, f"{side}_high": high,
+                        **{f"{side}_sens@{t:g}": v for t, v in zip(FROC_THRESHOLDS, sensitivities)}})
+    return pd.DataFrame(list(rows.values()))

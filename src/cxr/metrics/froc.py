@@ -22,6 +22,11 @@ def froc(points, objects, thresholds=FROC_THRESHOLDS, copies=None):
     return froc_of_ranked(ranked_hits(points, objects), objects, thresholds, copies)
 
 
+def froc_score(objects, points):
+    """The FROC alone, in the metric registry's (truth, predictions) order."""
+    return froc(points, objects)[0]
+
+
 def ranked_hits(points, objects):
     """[(image, indices of its objects the point is inside)] of every point, ranked by
     probability (stable, images in `objects` order): the hit tests done once."""

@@ -83,3 +83,20 @@ def likeness_table(train, likeness, share, n_test):
     return pd.DataFrame({"image_id": train["image_id"].to_numpy(), "test_likeness": likeness,
                          "weight": importance_weights(likeness, len(train), n_test),
                          "test_like": most_test_like(likeness, share)})
+
+
+def shift_warning(reports_dir, dataset):
+    """A warning line when shift.py measured a strong train/test shift for `dataset` (its report in
+    `reports_dir`), else ''."""
+    import json
+
+    from cxr.artifacts import shift_report_file
+
+    path = shift_report_file(reports_dir, dataset)
+    if not path.is_file():
+        return ""
+    auc = json.loads(path.read_text())["adversarial_auc"]
+    if auc < HIGH_SHIFT:
+        return ""
+    return (f"warning: the test side looks unlike the training side (adversarial AUC {auc:.3f}, {path}): the OOF "
+            f"AUC may overstate the test score; compare the test-like AUC (make_folds.py --test-like)")

@@ -29,7 +29,7 @@ from cxr.errors import UserError
 from cxr.localization.map_scores import choose_image_score, map_image_probability
 from cxr.localization.gradcam import loader_cams
 from cxr.localization.targets import MaskedCrops
-from cxr.metrics.auc import mean_auc
+from cxr.metrics.registry import for_task
 from cxr.models.map_model import MAP_STRIDE
 from cxr.models.backbones import enable_grad_checkpointing
 from cxr.models.factory import network_of
@@ -88,8 +88,13 @@ class FoldData:
         return gather_rows(loader_cams(model, loader, device, channels_last), indices, n, self.world)
 
     def val_auc(self, probs):
-        """Validation AUC: of the target, or the mean over the labels (NaN where a fold has one class)."""
-        return mean_auc(self.val_rows[self.columns].to_numpy(), probs)
+        """The selection metric (the registry's for the task: AUC of the target, or the mean over the
+        labels; NaN where a fold has one class) of validation predictions."""
+        return for_task(self.task).function(self.val_rows[self.columns].to_numpy(), probs)
+
+    @property
+    def task(self):
+        return "binary" if self.columns == ["target"] else "multilabel"
 
 
 def load_split(cfg):

@@ -1,0 +1,68 @@
+"""The submission formats, found by name. A format is one module of this folder that declares
+FORMAT = Format(...): its files, the task it takes, the rule for its ids, the plan that checks and
+writes it, and the check of a written file. To add one: write the module (objectcxr.py is the
+worked example), add its name to FORMATS below; docs/development.md walks through it.
+
+This file imports nothing heavy: config.py reads the names for --format's choices, and
+--help must not wait for pandas. A format's module is imported when it is asked for."""
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+FORMATS = {  # name: the module that declares it
+    "objectcxr": "cxr.formats.objectcxr",
+    "kaggle": "cxr.formats.kaggle",
+    "multilabel": "cxr.formats.multilabel",
+}
+AUTO = "auto"  # the data set's own: a Kaggle-style test.csv gets kaggle (multilabel for several labels), else objectcxr
+NAMES = (AUTO, *FORMATS)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The file blend.py will write, checked before any blending: `write(predictions)` takes the
+    test predictions (n images x labels, in the order of the test ids) and writes it validated."""
+    path: Path
+    write: Callable
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    task: str  # "binary" (one probability per image) or "multilabel" (one per label)
+    files: tuple  # the files a submission in this format is made of
+    ids: str  # the rule for the ids its rows carry, in words
+    summary: str  # one line for --help and the docs
+    plan: Callable  # plan(out, root, test_ids, labels) -> Submission; a UserError when it cannot be written
+    validate: Callable  # validate(path, expected_ids): a UserError naming file and line unless valid
+
+
+def get(name):
+    """The Format called `name` (a UserError listing the names for an unknown one)."""
+    from cxr.errors import UserError
+
+    if name not in FORMATS:
+        raise UserError(f"--format {name}: unknown (choose from {', '.join(NAMES)})")
+    return importlib.import_module(FORMATS[name]).FORMAT
+
+
+def resolve(name, root, labels):
+    """The Format for --format `name` on the data set at `root` with `labels` ([''] for a binary
+    target): `auto` picks the data set's own; `kaggle` on a multi-label set means multilabel (the
+    same sample_submission.csv rules, one column per label); a format for another task is refused."""
+    from cxr.errors import UserError
+
+    task = "binary" if labels == [""] else "multilabel"
+    if name == AUTO:
+        name = "objectcxr" if not (Path(root) / "test.csv").is_file() else ("kaggle" if task == "binary" else "multilabel")
+    elif name == "kaggle" and task == "multilabel":
+        name = "multilabel"
+    chosen = get(name)
+    if chosen.task != task:
+        fits = [n for n in FORMATS if get(n).task == task]
+        words = {"binary": "binary (one target)", "multilabel": "multi-label"}
+        raise UserError(f"--format {name} is for a {words[chosen.task]} task; this data set is {words[task]}"
+                        f"{' (' + ', '.join(labels) + ')' if task == 'multilabel' else ''}: use --format "
+                        f"{' or '.join(fits)}")
+    return chosen
