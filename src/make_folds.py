@@ -11,24 +11,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cxr.artifacts import duplicates_file, folds_file, test_like_file, write_csv  # noqa: E402
+from cxr.artifacts import duplicates_file, folds_file, write_csv  # noqa: E402
 from cxr.config import FoldSettings, parse_config  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 
 # pandas and the modules that read images are imported after the flags are parsed: --help is instant.
-
-
-def group_duplicates(train, test, root, threshold):
-    """(the train table with a `group` column joining duplicates, the pair report)."""
-    from cxr.data.dedup import find_duplicates
-
-    ids = list(train["image_id"]) + list(test["image_id"])
-    sides = ["train"] * len(train) + ["test"] * len(test)
-    report, groups = find_duplicates(ids, sides, root, threshold)
-    crossing = (report["side_a"] != report["side_b"]).sum()
-    print(f"duplicates: {(report['kind'] == 'exact').sum()} exact and {(report['kind'] == 'near').sum()} near pairs "
-          f"(threshold {threshold} bits), {crossing} between train and test")
-    return train.assign(group=[ids[g] for g in groups[:len(train)]]), report
 
 
 def map_image_size(long_sides, largest):
@@ -36,30 +23,12 @@ def map_image_size(long_sides, largest):
     return int(min(largest, -(-int(long_sides.median()) // 32) * 32))
 
 
-def mark_test_like(args, train, test, root):
-    """folds/<dataset>_test_like.csv: each training image's test-likeness (adversarial validation) and
-    whether it is among the --test-like share most like the test side."""
-    from cxr.testside.adversarial import likeness_table, measure_shift
-    from cxr.metrics.auc import roc_auc
-
-    if not 0 < args.test_like <= 1:
-        raise UserError(f"--test-like {args.test_like}: a share in (0, 1]")
-    if not len(test):
-        print(f"--test-like: {root} has no test side to compare with; no test-like rows marked")
-        return
-    _, is_test, scores = measure_shift(train, test, root, Path(args.cache_dir) / args.dataset)  # as shift.py
-    table = likeness_table(train, scores[:len(train)], args.test_like, len(test))
-    write_csv(test_like_file(args.folds_dir, args.dataset), table, float_format="%.6f")
-    print(f"test-like rows: {int(table['test_like'].sum())} of {len(table)} training images "
-          f"(adversarial AUC {roc_auc(is_test, scores):.3f}); {test_like_file(args.folds_dir, args.dataset)}")
-
-
 @exit_on_user_error
 def main(argv=None):
     args = parse_config(argv, FoldSettings, description=__doc__)
     import pandas as pd
 
-    from cxr.data.folds import assign_folds, read_folds
+    from cxr.data.folds import assign_folds, group_duplicates, mark_test_like, read_folds
     from cxr.data.labels import label_name, target_columns
     from cxr.data.layouts import read_checked
 

@@ -16,12 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cxr.artifacts import list_models, read_prediction_file, test_pred_file, write_csv  # noqa: E402
+from cxr.artifacts import list_models, test_pred_file, write_csv  # noqa: E402
 from cxr.config import Parser, add_settings  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
-
-TEST_FILE = "test_fold_"
-
 
 def parse_args(argv=None):
     parser = Parser(description=__doc__)
@@ -37,21 +34,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_test_predictions(model_dir):
-    """{fold: (image ids, probabilities)} of one model's test prediction files."""
-    found = {}
-    for path in sorted(model_dir.glob(f"{TEST_FILE}*.csv")):
-        fold = path.stem[len(TEST_FILE):]
-        if fold.isdigit():
-            frame = read_prediction_file(path, ["image_id", "prediction"])
-            found[int(fold)] = (frame["image_id"].tolist(), frame["prediction"].to_numpy())
-    return found
-
-
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from cxr.testside.pseudo_labels import mean_fold_predictions, pseudo_labels  # torch: after the flags
+    from cxr.testside.pseudo_labels import TEST_FILE, mean_fold_predictions, pseudo_labels, read_test_predictions
 
     exp_dir = Path(args.oof_dir) / args.exp
     if args.models:

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
-from cxr.testside.adversarial import HIGH_SHIFT, likeness_table, measure_shift  # noqa: E402
+from cxr.testside.adversarial import HIGH_SHIFT, fold_likeness, likeness_table, measure_shift  # noqa: E402
 from cxr.artifacts import folds_file, shift_report_file, write_csv, write_json  # noqa: E402
 from cxr.config import DataSettings, option, parse_config  # noqa: E402
 from cxr.errors import exit_on_user_error  # noqa: E402
@@ -34,13 +34,6 @@ class ShiftSettings(DataSettings):
     img_size: int = option(64, "images are compared at this size (through the decode-once cache)")
     share: float = option(0.25, "the share of training images counted as test-like")
     seed: int = option(0, "cross-validation seed of the adversarial classifier (0, as make_folds.py --test-like's)")
-
-
-def fold_likeness(folds, table):
-    """Per fold: mean test-likeness and share of test-like rows of its validation images."""
-    merged = folds[["image_id", "fold"]].merge(table, on="image_id")
-    return {int(fold): {"mean_test_likeness": float(part["test_likeness"].mean()),
-                        "test_like_share": float(part["test_like"].mean())} for fold, part in merged.groupby("fold")}
 
 
 @exit_on_user_error

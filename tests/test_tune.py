@@ -108,10 +108,8 @@ def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
 
 
 def test_searchable_settings_are_train_py_settings():
-    import tune
     from cxr.config import TrainConfig
 
-    assert tune.SEARCHABLE == training_search.SEARCHABLE
     assert set(training_search.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
     assert training_search.default_sizes(96) == [64, 96, 128]
 
@@ -128,7 +126,7 @@ def test_processes_that_join_a_study_do_not_propose_the_same_settings(tmp_path):
         trial = study.ask()
         return [trial.suggest_float(f"x{i}", 0, 1) for i in range(3)]
 
-    fresh = [first_proposals(tune.build_study(args, f"s{i}", tmp_path, storage)) for i in range(2)]
+    fresh = [first_proposals(training_search.build_study(args, f"s{i}", tmp_path, storage)) for i in range(2)]
     assert fresh[0] == fresh[1]  # same seed, same first proposals: a new study is reproducible
-    joined = [first_proposals(tune.build_study(args, "s0", tmp_path, storage)) for _ in range(2)]
+    joined = [first_proposals(training_search.build_study(args, "s0", tmp_path, storage)) for _ in range(2)]
     assert joined[0] != joined[1] and fresh[0] not in joined

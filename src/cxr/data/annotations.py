@@ -5,7 +5,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 SHAPE_NAMES = {0: "rectangle", 1: "ellipse", 2: "polygon"}
 LARGEST_COORDINATE = 10**6  # far beyond any radiograph, and exact as a float (10**400 does not even convert)
 

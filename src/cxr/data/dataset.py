@@ -4,7 +4,6 @@ seeded by epoch and image so a run on the CPU repeats exactly."""
 import numpy as np
 
 
-
 class EpochSeeded:
     """A sampler whose indices travel with the epoch's seed, as (index, seed) keys: loader workers
     (persistent ones too, whose copies of the data set never see a change made in the main

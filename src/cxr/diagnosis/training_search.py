@@ -251,3 +251,100 @@ def finished_trials(study):
     from optuna.trial import TrialState
 
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def build_study(args, name, folder, storage_url):
+    import optuna
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # a process on another machine that dies stops its heartbeat: after grace_period its trial is failed and retried
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=30, grace_period=120,
+                                         heartbeat_stale_trial_callback=retry)
+    pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
+              "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+              "none": optuna.pruners.NopPruner}[args.pruner]()
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", pruner=pruner,
+                                sampler=optuna.samplers.TPESampler(seed=args.sampler_seed, n_startup_trials=6),
+                                load_if_exists=True)
+    if study.trials:  # joining or resuming: a seed of its own, or it would propose what the first process did
+        study.sampler = optuna.samplers.TPESampler(seed=None, n_startup_trials=6)
+    return study
+
+
+def objective_of(base_flags, base_cfg, space, sizes, folder):
+    import optuna
+
+    from cxr.diagnosis import training_search
+
+    def objective(trial):
+        chosen = training_search.suggest(trial, space, sizes)
+        trial.set_user_attr("settings", chosen)
+        for key, value in training_search.this_process().items():
+            trial.set_user_attr(key, value)
+        exp = training_search.trial_exp(trial.number)
+        log_csv = folder / "weights" / exp / base_cfg.model_name / f"fold_{base_cfg.fold}" / "log.csv"
+        (folder / "logs").mkdir(exist_ok=True)
+        output = folder / "logs" / f"{exp}.log"
+        command = training_search.trial_command(base_flags, chosen, exp, folder)
+        shown = " ".join(training_search.flags_of(chosen, digits=3))
+        try:
+            aucs = training_search.run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
+        except training_search.Pruned as pruned:
+            print(f"trial {trial.number}: pruned after epoch {pruned.args[0]} ({shown})", flush=True)
+            raise optuna.TrialPruned() from None
+        except RuntimeError as err:
+            print(f"trial {trial.number}: failed ({shown}): {err}; see {output}", flush=True)
+            raise
+        value = training_search.objective_value(aucs, base_cfg.select)
+        print(f"trial {trial.number}: validation AUC {value:.4f} after {len(aucs)} epochs ({shown})", flush=True)
+        return value
+
+    return objective
+
+
+def write_reports(study, base, folder, arch, fold):
+    """trials.csv, the best settings' files, search.png (every trial's AUC per epoch and in order) and
+    importance.png (fANOVA importance of each setting, once there are enough trials)."""
+    import warnings
+
+    from optuna.visualization import matplotlib as plots
+
+    from cxr.diagnosis import training_search
+    from cxr.artifacts import write_csv
+    from cxr.figures import search_figure, save_figure
+
+    write_csv(folder / "trials.csv", study.trials_dataframe())
+    written = [folder / "trials.csv", *training_search.best_files(study, base, folder, arch, fold)]
+    trials = [{"number": t.number, "state": t.state.name, "value": t.value, "curve": t.intermediate_values}
+              for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    search_figure(trials, folder / "search.png", f"study {study.study_name}: {len(trials)} trials on fold {fold}")
+    written.append(folder / "search.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna's "experimental" notes
+        try:
+            axes = plots.plot_param_importances(study)
+        except (ValueError, RuntimeError) as err:  # it needs two or more finished trials that differ
+            print(f"importance.png: not drawn ({err})")
+            return written
+    axes.figure.set_size_inches(7, 4.5)
+    axes.figure.tight_layout()  # room for the settings' names
+    save_figure(axes.figure, folder / "importance.png")
+    return [*written, folder / "importance.png"]
+
+
+def confirm_on_other_folds(folds, train_flags, first, best, folder, base_cfg):
+    """tune.py --confirm-folds: the base (trial 0) and best settings on other folds, printed and in confirm.csv."""
+    import pandas as pd
+
+    from cxr.diagnosis import training_search
+    from cxr.artifacts import write_csv
+
+    rows = training_search.confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
+                          base_cfg.model_name)
+    for row in rows:
+        print(f"confirm fold {row['fold']}: base {row['base_auc']:.4f}, best {row['best_auc']:.4f}, difference "
+              f"{row['difference']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}], p = {row['p_value']:.3g} "
+              f"(paired DeLong, {row['images']} images)")
+    write_csv(folder / "confirm.csv", pd.DataFrame(rows))
+    return folder / "confirm.csv"

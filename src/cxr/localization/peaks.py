@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def upsample(maps, size):
     """(N, h, w) maps -> (N, size, size), bilinear: heatmaps in network-input pixels."""
     return F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]

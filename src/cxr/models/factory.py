@@ -4,8 +4,6 @@ from cxr.models.map_model import create_map_model
 from cxr.models.backbones import create_model
 
 
-
-
 def network_of(settings, num_labels=1, pretrained=False, weights=""):
     """The network a run's settings (a TrainConfig, or its saved config as a dict) describe:
     a classifier or a map model. Training and inference build it here alike. The network keeps

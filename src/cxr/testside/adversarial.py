@@ -100,3 +100,10 @@ def shift_warning(reports_dir, dataset):
         return ""
     return (f"warning: the test side looks unlike the training side (adversarial AUC {auc:.3f}, {path}): the OOF "
             f"AUC may overstate the test score; compare the test-like AUC (make_folds.py --test-like)")
+
+
+def fold_likeness(folds, table):
+    """Per fold: mean test-likeness and share of test-like rows of its validation images."""
+    merged = folds[["image_id", "fold"]].merge(table, on="image_id")
+    return {int(fold): {"mean_test_likeness": float(part["test_likeness"].mean()),
+                        "test_like_share": float(part["test_like"].mean())} for fold, part in merged.groupby("fold")}

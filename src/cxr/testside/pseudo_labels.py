@@ -4,6 +4,7 @@ fold k's rows, so no validation row's label reaches its own OOF prediction."""
 import numpy as np
 import pandas as pd
 
+from cxr.artifacts import read_prediction_file
 from cxr.errors import UserError
 
 
@@ -87,3 +88,17 @@ def with_pseudo_rows(train_rows, pseudo, fold, test_ids, source):
     added = pd.DataFrame({"image_id": rows["image_id"], "target": rows["target"], "group": rows["image_id"],
                           "fold": -1})
     return pd.concat([train_rows, added[[c for c in train_rows.columns if c in added]]], ignore_index=True)
+
+
+TEST_FILE = "test_fold_"
+
+
+def read_test_predictions(model_dir):
+    """{fold: (image ids, probabilities)} of one model's test prediction files."""
+    found = {}
+    for path in sorted(model_dir.glob(f"{TEST_FILE}*.csv")):
+        fold = path.stem[len(TEST_FILE):]
+        if fold.isdigit():
+            frame = read_prediction_file(path, ["image_id", "prediction"])
+            found[int(fold)] = (frame["image_id"].tolist(), frame["prediction"].to_numpy())
+    return found

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def classifier_loss(pos_weight=None):
     """BCE over every label of the image logits; `pos_weight` (one per label) weighs positives."""
     def loss(logits, targets):
