@@ -275,7 +275,7 @@ def section_stem(cache, ids, args, results):
 def section_inference(folder, args, results):
     """A blend spec with two random-init resnet18 fold models at --size, run on full-size images."""
     from cxr.artifacts import write_json
-    from cxr.inference.predictor import load_ensemble, run
+    from cxr.inference.ensemble import load_ensemble, run
 
     paths = [str(folder / "full" / i) for i in demo_images(folder / "full", args.full_images, 1800, 2400)]
     runs = []

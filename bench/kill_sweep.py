@@ -35,8 +35,8 @@ TRAIN = ["--dataset", "tiny", "--arch", "resnet18", "--img-size", "32", "--epoch
 CACHE_BUILD = """
 import sys
 sys.path.insert(0, {src!r})
-from cache import ImageSpec, build_cache
-from readers import read_dataset
+from cxr.data.cache import ImageSpec, build_cache
+from cxr.data.layouts import read_dataset
 train, test = read_dataset({root!r})
 ids = list(train["image_id"]) + list(test["image_id"])
 build_cache(ids[:{count}], {root!r}, "cache/tiny", ImageSpec(128), progress=False)
@@ -202,7 +202,7 @@ def sweep(cwd, points_per_stage, seed=0, only=None, log=print, startup_share=Non
         new = snapshot(cwd, stage.outputs)
         if startup_share is None:
             startup = timed(stage.new[:2] + ["--help"] if stage.new[1] != "-c" else
-                            python("-c", f"import sys; sys.path.insert(0, {str(SRC)!r}); import cache, readers"), cwd)
+                            python("-c", f"import sys; sys.path.insert(0, {str(SRC)!r}); import cxr.data.cache, cxr.data.layouts"), cwd)
             startup = min(startup, 0.8 * duration)  # a noisy machine: kill within the run all the same
         else:
             startup = startup_share * duration

@@ -95,7 +95,7 @@ def main(argv=None):
         args.study_name = f"blend-{args.exp}"
     import pandas as pd
 
-    from cxr.blending.predictions import load_model_predictions, mean_of_folds, test_like_mask
+    from cxr.blending.inputs import load_model_predictions, mean_of_folds, test_like_mask
     from cxr.blending.report import blend_target, mean_over_labels
     from cxr.blending.spec import blend_spec
     from cxr.blending.weak_folds import handle_weak_folds

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.config import Parser  # noqa: E402
 from cxr.errors import exit_on_user_error  # noqa: E402
-from cxr.experiment_file import assignments  # noqa: E402
+from cxr.run_file import assignments  # noqa: E402
 
 
 @exit_on_user_error

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cxr.config import Parser, add_experiment_reading, add_settings  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
-from cxr.diagnosis.explanations import chosen_images, explain_image, tsne_map  # noqa: E402
+from cxr.diagnosis.views import chosen_images, explain_image, tsne_map  # noqa: E402
 
 # torch, pandas and the modules that import them are imported where they are used, after the flags are
 # parsed: --help answers at once.
@@ -52,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="which images are explained (without --images)")
     add_experiment_reading(parser, "explain")
     args = parser.parse_args(argv)
-    from cxr.inference.predictor import check_readable, load_experiment
+    from cxr.inference.ensemble import check_readable, load_experiment
     from cxr.localization.evaluation import annotations
 
     device, ensemble, root, folds = load_experiment(args)

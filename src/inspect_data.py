@@ -19,7 +19,7 @@ from cxr.artifacts import duplicates_file  # noqa: E402
 from cxr.config import DataSettings, option, parse_config  # noqa: E402
 from cxr.errors import exit_on_user_error  # noqa: E402
 from cxr.figures import grid_figure  # noqa: E402
-from cxr.data.inspection import describe, panel, summary_tables  # noqa: E402
+from cxr.data.overview import describe, panel, summary_tables  # noqa: E402
 
 # pandas and the modules that import it (data, readers) are imported where they are used, after the flags
 # are parsed: --help answers at once.

@@ -18,7 +18,7 @@ from cxr.artifacts import write_csv  # noqa: E402
 from cxr.config import TrainConfig, option, parse_config  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
 from cxr.figures import lr_sweep_figure  # noqa: E402
-from cxr.training.lr_finder import smooth, suggest, sweep  # noqa: E402
+from cxr.training.lr_range import smooth, suggest, sweep  # noqa: E402
 
 # torch, pandas and the training modules are imported after the flags are parsed: --help answers at once.
 

@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.artifacts import folds_file  # noqa: E402
 from cxr.config import Parser, add_experiment_reading, add_settings  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
-from cxr.diagnosis.occlusion_study import annotated_positives, blend_dataset, format_summary, occlusion_rows, pairs_figure, sample, summary_table  # noqa: E402
 
 # torch, pandas, OpenCV and the modules that import them are imported where they are used, after
 # the flags are parsed: --help answers at once.
@@ -52,12 +51,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (times 3 views)")
     add_experiment_reading(parser, "occlusion")
     args = parser.parse_args(argv)
+    from cxr.diagnosis.occlusion import (annotated_positives, blend_dataset, format_summary,  # torch
+                                         occlusion_rows, pairs_figure, sample, summary_table)
     if args.limit < 0 or args.margin < 0 or args.radius < 1 or args.n_boot < 0 or args.batch_size < 1:
         raise UserError("--limit, --margin and --n-boot must be >= 0; --radius and --batch-size >= 1")
     import pandas as pd
 
     from cxr.artifacts import write_csv
-    from cxr.inference.predictor import check_readable, load_experiment
+    from cxr.inference.ensemble import check_readable, load_experiment
 
     device, ensemble, root, folds = load_experiment(args)
     shapes, fold_of = annotated_positives(root, folds, args.side)

@@ -11,7 +11,7 @@ Writes DIR/ with:
     blend.json         the experiment's blend spec (submissions/<exp>/blend.json), its runs relative to itself
     weights/<model>/<run>/best.pt, config.json
                        every fold checkpoint the spec names
-    lib/cxr/...        the inference code: src/cxr/inference/predictor.py and the modules it imports
+    lib/cxr/...        the inference code: src/cxr/inference/ensemble.py and the modules it imports
                        (followed from predict.py's imports), nothing for training or blending
     requirements.txt   torch and timm as the checkpoints' config.json recorded them, and the other
                        packages lib/ imports
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.artifacts import WRITE_ERRNOS, cannot_write, current_umask  # noqa: E402
 from cxr.config import Parser, add_settings  # noqa: E402
 from cxr.errors import exit_on_user_error  # noqa: E402
-from cxr.inference.kaggle_package import build, check_out, packaged_runs, read_spec  # noqa: E402
+from cxr.inference.bundle import build, check_out, packaged_runs, read_spec  # noqa: E402
 
 
 @exit_on_user_error

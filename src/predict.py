@@ -47,7 +47,7 @@ def main(argv=None):
     import pandas as pd
 
     from cxr.training import engine
-    from cxr.inference.predictor import load_ensemble, run
+    from cxr.inference.ensemble import load_ensemble, run
     from cxr.data.layouts import list_images
     from cxr.figures import heatmap_overlay
 

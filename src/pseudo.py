@@ -37,7 +37,7 @@ def parse_args(argv=None):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from cxr.testside.pseudo_labels import TEST_FILE, mean_fold_predictions, pseudo_labels, read_test_predictions
+    from cxr.testside.self_training import TEST_FILE, mean_fold_predictions, pseudo_labels, read_test_predictions
 
     exp_dir = Path(args.oof_dir) / args.exp
     if args.models:

@@ -33,7 +33,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # torch and the inference modules after the flags: --help and a wrong flag answer at once
     from cxr.training import engine
-    from cxr.inference.predictor import load_ensemble, run
+    from cxr.inference.ensemble import load_ensemble, run
     from cxr.data.layouts import read_image_list
     from cxr.formats.files import write_classification, write_localization
 

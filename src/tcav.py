@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.artifacts import write_csv  # noqa: E402
 from cxr.config import INFERENCE_BATCH_SIZE, Parser, add_experiment_reading, add_settings  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
-from cxr.diagnosis.concept_study import WEAK_CAV, concept_rows, concept_sets, oof_positives, tcav_figure  # noqa: E402
 
 # torch, pandas and the modules that import them are imported where they are used, after the flags are
 # parsed: --help answers at once.
@@ -83,6 +82,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH_SIZE, help="images per forward pass")
     add_experiment_reading(parser, "tcav")
     args = parser.parse_args(argv)
+    from cxr.diagnosis.concepts import WEAK_CAV, concept_rows, concept_sets, oof_positives, tcav_figure  # torch
     for flag, value, least in (("--runs", args.runs, 2), ("--per-concept", args.per_concept, 10),
                                ("--random-images", args.random_images, 6), ("--positives", args.positives, 1),
                                ("--batch-size", args.batch_size, 1)):
@@ -93,7 +93,7 @@ def main(argv=None):
     import pandas as pd
 
     from cxr.data.labels import target_columns
-    from cxr.inference.predictor import load_experiment
+    from cxr.inference.ensemble import load_experiment
 
     device, ensemble, root, folds = load_experiment(args)
     names = [args.model] if args.model else list(ensemble.models)

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.config import Parser  # noqa: E402
 from cxr.errors import UserError, exit_on_user_error  # noqa: E402
-from cxr.diagnosis.training_search import (SEARCHABLE, build_study, confirm_on_other_folds,  # noqa: E402
+from cxr.diagnosis.hyperparameter_search import (SEARCHABLE, build_study, confirm_on_other_folds,  # noqa: E402
                                            objective_of, write_reports)
 
 
@@ -68,7 +68,7 @@ def main(argv=None):
 
     import optuna
 
-    from cxr.diagnosis import training_search
+    from cxr.diagnosis import hyperparameter_search
     from cxr.config import parse_config
 
     base_cfg = parse_config(train_flags)  # every base flag checked as train.py would, before any trial starts
@@ -78,17 +78,17 @@ def main(argv=None):
         raise UserError(f"--confirm-folds: fold {base_cfg.fold} is the fold the search chooses on; name other folds")
     name = args.study or f"{base_cfg.dataset}_{base_cfg.model_name}_fold{base_cfg.fold}"
     folder = Path(args.out_dir) / name
-    sizes = sorted({*(args.img_sizes or training_search.default_sizes(base_cfg.img_size)), base_cfg.img_size})
+    sizes = sorted({*(args.img_sizes or hyperparameter_search.default_sizes(base_cfg.img_size)), base_cfg.img_size})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = args.storage or f"sqlite:///{folder / 'study.db'}"
     study = build_study(args, name, folder, storage)
-    retried = training_search.recover_orphans(study)
+    retried = hyperparameter_search.recover_orphans(study)
     if retried:
         print(f"resuming: trial(s) {', '.join(map(str, retried))} of a killed search queued again")
     if not study.trials:  # the base settings first: the search's yardstick, on the same fold
-        study.enqueue_trial(training_search.as_parameters(base_cfg, args.space), skip_if_exists=True)
-    done = len(training_search.finished_trials(study))
+        study.enqueue_trial(hyperparameter_search.as_parameters(base_cfg, args.space), skip_if_exists=True)
+    done = len(hyperparameter_search.finished_trials(study))
     print(f"study {name}: {done} of {args.trials} trials finished; searching {', '.join(args.space)}"
           f"{f' (sizes {sizes})' if 'img_size' in args.space else ''} with {args.pruner} pruning on fold {base_cfg.fold}; storage {storage}")
     if done < args.trials:
@@ -101,13 +101,13 @@ def main(argv=None):
     if not any(t.value is not None for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))):
         raise UserError(f"study {name}: no trial has completed yet (see {folder / 'logs'})")
     best, first = study.best_trial, study.trials[0]
-    written = write_reports(study, training_search.explicit_settings(base_cfg), folder, base_cfg.arch, base_cfg.fold)
+    written = write_reports(study, hyperparameter_search.explicit_settings(base_cfg), folder, base_cfg.arch, base_cfg.fold)
     counts = {state.name.lower(): sum(t.state == state for t in study.trials)
               for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)}
     base_auc = f"{first.value:.4f}" if first.value is not None else f"not complete ({first.state.name.lower()})"
     print(f"trials: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed")
     print(f"base settings (trial 0): validation AUC {base_auc}")
-    print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(training_search.flags_of(best.user_attrs['settings'], digits=3))}")
+    print(f"best (trial {best.number}): validation AUC {best.value:.4f}: {' '.join(hyperparameter_search.flags_of(best.user_attrs['settings'], digits=3))}")
     if args.confirm_folds:
         written.append(confirm_on_other_folds(args.confirm_folds, train_flags, first, best, folder, base_cfg))
     else:

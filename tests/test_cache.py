@@ -105,7 +105,7 @@ BUILDER = """
 import sys, time
 sys.path.insert(0, {src!r})
 import numpy as np
-import cache
+from cxr.data import cache
 
 write_csv = cache.write_csv
 cache.write_csv = lambda *args: (time.sleep(0.3), write_csv(*args))  # widen the window between images and index

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from cxr import config
-from cxr import experiment_file as experiment
+from cxr import run_file as experiment
 from conftest import ROOT, SRC, one_error_line, run_script
 from cxr.errors import UserError
 

@@ -218,22 +218,22 @@ def test_check_folds_scores_the_folds_trained_so_far(experiment, tmp_path):
 def test_the_out_of_fold_view_still_has_a_dropped_fold_s_model(experiment, dropped, monkeypatch):
     """explain.py, occlude.py and tcav.py predict fold k's images with the fold-k models alone: a
     fold model left out of the test mean is still the one that never saw fold k."""
-    from cxr.inference import predictor
+    from cxr.inference import ensemble as saved_blend
 
     cwd, _ = experiment  # dropped: its blend.json leaves shaky's fold 1 out
 
     def fake_model(checkpoint, device):  # a stand-in that knows its fold, as config.json does
-        return predictor.FoldModel(None, None, "none", ["target"], fold=int(checkpoint.parent.name.split("_")[1]))
+        return saved_blend.FoldModel(None, None, "none", ["target"], fold=int(checkpoint.parent.name.split("_")[1]))
 
-    monkeypatch.setattr(predictor, "load_fold_model", fake_model)
+    monkeypatch.setattr(saved_blend, "load_fold_model", fake_model)
     monkeypatch.chdir(cwd)
-    ensemble = predictor.load_ensemble(cwd / "subs/e/blend.json", "cpu", left_out=True)
+    ensemble = saved_blend.load_ensemble(cwd / "subs/e/blend.json", "cpu", left_out=True)
     assert [m.fold for m in ensemble.models["shaky"]] == [0, 2, 3, 4]
     for fold in range(N_FOLDS):
         view = ensemble.held_out(fold)
         assert {name: [m.fold for m in models] for name, models in view.models.items()} == {"good": [fold],
                                                                                              "shaky": [fold]}
-    plain = predictor.load_ensemble(cwd / "subs/e/blend.json", "cpu")  # submit.py, predict.py: the kept folds only
+    plain = saved_blend.load_ensemble(cwd / "subs/e/blend.json", "cpu")  # submit.py, predict.py: the kept folds only
     assert plain.left_out == {}
-    with pytest.raises(predictor.UserError, match="no fold-1 model of shaky"):
+    with pytest.raises(saved_blend.UserError, match="no fold-1 model of shaky"):
         plain.held_out(1)

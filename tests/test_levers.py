@@ -159,7 +159,7 @@ def test_train_py_with_every_lever_on(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert (config["accumulate"], config["grad_checkpointing"], config["in_chans"], config["precision"]) == (2, True, 1, "bf16")
     assert pd.read_csv(run / "log.csv")["lr"].iloc[-1] < 1e-6  # 3 steps an epoch (6 batches), not 6
-    from cxr.inference.predictor import load_fold_model
+    from cxr.inference.ensemble import load_fold_model
 
     assert load_fold_model(run / "best.pt", CPU).network.conv1.in_channels == 1
     one_error_line(run_script("train.py", *args[:-2], "--accumulate", "0", cwd=cwd, check=False),

@@ -28,8 +28,8 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 from predict import predict_paths
 from cxr.data.layouts import list_images  # lib/ is on the path once predict is imported
 predict_paths(list_images(image_list), batch_size=2, device="cpu").to_csv(out + ".listed.csv", index=False)
-found = {n: importlib.util.find_spec(n) for n in ("cxr.training.fold_run", "blend", "train", "cxr.config", "cxr.inference.kaggle_entry",
-                                                      "cxr.inference.predictor")}
+found = {n: importlib.util.find_spec(n) for n in ("cxr.training.fold_run", "blend", "train", "cxr.config", "cxr.inference.notebook_entry",
+                                                      "cxr.inference.ensemble")}
 print(json.dumps({"files": sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)}),
                   "path": sys.path, "found": {n: s and s.origin for n, s in found.items()}}))
 """
@@ -59,10 +59,10 @@ def test_the_package_holds_the_spec_checkpoints_inference_code_and_requirements(
             assert (package / f"weights/resnet18/fold_{fold}/{name}").read_bytes() == (
                 cwd / f"weights/pkg/resnet18/fold_{fold}/{name}").read_bytes()
     lib = {p.relative_to(package / "lib").as_posix() for p in (package / "lib").rglob("*.py")}
-    assert {"cxr/__init__.py", "cxr/inference/predictor.py", "cxr/models/factory.py", "cxr/training/engine.py",
+    assert {"cxr/__init__.py", "cxr/inference/ensemble.py", "cxr/models/factory.py", "cxr/training/engine.py",
             "cxr/errors.py"} <= lib
     assert not lib & {"cxr/training/fold_run.py", "blend.py", "train.py", "cxr/config.py", "package.py", "predict.py",
-                      "cxr/blending/methods.py", "cxr/inference/kaggle_package.py"}
+                      "cxr/blending/methods.py", "cxr/inference/bundle.py"}
     recorded = json.loads((cwd / "weights/pkg/resnet18/fold_0/config.json").read_text())
     requirements = (package / "requirements.txt").read_text().splitlines()
     assert f"torch=={recorded['torch'].split('+')[0]}" in " ".join(requirements)
@@ -94,7 +94,7 @@ def test_the_moved_package_predicts_as_predict_py_without_the_repository(project
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert not [f for f in loaded["files"] + loaded["path"] if f.startswith(str(ROOT))]
     assert not [origin for origin in loaded["found"].values() if origin and origin.startswith(str(ROOT))]
-    assert loaded["found"]["cxr.inference.predictor"] == str(package / "lib/cxr/inference/predictor.py")
+    assert loaded["found"]["cxr.inference.ensemble"] == str(package / "lib/cxr/inference/ensemble.py")
     assert {os.path.basename(f) for f in loaded["files"] if f.startswith(str(package))} >= {
         "predict.py", "predictor.py", "factory.py"}
 

@@ -322,7 +322,7 @@ def test_inference_runs_each_model_in_the_precision_it_was_trained_and_evaluated
 
     from cxr.training import engine
     from cxr.data.cache import decode_gray
-    from cxr.inference.predictor import fold_outputs, load_ensemble
+    from cxr.inference.ensemble import fold_outputs, load_ensemble
 
     cwd, stdout = project
     monkeypatch.chdir(cwd)  # the spec names the runs relative to the project

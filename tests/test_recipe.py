@@ -16,7 +16,7 @@ from cxr.training import engine
 from cxr.training import recipe
 from conftest import SRC, make_tiny_dataset, run_script
 from cxr.errors import UserError
-from cxr.training.lr_finder import smooth, suggest
+from cxr.training.lr_range import smooth, suggest
 from cxr.models.backbones import create_model
 
 TINY = ["--dataset", "tiny", "--img-size", "32", "--batch-size", "8", "--epochs", "3", "--tta", "none"]

@@ -10,9 +10,9 @@ import optuna
 import pytest
 from conftest import SRC, make_tiny_dataset, run_script
 
-from cxr.diagnosis import training_search
+from cxr.diagnosis import hyperparameter_search
 from cxr.config import parse_config
-from cxr.experiment_file import assignments
+from cxr.run_file import assignments
 
 BASE = ["--dataset", "tiny", "--arch", "resnet18", "--img-size", 32, "--epochs", 2, "--batch-size", 8,
         "--tta", "none", "--no-cache"]
@@ -45,14 +45,14 @@ def study_of(cwd):
 def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_as_configs(tuned):
     cwd, out, _ = tuned
     study = study_of(cwd)
-    finished = training_search.finished_trials(study)
+    finished = hyperparameter_search.finished_trials(study)
     assert len(finished) == 3 and "base settings (trial 0): validation AUC" in out
     assert study.trials[0].user_attrs["settings"] == {"lr": 1e-3, "aug": "basic", "ema": True}  # the defaults first
     for trial in finished:  # each trial is a train.py run in the study's own folders, its AUCs reported per epoch
         log = cwd / f"tune/s/weights/trial_{trial.number:04d}/resnet18/fold_0/log.csv"
         assert log.is_file() and (cwd / f"tune/s/logs/trial_{trial.number:04d}.log").is_file()
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            assert trial.value == pytest.approx(max(training_search.epoch_aucs(log)))
+            assert trial.value == pytest.approx(max(hyperparameter_search.epoch_aucs(log)))
             assert sorted(trial.intermediate_values) == [1, 2]
     assert not (cwd / "oof" / "trial_0000").exists()  # blend.py never sees a trial
     best = study.best_trial.user_attrs["settings"]
@@ -86,7 +86,7 @@ def test_a_killed_search_resumes_and_retries_the_trial_it_was_running(tuned):
     assert study.trials[1].state == optuna.trial.TrialState.FAIL
     retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 1)
     assert retry.params == cut[0].params and retry.state != optuna.trial.TrialState.FAIL
-    assert len(training_search.finished_trials(study)) == 3 and len(study.trials) == 4
+    assert len(hyperparameter_search.finished_trials(study)) == 3 and len(study.trials) == 4
 
 
 def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
@@ -95,23 +95,23 @@ def test_a_trial_is_stopped_when_the_pruner_says_so(tmp_path):
     writer = ("import sys, time\nopen(sys.argv[1], 'w').write('epoch,val_auc\\n')\n"
               "for e in range(1, 20):\n    open(sys.argv[1], 'a').write(f'{e},{0.5 + e / 100}\\n'); time.sleep(0.3)\n")
     reported = []
-    with pytest.raises(training_search.Pruned) as pruned:
-        training_search.run_trial([sys.executable, "-c", writer, str(log)], log, tmp_path / "out.log",
+    with pytest.raises(hyperparameter_search.Pruned) as pruned:
+        hyperparameter_search.run_trial([sys.executable, "-c", writer, str(log)], log, tmp_path / "out.log",
                          lambda auc, epoch: reported.append((epoch, auc)), lambda: len(reported) >= 3, poll=0.05)
     assert pruned.value.args[0] == 3 and [e for e, _ in reported] == [1, 2, 3]
     assert reported[0][1] == pytest.approx(0.51)
     time.sleep(0.5)
-    assert len(training_search.epoch_aucs(log)) < 19  # the run was killed, not left to finish
+    assert len(hyperparameter_search.epoch_aucs(log)) < 19  # the run was killed, not left to finish
     with pytest.raises(RuntimeError, match="exited 3"):
-        training_search.run_trial([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], log, tmp_path / "o2.log",
+        hyperparameter_search.run_trial([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], log, tmp_path / "o2.log",
                          lambda *a: None, lambda: False)
 
 
 def test_searchable_settings_are_train_py_settings():
     from cxr.config import TrainConfig
 
-    assert set(training_search.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
-    assert training_search.default_sizes(96) == [64, 96, 128]
+    assert set(hyperparameter_search.SEARCHABLE) <= set(TrainConfig.__dataclass_fields__)
+    assert hyperparameter_search.default_sizes(96) == [64, 96, 128]
 
 
 def test_processes_that_join_a_study_do_not_propose_the_same_settings(tmp_path):
@@ -126,7 +126,7 @@ def test_processes_that_join_a_study_do_not_propose_the_same_settings(tmp_path):
         trial = study.ask()
         return [trial.suggest_float(f"x{i}", 0, 1) for i in range(3)]
 
-    fresh = [first_proposals(training_search.build_study(args, f"s{i}", tmp_path, storage)) for i in range(2)]
+    fresh = [first_proposals(hyperparameter_search.build_study(args, f"s{i}", tmp_path, storage)) for i in range(2)]
     assert fresh[0] == fresh[1]  # same seed, same first proposals: a new study is reproducible
-    joined = [first_proposals(training_search.build_study(args, "s0", tmp_path, storage)) for _ in range(2)]
+    joined = [first_proposals(hyperparameter_search.build_study(args, "s0", tmp_path, storage)) for _ in range(2)]
     assert joined[0] != joined[1] and fresh[0] not in joined

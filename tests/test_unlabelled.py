@@ -10,7 +10,7 @@ import torch
 from conftest import make_tiny_dataset, one_error_line, run_script
 from cxr.errors import UserError
 from cxr.testside.batchnorm import adapt_batchnorm, normalization_layers
-from cxr.testside.pseudo_labels import mean_fold_predictions, pseudo_labels, read_pseudo_labels, with_pseudo_rows
+from cxr.testside.self_training import mean_fold_predictions, pseudo_labels, read_pseudo_labels, with_pseudo_rows
 
 
 # ---------------------------------------------------------------- pseudo-labels
@@ -154,7 +154,7 @@ def test_pseudo_labelled_second_round_and_batchnorm_adaptation_end_to_end(tmp_pa
         k for k in source if k.endswith(("running_mean", "running_var"))}
     # The saved adapted model predicts the test images as adapt_bn.py did, in other batches (as submit.py would).
     from cxr.data.cache import decode_gray
-    from cxr.inference.predictor import fold_outputs, load_fold_model
+    from cxr.inference.ensemble import fold_outputs, load_fold_model
 
     fold = load_fold_model(cwd / "weights/u/resnet18-bn/fold_0/best.pt", torch.device("cpu"))
     test = pd.read_csv(cwd / "oof/u/resnet18-bn/test_fold_0.csv")

@@ -35,7 +35,7 @@ from cxr.models.backbones import enable_grad_checkpointing
 from cxr.models.factory import network_of
 from cxr.data.layouts import read_checked
 from cxr.data.transforms import eval_transform, train_transform
-from cxr.testside.pseudo_labels import read_pseudo_labels, with_pseudo_rows
+from cxr.testside.self_training import read_pseudo_labels, with_pseudo_rows
 
 # Settings that may differ between a run and its resumption (they do not change the result).
 RESUME_FREE = {"resume", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "patience", "heatmaps", "seeds"}

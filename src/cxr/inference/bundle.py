@@ -1,6 +1,6 @@
 """A Kaggle code-competition package of an experiment: the inference code its entry point needs
 (followed from the imports), the fold checkpoints its blend spec names, requirements pinned to the
-versions the checkpoints recorded. src/package.py is the script; cxr/inference/kaggle_entry.py is
+versions the checkpoints recorded. src/package.py is the script; cxr/inference/notebook_entry.py is
 the package's predict.py."""
 import ast
 import json
@@ -13,7 +13,7 @@ from cxr.artifacts import spec_runs, write_json
 from cxr.errors import UserError
 
 SRC = Path(__file__).resolve().parents[2]  # src/: the folder that holds the cxr package
-ENTRY = Path(__file__).resolve().parent / "kaggle_entry.py"  # copied as DIR/predict.py
+ENTRY = Path(__file__).resolve().parent / "notebook_entry.py"  # copied as DIR/predict.py
 MANIFEST = "package.json"
 
 

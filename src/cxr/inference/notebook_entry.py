@@ -32,7 +32,7 @@ def ensemble_on(device="auto"):
     """(the packaged ensemble on `device`, loaded once per device; that torch.device). `device`:
     auto, cpu, cuda, cuda:N or a torch.device."""
     from cxr.training import engine
-    from cxr.inference.predictor import load_ensemble
+    from cxr.inference.ensemble import load_ensemble
 
     device = engine.resolve_device(device) if isinstance(device, str) else device
     if str(device) not in _loaded:
@@ -44,7 +44,7 @@ def predict_paths(paths, batch_size=16, device="auto"):
     """A DataFrame of `paths` (image files) and their blended probabilities: columns image_path
     and probability (a binary experiment) or one column per label."""
     import pandas as pd
-    from cxr.inference.predictor import run
+    from cxr.inference.ensemble import run
 
     paths = [str(p) for p in paths]
     ensemble, device = ensemble_on(device)

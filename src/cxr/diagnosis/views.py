@@ -27,7 +27,7 @@ def model_maps(folds, gray, device, saliency):
     import torch
 
     from cxr.data.cache import map_to_original
-    from cxr.inference.predictor import fold_outputs, network_batch
+    from cxr.inference.ensemble import fold_outputs, network_batch
     from cxr.localization.peaks import ensemble_heatmaps
     from cxr.diagnosis.saliency import fold_score, gradient_saliency, smoothgrad
 
@@ -58,7 +58,7 @@ def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_point
     its gradient saliency and SmoothGrad) and the ensemble's heatmap. Returns (its path,
     {model or 'ensemble': probability})."""
     from cxr.data.cache import decode_gray, map_to_original
-    from cxr.inference.predictor import predict_batch
+    from cxr.inference.ensemble import predict_batch
     from cxr.localization.peaks import original_points
 
     views = ensemble.held_out(fold) if fold is not None else ensemble
@@ -85,7 +85,7 @@ def oof_features(fold_model, rows, root, device, batch_size=32):
     import torch
 
     from cxr.data.cache import decode_gray
-    from cxr.inference.predictor import network_batch
+    from cxr.inference.ensemble import network_batch
     from cxr.models.backbones import penultimate_features
 
     features = []

@@ -228,7 +228,7 @@ def best_files(study, base, folder, arch, fold):
     import yaml
 
     from cxr.artifacts import atomic_path
-    from cxr.experiment_file import RUN_SH_SETS
+    from cxr.run_file import RUN_SH_SETS
 
     best = study.best_trial
     settings = {k: v for k, v in {**base, **best.user_attrs["settings"]}.items() if k not in STUDY_OWNED}
@@ -275,28 +275,27 @@ def build_study(args, name, folder, storage_url):
 def objective_of(base_flags, base_cfg, space, sizes, folder):
     import optuna
 
-    from cxr.diagnosis import training_search
 
     def objective(trial):
-        chosen = training_search.suggest(trial, space, sizes)
+        chosen = suggest(trial, space, sizes)
         trial.set_user_attr("settings", chosen)
-        for key, value in training_search.this_process().items():
+        for key, value in this_process().items():
             trial.set_user_attr(key, value)
-        exp = training_search.trial_exp(trial.number)
+        exp = trial_exp(trial.number)
         log_csv = folder / "weights" / exp / base_cfg.model_name / f"fold_{base_cfg.fold}" / "log.csv"
         (folder / "logs").mkdir(exist_ok=True)
         output = folder / "logs" / f"{exp}.log"
-        command = training_search.trial_command(base_flags, chosen, exp, folder)
-        shown = " ".join(training_search.flags_of(chosen, digits=3))
+        command = trial_command(base_flags, chosen, exp, folder)
+        shown = " ".join(flags_of(chosen, digits=3))
         try:
-            aucs = training_search.run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
-        except training_search.Pruned as pruned:
+            aucs = run_trial(command, log_csv, output, trial.report, trial.should_prune, base_cfg.epochs)
+        except Pruned as pruned:
             print(f"trial {trial.number}: pruned after epoch {pruned.args[0]} ({shown})", flush=True)
             raise optuna.TrialPruned() from None
         except RuntimeError as err:
             print(f"trial {trial.number}: failed ({shown}): {err}; see {output}", flush=True)
             raise
-        value = training_search.objective_value(aucs, base_cfg.select)
+        value = objective_value(aucs, base_cfg.select)
         print(f"trial {trial.number}: validation AUC {value:.4f} after {len(aucs)} epochs ({shown})", flush=True)
         return value
 
@@ -310,12 +309,11 @@ def write_reports(study, base, folder, arch, fold):
 
     from optuna.visualization import matplotlib as plots
 
-    from cxr.diagnosis import training_search
     from cxr.artifacts import write_csv
     from cxr.figures import search_figure, save_figure
 
     write_csv(folder / "trials.csv", study.trials_dataframe())
-    written = [folder / "trials.csv", *training_search.best_files(study, base, folder, arch, fold)]
+    written = [folder / "trials.csv", *best_files(study, base, folder, arch, fold)]
     trials = [{"number": t.number, "state": t.state.name, "value": t.value, "curve": t.intermediate_values}
               for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     search_figure(trials, folder / "search.png", f"study {study.study_name}: {len(trials)} trials on fold {fold}")
@@ -337,10 +335,9 @@ def confirm_on_other_folds(folds, train_flags, first, best, folder, base_cfg):
     """tune.py --confirm-folds: the base (trial 0) and best settings on other folds, printed and in confirm.csv."""
     import pandas as pd
 
-    from cxr.diagnosis import training_search
     from cxr.artifacts import write_csv
 
-    rows = training_search.confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
+    rows = confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
                           base_cfg.model_name)
     for row in rows:
         print(f"confirm fold {row['fold']}: base {row['base_auc']:.4f}, best {row['best_auc']:.4f}, difference "
