@@ -3,7 +3,7 @@
     python bench/bench_data.py [--size 512] [--repeat 10] [--semireal-images 800]
 
 Baseline: the plain torchvision pipeline (PIL open -> RGB -> Resize -> ToTensor -> Normalize)
-on every item of every epoch. Cache: src/cache.py's memmap read + the eval transform. Both
+on every item of every epoch. Cache: src/cxr/data/cache.py's memmap read + the eval transform. Both
 iterate a DataLoader (batch 32, no workers) over the same items; the one-time cache build is
 reported apart. Data: the six full-size radiographs of ../shared/data/objectcxr_sample
 (repeated to make an epoch) and the semi-real Object-CXR training images."""

@@ -18,7 +18,7 @@ Sections (README "Speed"):
              normalized by engine.to_device; bytes a batch and images/s, workers 0 and 2.
   stem       the project's loop with a 3-channel stem (gray repeated on the device) vs a
              1-channel stem (--in-chans 1).
-  inference  src/inference.py (what submit.py runs) on full-size images, TTA none vs hflip.
+  inference  src/cxr/inference/ensemble.py (what submit.py runs) on full-size images, TTA none vs hflip.
 Images are demo radiographs made by src/make_demo.py; models are initialized at random (speed
 does not depend on the weights)."""
 import argparse

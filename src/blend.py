@@ -10,7 +10,7 @@ folds/<dataset>.csv, and scores each model's folds (as check_folds.py does: a fo
 AUC is more than 0.02 below the model's median fold AUC and whose 95 % DeLong interval lies
 below it too is weak; --weak-folds drop, the default, leaves its fold model out of the model's
 test mean and of blend.json's runs, its OOF rows stay). Then it scores each model and each
-blending method (src/ensemble.py) twice: in-sample OOF AUC (fitted and scored on the same
+blending method (src/cxr/blending/methods.py) twice: in-sample OOF AUC (fitted and scored on the same
 rows: flattering for methods that learn) and nested AUC (fitted without each fold, scored on
 it: honest). The method with the best
 nested AUC is chosen (a tie goes to the simpler one), refitted on all OOF rows and applied
@@ -26,7 +26,7 @@ Writes:
     oof/<exp>/roc.png, oof/<exp>/confusion.png       ROC curves (AUC in the legend); the blend's confusion matrix
     oof/<exp>/froc_report.csv                        FROC of each model and the blend on the OOF images (and a labelled
                                                      test side), when the data has annotations and train.py saved
-                                                     Grad-CAMs (see src/localization.py)
+                                                     Grad-CAMs (see src/cxr/localization/evaluation.py)
     submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
     submissions/<exp>/submission.csv                 --format kaggle: sample_submission.csv's header and order,
                                                      else the test table's id column and `prediction`
@@ -81,7 +81,7 @@ def main(argv=None):
     parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC")
     parser.add_argument("--weak-folds", choices=("drop", "keep"), default="drop",
                         help="a weak fold (OOF AUC more than 0.02 below its model's median fold AUC and its 95 %% "
-                             "interval below it too; src/fold_scores.py): drop its model from the model's test mean "
+                             "interval below it too; src/cxr/blending/weak_folds.py): drop its model from the model's test mean "
                              "and the blend spec (its OOF rows stay), or keep it")
     add_settings(parser, "input_dir", "folds_dir", "oof_dir", "weights_dir", "reports_dir",
                  input_dir="where data sets live (--format kaggle reads test.csv and sample_submission.csv)",

@@ -9,7 +9,7 @@ scores each fold's OOF predictions (the mean AUC over the labels of a multi-labe
 its 95 % DeLong interval) and prints a line per model with each fold's AUC side by side, the
 weak ones marked *. A fold is weak when its OOF AUC is more than 0.02 below the median of
 its model's fold AUCs and the upper end of its 95 % interval is below that median too (3 or
-more folds; see src/fold_scores.py). blend.py prints the same table and leaves a weak fold's
+more folds; see src/cxr/blending/weak_folds.py). blend.py prints the same table and leaves a weak fold's
 model out of the test predictions (--weak-folds drop, its default). Writes
 oof/<exp>/fold_scores.csv (model, fold, n, auc, low, high, median, gap, weak). Exit 0
 whatever the scores; 2 for a wrong flag or file.

@@ -21,7 +21,7 @@ from cxr.errors import exit_on_user_error  # noqa: E402
 from cxr.figures import grid_figure  # noqa: E402
 from cxr.data.overview import describe, panel, summary_tables  # noqa: E402
 
-# pandas and the modules that import it (data, readers) are imported where they are used, after the flags
+# pandas and the modules that import it (cxr.data) are imported where they are used, after the flags
 # are parsed: --help answers at once.
 
 

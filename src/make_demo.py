@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.config import Parser  # noqa: E402
 from cxr.data.demo import KIND_LABELS, write_images, write_multilabel, write_objectcxr  # noqa: E402
 
-# pandas (and data.py, which imports it) where they are used: --help does not wait for them.
+# pandas where it is used: --help does not wait for it.
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@ blended probabilities out, heatmap overlays on request.
     python src/predict.py image_path.csv --exp full --heatmaps-dir heatmaps/
 
 Uses the experiment's blend spec (submissions/<exp>/blend.json) and checkpoints, with the same
-preprocessing, TTA and blend as its submission (see src/inference.py). Writes --out with
+preprocessing, TTA and blend as its submission (see src/cxr/inference/ensemble.py). Writes --out with
 `image_path,probability`; with --heatmaps-dir, one PNG per image (its path below the images' common folder, plus .png): the radiograph with the
 ensemble's Grad-CAM heatmap over it. A multi-label experiment gets one probability column
 per label (its heatmaps are of the first label)."""

@@ -3,7 +3,7 @@
     python src/shift.py --dataset pneumoniamnist
     python src/shift.py --dataset demo --share 0.25
 
-A classifier learns to tell training images from test images (src/adversarial.py); its
+A classifier learns to tell training images from test images (src/cxr/testside/adversarial.py); its
 cross-validated AUC is the shift (0.5: the sides look alike; the further above, the less the
 OOF AUC says about the test score). Writes to <reports-dir>/<dataset>/:
     shift.json            the AUC with its 95 % interval, the sides' sizes, each fold's test-likeness

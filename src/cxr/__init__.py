@@ -7,10 +7,10 @@
     localization/  Grad-CAM, map scores, heatmap peaks to points, targets from outlines, FROC of a blend
     metrics/       AUC and DeLong, threshold metrics, FROC
     blending/      blending methods and nested evaluation, weak folds
-    testside/      adversarial validation, pseudo-labels, BatchNorm adaptation, label-prior shift
+    testside/      adversarial validation, pseudo-labels, BatchNorm adaptation (AdaBN), label-prior shift
     inference/     a saved blend applied to new images, the Kaggle package and its entry point
     formats/       submission files: columns, ids, validation, writers
     diagnosis/     saliency, occlusion, concepts (TCAV), the training search
-    config.py, experiment_file.py   settings of a run, and of a whole experiment file
+    config.py, run_file.py   settings of a run, and of a whole experiment file
     artifacts.py, errors.py, figures.py   where files live and how they are written; user errors; PNGs
 """

@@ -58,7 +58,7 @@ class DataSettings:
     dataset: str = option("demo", "data set folder name under --input-dir")
     input_dir: str = option("input", "where data sets live")
     folds_dir: str = option("folds", "where fold files live (folds/<dataset>.csv)")
-    layout: str = option("auto", "how the data set is laid out (see src/readers.py)", LAYOUTS)
+    layout: str = option("auto", "how the data set is laid out (see src/cxr/data/layouts.py)", LAYOUTS)
     positive_classes: str = option("", "image folder layout: comma-separated positive class folders")
     label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
     skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "

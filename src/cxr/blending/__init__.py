@@ -1,2 +1,3 @@
-"""Blending: methods as pure functions of (OOF matrix, targets) and their nested (honest)
-evaluation (methods), and the rule that names a weak fold (weak_folds)."""
+"""Blending: each model's OOF and test predictions checked (inputs), methods as pure functions of
+(OOF matrix, targets) and their nested (honest) evaluation (methods), the report that scores and
+chooses (report), the rule that names a weak fold (weak_folds), and blend.json (spec)."""

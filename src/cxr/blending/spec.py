@@ -25,7 +25,7 @@ def model_runs(args, model, folds):
 
 def recorded_precisions(runs):
     """{model: the precision its fold models predicted their OOF and test rows in (config.json;
-    'fp32/bf16' when folds differ)}: inference (inference.py) runs each fold model in its own."""
+    'fp32/bf16' when folds differ)}: inference (inference/ensemble.py) runs each fold model in its own."""
     import json
 
     def precision(run):

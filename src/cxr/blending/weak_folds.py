@@ -10,7 +10,7 @@ sampling alone names one now and then: 5 % of models whose 5 folds of 200 images
 chance alone (tests/test_fold_scores.py; docs/blending.md).
 
 For a multi-label set a fold's AUC is the mean over the labels (a label with one class in the
-fold left out, as metrics.mean_auc does), and its interval's half-width the mean of the
+fold left out, as metrics/auc.py mean_auc does), and its interval's half-width the mean of the
 labels' DeLong half-widths: the mean's standard error is at most the mean of theirs, so the
 interval is if anything too wide and the rule, if anything, too slow to flag.
 

@@ -1,3 +1,4 @@
-"""Data: a data set folder read into one table per side (layouts), Object-CXR annotations,
-images (PNG, JPEG, DICOM) read and checked, the decode-once cache, duplicates, folds, the torch
-Dataset and its augmentations."""
+"""Data: a data set folder read into one table per side (layouts), Object-CXR annotations
+(annotations), images read and checked (images, dicom), the decode-once cache (cache), duplicates
+(dedup), folds (folds), label column names (labels), the torch Dataset (dataset) and its
+augmentations (transforms), the demo generator (demo), and a data set's overview (overview)."""

@@ -84,7 +84,7 @@ def check_complete(path):
 
 
 def read_dicom_file(read, path):
-    """read(path) of a DICOM file. pydicom raises errors of many types for a damaged file (dicom.py
+    """read(path) of a DICOM file. pydicom raises errors of many types for a damaged file (cxr/data/dicom.py
     catches the commonest); each becomes a UserError naming the file."""
     try:
         return read(path)

@@ -1,2 +1,3 @@
-"""Diagnosis: where a model looks (saliency), whether it needs the objects (occlusion), which
-concepts move it (concepts, TCAV), and the search over training settings (training_search)."""
+"""Diagnosis: where a model looks (saliency, views), whether it needs the objects (occlusion),
+which concepts move it (concepts, TCAV), and the search over training settings
+(hyperparameter_search)."""

@@ -114,7 +114,7 @@ def flattened(tensor, pool=None):
 
 def collect(network, items, load, to_input, layers, score=None, batch_size=16, pooled=False):
     """activations_and_gradients of every item, in batches (memory): `load(item)` gives a grayscale
-    image, `to_input(grays)` the network's input (inference.network_batch)."""
+    image, `to_input(grays)` the network's input (inference/ensemble.py network_batch)."""
     activations, gradients = {name: [] for name in layers}, {name: [] for name in layers}
     for start in range(0, len(items), batch_size):
         images = to_input([load(item) for item in items[start:start + batch_size]])

@@ -153,7 +153,7 @@ def trial_exp(number):
 def confirm(base_flags, base_settings, best_settings, folds, folder, model_name):
     """The base and the best settings trained again on other `folds` (the best of many trials on one
     fold leans optimistic): [{fold, base_auc, best_auc, difference, low, high, p_value}] from the OOF
-    predictions of both on the same images (paired DeLong test, metrics.delong_test)."""
+    predictions of both on the same images (paired DeLong test, metrics/auc.py delong_test)."""
     import pandas as pd
 
     from cxr.metrics.auc import delong_test

@@ -29,7 +29,7 @@ def image_score(network, images, kind="classifier", score="max", output=0):
 
 
 def fold_score(fold_model, output=0):
-    """image_score as a function of the images for an inference.FoldModel (its kind and image score)."""
+    """image_score as a function of the images for an inference/ensemble.py FoldModel (its kind and image score)."""
     return lambda images: image_score(fold_model.network, images, fold_model.kind, fold_model.image_score, output)
 
 

@@ -1,1 +1,2 @@
-"""Submission formats: the challenge files, validated before they are written (files)."""
+"""Submission formats, found by name in registry: objectcxr (the worked example), kaggle,
+multilabel; files holds the CSV reading, validation and atomic writing they share."""

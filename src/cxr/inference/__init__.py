@@ -1,2 +1,2 @@
-"""Inference: a saved blend applied to images nobody has seen (predictor), and the Kaggle
-package (kaggle_package builds it; kaggle_entry is its predict.py)."""
+"""Inference: a saved blend applied to images nobody has seen (ensemble), and the Kaggle
+package: bundle builds it, notebook_entry is its predict.py."""

@@ -51,7 +51,7 @@ class Ensemble:
 
     @property
     def heatmap_sources(self):
-        """(model names, weights) whose heatmaps make the ensemble's (localize.heatmap_sources)."""
+        """(model names, weights) whose heatmaps make the ensemble's (peaks.heatmap_sources)."""
         names = list(self.models)
         chosen, weights = heatmap_sources([self.models[n][0].kind for n in names], self.blends[0].params["weights"])
         return [names[j] for j in chosen], weights

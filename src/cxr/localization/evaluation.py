@@ -2,9 +2,9 @@
 Grad-CAMs train.py saved (oof/<exp>/<model>/cams_fold_<k>.npz).
 
 The points are made exactly as submit.py makes them for new images: per image, the
-ensemble heatmap (localize.ensemble_heatmaps: |blend weight| x each model's scaled Grad-CAM,
+ensemble heatmap (peaks.ensemble_heatmaps: |blend weight| x each model's scaled Grad-CAM,
 test images averaging the fold models) in the first model's network frame, its scored
-points (localize.original_points) in original-image pixels, scored by FROC against the
+points (peaks.original_points) in original-image pixels, scored by FROC against the
 annotations (metrics.froc). An OOF image's heatmap comes from the one fold model that did
 not train on it, as its OOF probability does."""
 import json
@@ -82,7 +82,7 @@ def froc_scores(models, weights, probabilities, model_probabilities, cams, setup
                 n_boot=0, seed=0):
     """{name: (FROC, sensitivities at the 7 thresholds, (low, high) bootstrap 95 % interval or
     NaNs)} of every model alone and of the blend (points from the heatmaps of
-    localize.heatmap_sources sharing the first one's network frame), on the images `ids` with
+    peaks.heatmap_sources sharing the first one's network frame), on the images `ids` with
     their `objects`; `setups` holds each model's (ImageSpec, kind)."""
     sizes = {i: image_size(Path(root) / i) for i in ids}
     specs, kinds = zip(*setups)

@@ -119,7 +119,7 @@ def normalize(images, channels=3):
 
 
 def input_channels(model):
-    """The channels a network takes (models.network_of records them; 3 otherwise)."""
+    """The channels a network takes (models/factory.py network_of records them; 3 otherwise)."""
     return getattr(unwrap(model), "input_channels", 3)
 
 

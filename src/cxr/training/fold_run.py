@@ -53,7 +53,7 @@ class FoldData:
     columns: list  # the target column(s): ['target'], or one 'target_<label>' per label
     annotated: bool  # the training table has object annotations (FROC can be scored)
     world: World = World()  # the processes training this fold together (torchrun), each loading a shard
-    image_score: str = ""  # a map model's image score (localize.MAP_IMAGE_SCORES, or auto); '' for a classifier
+    image_score: str = ""  # a map model's image score (map_scores.MAP_IMAGE_SCORES, or auto); '' for a classifier
 
     def split(self, name):
         """(loader of this process's shard, number of rows, the shard's row indices) of 'val' or 'test'."""

@@ -119,7 +119,7 @@ def loss_spike(previous, loss, factor):
     """Why an epoch's training loss says training diverged, or '' when it does not: not finite, or
     above `factor` x the lowest loss of the `previous` epochs (the first epoch has no reference;
     `factor` 0: never). The jumps that ruined small folds were 1.5-2.3 x; a healthy run's hard
-    epoch can pass 1.3 x too (its batches, not its weights: fit.py then asks the last good
+    epoch can pass 1.3 x too (its batches, not its weights: fold_run.py then asks the last good
     weights about the same batches; docs/training.md#the-default-recipe-and-the-divergence-guard)."""
     if factor <= 0:
         return ""

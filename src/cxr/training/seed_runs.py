@@ -88,7 +88,7 @@ def guard_note(guarded):
 
 
 def overfit_check(cfg, model, data, device, precision, world):
-    """train.py --overfit-batches: the check alone (overfit.py); exit 1 when it fails. Writes no
+    """train.py --overfit-batches: the check alone (training/overfit.py); exit 1 when it fails. Writes no
     weights or predictions; draws the loss per pass in <reports-dir>/<exp>/overfit/."""
     from cxr.training import overfit
     from cxr.figures import overfit_figure
