@@ -2,7 +2,7 @@
 
     python src/blend.py --exp demo --dataset demo
     python src/blend.py --exp full --dataset objectcxr --models "resnet*" densenet121 --trials 300
-    python src/blend.py --exp full --storage sqlite:///blend.db     # run it in several shells: one shared search
+    python src/blend.py --exp full --dataset objectcxr --storage sqlite:///blend.db   # in several shells: one search
 
 Reads oof/<exp>/<model>/fold_<k>.csv and test_fold_<k>.csv of every selected model (names
 or shell patterns), checks that every model covers exactly the images and folds of
@@ -28,8 +28,11 @@ Writes:
                                                      test side), when the data has annotations and train.py saved
                                                      Grad-CAMs (see src/cxr/localization/evaluation.py)
     submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
-    submissions/<exp>/submission.csv                 --format kaggle: sample_submission.csv's header and order,
-                                                     else the test table's id column and `prediction`
+    submissions/<exp>/submission.csv                 --format kaggle (or multilabel: a column per label):
+                                                     sample_submission.csv's header and order, else the test
+                                                     table's id column and `prediction`
+(--format auto, the default, picks the data set's own: kaggle or multilabel when it has a test.csv,
+else objectcxr; a data set without a test side gets no submission, the reports and blend.json only.)
     submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
                                                      threshold and the checkpoints, so new images get the same blend;
                                                      weak_folds: the rule, and the folds flagged and dropped

@@ -39,6 +39,37 @@ def test_every_config_loads_as_an_experiment_and_its_train_part_as_train_setting
         config.TrainConfig(**config.settings_of(part, config.TrainConfig, f"{path}: {section}"))
 
 
+# The data each config's data set stands for: the demo is generated; the others are data sets kept in
+# ../shared/data with the same layout as the real download (the real Object-CXR set has the semi-real one's).
+STAND_INS = {"demo": None, "pneumoniamnist": "pneumoniamnist", "objectcxr_semireal": "objectcxr_semireal",
+             "objectcxr": "objectcxr_semireal"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_names_a_submission_format_its_data_set_can_take(path, tmp_path):
+    """A format the data cannot take (a Kaggle file for a data set without test.csv, one column for a
+    multi-label set) would stop blend.py after all the training: each config's is checked here."""
+    from conftest import SHARED_DATA
+    from cxr.data.labels import label_name, target_columns
+    from cxr.data.layouts import read_dataset
+    from cxr.formats.registry import resolve
+
+    settings = config.read_settings_file(path)
+    dataset = settings["dataset"]
+    assert dataset in STAND_INS, f"{path.name}: add a stand-in for data set {dataset} to STAND_INS"
+    if STAND_INS[dataset] is None:
+        root = tmp_path / dataset
+        run_script("make_demo.py", "--out", root, "--n-train", 8, "--n-dev", 4, "--min-size", 64, "--max-size", 72,
+                   cwd=tmp_path)
+    else:
+        root = SHARED_DATA / STAND_INS[dataset]
+        if not root.is_dir():
+            pytest.skip(f"{root} is not here")
+    train, _ = read_dataset(root)
+    labels = [label_name(c) for c in target_columns(train)]
+    resolve(str(settings.get("format", "auto")), root, labels)  # raises UserError when it cannot take it
+
+
 def test_demo_config_is_what_run_sh_does_by_default():
     defaults = dict(re.findall(r"\$\{(\w+):-([^}$]*)\}", (ROOT / "run.sh").read_text()))
     settings = dict(line.split("=", 1) for line in experiment.assignments(ROOT / "configs/demo.yaml", environ={}))

@@ -21,4 +21,4 @@ def validate(path, expected_ids):
 FORMAT = Format(name="kaggle", task="binary", files=(FILE,),
                 ids="test.csv's id column, as written there; rows in sample_submission.csv's order when it exists",
                 summary="Kaggle binary: submission.csv, sample_submission.csv's header and order",
-                plan=plan, validate=validate)
+                plan=plan, validate=validate, requires=("test.csv",))

@@ -8,4 +8,4 @@ from cxr.formats.registry import Format
 FORMAT = Format(name="multilabel", task="multilabel", files=(FILE,),
                 ids="test.csv's id column, as written there; rows in sample_submission.csv's order when it exists",
                 summary="Kaggle multi-label: submission.csv, one probability column per label",
-                plan=plan, validate=validate)
+                plan=plan, validate=validate, requires=("test.csv",))

@@ -36,6 +36,7 @@ class Format:
     summary: str  # one line for --help and the docs
     plan: Callable  # plan(out, root, test_ids, labels) -> Submission; a UserError when it cannot be written
     validate: Callable  # validate(path, expected_ids): a UserError naming file and line unless valid
+    requires: tuple = ()  # files the data set folder must hold for it (the test table its ids come from)
 
 
 def get(name):
@@ -65,4 +66,8 @@ def resolve(name, root, labels):
         raise UserError(f"--format {name} is for a {words[chosen.task]} task; this data set is {words[task]}"
                         f"{' (' + ', '.join(labels) + ')' if task == 'multilabel' else ''}: use --format "
                         f"{' or '.join(fits)}")
+    missing = [f for f in chosen.requires if not (Path(root) / f).is_file()]
+    if missing:
+        raise UserError(f"--format {name} needs {Path(root) / missing[0]} (its ids come from it), which this data "
+                        f"set does not have: use --format auto")
     return chosen
