@@ -6,6 +6,7 @@ import ast
 import re
 
 from conftest import ROOT, SRC
+from cxr.inference.bundle import imports_of
 
 LIBRARY = SRC / "cxr"
 SCRIPTS = sorted(p.stem for p in SRC.glob("*.py"))
@@ -16,21 +17,6 @@ def dotted(path):
     return ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
 
 
-def imported(path, top_level_only=False):
-    """The dotted names `path` imports (`from a.b import c` gives a.b and a.b.c); with
-    `top_level_only`, only the imports that run when the module is imported."""
-    tree = ast.parse(path.read_text())
-    nodes = tree.body if top_level_only else ast.walk(tree)
-    names = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
-    return names
-
-
 def test_the_scripts_are_the_ones_users_call_and_the_library_is_one_package():
     assert {"train", "blend", "make_folds", "make_demo", "submit", "predict", "package"} <= set(SCRIPTS)
     assert [p.name for p in SRC.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))] == ["cxr"]
@@ -38,14 +24,14 @@ def test_the_scripts_are_the_ones_users_call_and_the_library_is_one_package():
 
 def test_no_library_module_imports_a_script():
     for path in MODULES:
-        scripts = {name.split(".")[0] for name in imported(path)} & set(SCRIPTS)
+        scripts = {name.split(".")[0] for name in imports_of(path)} & set(SCRIPTS)
         assert not scripts, f"{dotted(path)} imports the script(s) {scripts}"
 
 
 def test_no_circular_imports_among_the_library_modules():
     """The graph of imports that run at import time (function-level imports are lazy) has no cycle."""
     known = {dotted(p): p for p in LIBRARY.rglob("*.py")}
-    graph = {name: {n for n in imported(path, top_level_only=True) if n in known and n != name}
+    graph = {name: {n for n in imports_of(path, lazy=False) if n in known and n != name}
              for name, path in known.items()}
     state = {}
 

@@ -17,11 +17,13 @@ ENTRY = Path(__file__).resolve().parent / "notebook_entry.py"  # copied as DIR/p
 MANIFEST = "package.json"
 
 
-def imports_of(path):
-    """The dotted names every absolute import in a Python file may load (those inside functions
-    too): `from a.b import c` gives a.b and a.b.c (c may be a module or a name in a.b)."""
+def imports_of(path, lazy=True):
+    """The dotted names every absolute import in a Python file may load: `from a.b import c` gives
+    a.b and a.b.c (c may be a module or a name in a.b). `lazy`: those inside functions too (else
+    only the imports that run when the file is imported)."""
     names = set()
-    for node in ast.walk(ast.parse(Path(path).read_text(), filename=str(path))):
+    tree = ast.parse(Path(path).read_text(), filename=str(path))
+    for node in ast.walk(tree) if lazy else tree.body:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
