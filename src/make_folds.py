@@ -28,7 +28,9 @@ def main(argv=None):
     args = parse_config(argv, FoldSettings, description=__doc__)
     import pandas as pd
 
-    from cxr.data.folds import assign_folds, group_duplicates, mark_test_like, read_folds
+    from cxr.data.dedup import group_duplicates
+    from cxr.data.folds import assign_folds, read_folds
+    from cxr.testside.adversarial import mark_test_like
     from cxr.data.labels import label_name, target_columns
     from cxr.data.layouts import read_checked
 

@@ -88,3 +88,14 @@ def find_duplicates(image_ids, sides, root, threshold=0):
         "kind": np.where(same_bytes, "exact", "near"), "distance": pairs["distance"].to_numpy()})
     groups = connected_groups(len(ids), pairs["a"].to_numpy(), pairs["b"].to_numpy())
     return report.sort_values(["image_a", "image_b"]).reset_index(drop=True), groups
+
+
+def group_duplicates(train, test, root, threshold):
+    """(the train table with a `group` column joining duplicates, the pair report)."""
+    ids = list(train["image_id"]) + list(test["image_id"])
+    sides = ["train"] * len(train) + ["test"] * len(test)
+    report, groups = find_duplicates(ids, sides, root, threshold)
+    crossing = (report["side_a"] != report["side_b"]).sum()
+    print(f"duplicates: {(report['kind'] == 'exact').sum()} exact and {(report['kind'] == 'near').sum()} near pairs "
+          f"(threshold {threshold} bits), {crossing} between train and test")
+    return train.assign(group=[ids[g] for g in groups[:len(train)]]), report

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxr.artifacts import test_like_file, write_csv
 from cxr.data.labels import target_columns
 from cxr.errors import UserError
 
@@ -56,32 +55,3 @@ def read_folds(path):
     return folds
 
 
-def group_duplicates(train, test, root, threshold):
-    """(the train table with a `group` column joining duplicates, the pair report)."""
-    from cxr.data.dedup import find_duplicates
-
-    ids = list(train["image_id"]) + list(test["image_id"])
-    sides = ["train"] * len(train) + ["test"] * len(test)
-    report, groups = find_duplicates(ids, sides, root, threshold)
-    crossing = (report["side_a"] != report["side_b"]).sum()
-    print(f"duplicates: {(report['kind'] == 'exact').sum()} exact and {(report['kind'] == 'near').sum()} near pairs "
-          f"(threshold {threshold} bits), {crossing} between train and test")
-    return train.assign(group=[ids[g] for g in groups[:len(train)]]), report
-
-
-def mark_test_like(args, train, test, root):
-    """folds/<dataset>_test_like.csv: each training image's test-likeness (adversarial validation) and
-    whether it is among the --test-like share most like the test side."""
-    from cxr.testside.adversarial import likeness_table, measure_shift
-    from cxr.metrics.auc import roc_auc
-
-    if not 0 < args.test_like <= 1:
-        raise UserError(f"--test-like {args.test_like}: a share in (0, 1]")
-    if not len(test):
-        print(f"--test-like: {root} has no test side to compare with; no test-like rows marked")
-        return
-    _, is_test, scores = measure_shift(train, test, root, Path(args.cache_dir) / args.dataset)  # as shift.py
-    table = likeness_table(train, scores[:len(train)], args.test_like, len(test))
-    write_csv(test_like_file(args.folds_dir, args.dataset), table, float_format="%.6f")
-    print(f"test-like rows: {int(table['test_like'].sum())} of {len(table)} training images "
-          f"(adversarial AUC {roc_auc(is_test, scores):.3f}); {test_like_file(args.folds_dir, args.dataset)}")

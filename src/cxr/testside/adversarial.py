@@ -7,6 +7,8 @@ out-of-fold (every image predicted by a model that never saw it). Its AUC measur
 0.5 = the two sides look alike, 1.0 = any image's side can be told. Its out-of-fold score of a
 training image is that image's test-likeness: the chance that a test-side image looks like it.
 """
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -107,3 +109,22 @@ def fold_likeness(folds, table):
     merged = folds[["image_id", "fold"]].merge(table, on="image_id")
     return {int(fold): {"mean_test_likeness": float(part["test_likeness"].mean()),
                         "test_like_share": float(part["test_like"].mean())} for fold, part in merged.groupby("fold")}
+
+
+def mark_test_like(args, train, test, root):
+    """folds/<dataset>_test_like.csv: each training image's test-likeness (adversarial validation) and
+    whether it is among the --test-like share most like the test side."""
+    from cxr.artifacts import test_like_file, write_csv
+    from cxr.errors import UserError
+    from cxr.metrics.auc import roc_auc
+
+    if not 0 < args.test_like <= 1:
+        raise UserError(f"--test-like {args.test_like}: a share in (0, 1]")
+    if not len(test):
+        print(f"--test-like: {root} has no test side to compare with; no test-like rows marked")
+        return
+    _, is_test, scores = measure_shift(train, test, root, Path(args.cache_dir) / args.dataset)  # as shift.py
+    table = likeness_table(train, scores[:len(train)], args.test_like, len(test))
+    write_csv(test_like_file(args.folds_dir, args.dataset), table, float_format="%.6f")
+    print(f"test-like rows: {int(table['test_like'].sum())} of {len(table)} training images "
+          f"(adversarial AUC {roc_auc(is_test, scores):.3f}); {test_like_file(args.folds_dir, args.dataset)}")
