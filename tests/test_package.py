@@ -62,7 +62,7 @@ def test_the_package_holds_the_spec_checkpoints_inference_code_and_requirements(
     assert {"cxr/__init__.py", "cxr/inference/ensemble.py", "cxr/models/factory.py", "cxr/training/engine.py",
             "cxr/errors.py"} <= lib
     assert not lib & {"cxr/training/fold_run.py", "blend.py", "train.py", "cxr/config.py", "package.py", "predict.py",
-                      "cxr/blending/methods.py", "cxr/inference/bundle.py"}
+                      "cxr/blending/report.py", "cxr/inference/bundle.py"}
     recorded = json.loads((cwd / "weights/pkg/resnet18/fold_0/config.json").read_text())
     requirements = (package / "requirements.txt").read_text().splitlines()
     assert f"torch=={recorded['torch'].split('+')[0]}" in " ".join(requirements)
@@ -96,7 +96,7 @@ def test_the_moved_package_predicts_as_predict_py_without_the_repository(project
     assert not [origin for origin in loaded["found"].values() if origin and origin.startswith(str(ROOT))]
     assert loaded["found"]["cxr.inference.ensemble"] == str(package / "lib/cxr/inference/ensemble.py")
     assert {os.path.basename(f) for f in loaded["files"] if f.startswith(str(package))} >= {
-        "predict.py", "predictor.py", "factory.py"}
+        "predict.py", "ensemble.py", "factory.py"}
 
     got = pd.read_csv(tmp_path / "got.csv")
     assert list(got.columns) == ["image_path", "probability"]
