@@ -216,11 +216,12 @@ def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_pat
     for fold in (0, 1):
         run_script("train.py", "--dataset", "pm", "--exp", "pm", "--arch", "resnet18", "--fold", fold,
                    "--img-size", 28, "--epochs", 1, cwd=tmp_path)
-    run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, cwd=tmp_path)
+    run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, "--format", "objectcxr", cwd=tmp_path)
     validate_classification(tmp_path / "submissions/pm/prediction_classification.csv", "test/" + test["image_name"])
 
-    # Kaggle format: the test table's id column and `prediction`; with a sample submission, its header and order
-    out = run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, "--format", "kaggle", cwd=tmp_path)
+    # Kaggle format, the default here (auto: the set has a test.csv): the test table's id column and
+    # `prediction`; with a sample submission, its header and order
+    out = run_script("blend.py", "--exp", "pm", "--dataset", "pm", "--trials", 5, cwd=tmp_path)
     submission = pd.read_csv(tmp_path / "submissions/pm/submission.csv")
     assert list(submission.columns) == ["image_name", "prediction"] and set(submission["image_name"]) == set(test["image_name"])
     assert "blend (" in out.stdout and "[" in out.stdout  # the metrics table with intervals
