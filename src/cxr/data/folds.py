@@ -8,7 +8,6 @@ from cxr.data.labels import target_columns
 from cxr.errors import UserError
 
 
-# ---------------------------------------------------------------- folds
 FOLD_COLUMNS = ["image_id", "group", "fold"]  # and the target column(s) after image_id
 
 

@@ -2,7 +2,6 @@
 and the prediction column and label name that go with each."""
 
 
-# ---------------------------------------------------------------- targets
 def target_columns(table):
     """A table's target column(s): ['target'] for a binary task, else its multi-label
     'target_<label>' columns (one binary column per label), in table order."""

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 
-# ---------------------------------------------------------------- map models' image scores
 MAP_IMAGE_SCORES = ("max", "head", "mean")  # in order of preference on a tie
 
 

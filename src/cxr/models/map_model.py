@@ -9,7 +9,6 @@ from cxr.errors import UserError
 from cxr.models.backbones import timm_model
 
 
-# ---------------------------------------------------------------- map models
 MAP_STRIDE = 4  # the object map's resolution: one cell per 4 x 4 input pixels
 IMAGE_SCORES = ("auto", "max", "head", "mean")
 

@@ -10,7 +10,6 @@ from cxr.config import TrainConfig
 from cxr.errors import UserError
 
 
-# ---------------------------------------------------------------- BatchNorm adaptation
 def normalization_layers(model):
     """The BatchNorm layers that keep running statistics (timm's BatchNormAct2d included)."""
     return [m for m in model.modules()
