@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole flow: demo data (if missing) -> folds -> every arch x fold -> blend -> submission.
 #
-#   bash run.sh                                             # the demo, about 30 minutes on 2 CPU cores
+#   bash run.sh                                             # the demo, about 40 minutes on 2 CPU cores
 #   DATASET=demo_multilabel bash run.sh                     # the multi-label demo (3 labels, Kaggle layout)
 #   DATASET=objectcxr ARCHS="resnet101 densenet121" IMG_SIZE=512 EPOCHS=20 BATCH_SIZE=16 \
 #       EXP=full bash run.sh --pretrained                   # a real run on a GPU
