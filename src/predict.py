@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr.artifacts import write_csv  # noqa: E402
 from cxr.config import INFERENCE_BATCH_SIZE, Parser, add_settings  # noqa: E402
-from cxr.errors import UserError, exit_on_user_error  # noqa: E402
+from cxr.errors import exit_on_user_error  # noqa: E402
 
 # torch, pandas and the inference modules are imported after the flags are parsed: --help answers at once.
 
