@@ -172,6 +172,7 @@ def test_demo_looks_like_object_cxr(tmp_path):
             assert (s.points >= 0).all() and (s.points[:, 0] < w).all() and (s.points[:, 1] < h).all()
 
 
+@pytest.mark.slow  # over half a minute: CI runs it with -m slow
 def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
     """run.sh as a user runs it (in a copy of the repository), with small settings."""
     import os

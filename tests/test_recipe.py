@@ -124,6 +124,7 @@ def oof_and_weights(cwd, exp):
     return oof, best
 
 
+@pytest.mark.slow  # over half a minute: CI runs it with -m slow
 def test_same_seed_same_oof_file_different_seed_different(tiny):
     for exp, seed in (("a", 1), ("b", 1), ("c", 2)):
         run_script("train.py", *TINY, "--exp", exp, "--seed", seed, "--deterministic", "--no-tensorboard", cwd=tiny)

@@ -28,6 +28,7 @@ def train(cwd, exp, fold, *more):
                       "--no-tensorboard", *more, cwd=cwd)
 
 
+@pytest.mark.slow  # over half a minute: CI runs it with -m slow
 def test_a_fold_trained_with_two_seeds_predicts_their_mean_and_the_blend_applies_both(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cwd = make_tiny_dataset(tmp_path, n_train=24, n_dev=4)

@@ -42,6 +42,7 @@ def study_of(cwd):
     return optuna.load_study(study_name="s", storage=f"sqlite:///{cwd / 'tune/s/study.db'}")
 
 
+@pytest.mark.slow  # over half a minute: CI runs it with -m slow
 def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_as_configs(tuned):
     cwd, out, _ = tuned
     study = study_of(cwd)
@@ -65,6 +66,7 @@ def test_the_study_runs_real_trials_from_the_base_settings_and_writes_the_best_a
         assert (cwd / "tune/s" / png).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # over half a minute: CI runs it with -m slow
 def test_the_base_and_best_settings_are_compared_again_on_another_fold(tuned):
     import pandas as pd
 
@@ -78,6 +80,7 @@ def test_the_base_and_best_settings_are_compared_again_on_another_fold(tuned):
         assert (oof["fold"] == 1).all() and row[f"{name}_auc"] == pytest.approx(roc_auc(oof["target"], oof["prediction"]))
 
 
+@pytest.mark.slow  # over half a minute: CI runs it with -m slow
 def test_a_killed_search_resumes_and_retries_the_trial_it_was_running(tuned):
     cwd, out, cut = tuned
     assert [t.number for t in cut] == [1]
