@@ -2,9 +2,10 @@
 on the semi-real Object-CXR set subsampled to several sizes, each with its own seed and fold split,
 and every fold's OOF AUC and FROC beside the others.
 
-    python3 bench/recipe_sweep.py                                   # 400 x 2, 800, 1600 images; 3 folds
+    python3 bench/recipe_sweep.py                                   # 400, 800, 1600 images, one split each; 3 folds
     python3 bench/recipe_sweep.py --sizes 400 800 --repeats 3       # more seeds and splits
-    python3 bench/recipe_sweep.py --train-args "--spike-factor 0 --no-ema --clip-grad 0" --tag old  # an ablation
+    python3 bench/recipe_sweep.py --val-every 12                    # run.sh's validations (epochs 12, 24, ...)
+    python3 bench/recipe_sweep.py --run-args "--spike-factor 0 --no-ema --clip-grad 0" --tag old  # an ablation
 
 For each size and repeat r: input/sweep_<size>_r<r>/ holds <size> training images drawn with seed r
 (the images linked, not copied) and 40 dev images; `bash run.sh` trains the map model (ARCHS="", the
@@ -78,9 +79,11 @@ def main():
     parser.add_argument("--source", default=str(ROOT.parent / "shared" / "data" / "objectcxr_semireal"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[400, 800, 1600])
     parser.add_argument("--repeats", type=int, default=1, help="seeds (and fold splits) per size")
-    parser.add_argument("--extra-small", type=int, default=1,
+    parser.add_argument("--extra-small", type=int, default=0,
                         help="more repeats at the smallest size, where folds fail first")
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--val-every", type=int, default=0,
+                        help="map models validate every N epochs and after the last (0: after the last only)")
     parser.add_argument("--run-args", default="", help="more run.sh arguments (train.py flags for every model)")
     parser.add_argument("--tag", default="", help="names the report and experiments (an ablation beside the default)")
     args = parser.parse_args()
@@ -95,7 +98,8 @@ def main():
         exp = dataset + tag
         subsample(source, ROOT / "input" / dataset, size, repeat)
         env = {**os.environ, "DATASET": dataset, "EXP": exp, "N_FOLDS": str(args.folds), "SEED": str(repeat),
-               "ARCHS": "", "TRIALS": "10", "BOOTSTRAP": "100", "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+               "ARCHS": "", "MAP_ARGS": f"--val-every {args.val_every}", "TRIALS": "10", "BOOTSTRAP": "100",
+               "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
         began = time.time()
         log = ROOT / "reports" / f"{exp}.log"
         log.parent.mkdir(exist_ok=True)

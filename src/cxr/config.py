@@ -111,8 +111,8 @@ class TrainConfig(DataSettings):
     image_score: str = option("auto", "map models: the image probability from the map's maximum (max), the image "
                                       "head (head), their mean (mean), or auto (the best validation AUC, recorded)",
                                IMAGE_SCORES)
-    val_every: int = option(1, "validate every N epochs (and after the last); whole-image validation of a map "
-                               "model costs more than its crop epoch")
+    val_every: int = option(1, "validate every N epochs and after the last (0: after the last only); whole-image "
+                               "validation of a map model costs more than its crop epoch")
     aug: str = option("basic", "training augmentation: none | basic (flips, a small rotation, brightness/contrast) | shift "
                                "(also random resized crops, gamma, CLAHE, blur or sharpening: for a test side that "
                                "looks different)", AUGMENTATIONS)

@@ -176,8 +176,8 @@ def build_data(cfg, world=World()):
 
 
 def check_settings(cfg):
-    if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 1:
-        raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 1")
+    if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 0:
+        raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 0 (0: after the last epoch only)")
     if cfg.accumulate < 1 or cfg.prefetch < 1:
         raise UserError("--accumulate and --prefetch are counts of batches: 1 or more")
     if cfg.mixup < 0 or cfg.cutmix < 0:
@@ -287,7 +287,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             break
         candidates = {"model": model, **({"ema": ema.module} if ema is not None else {})}
         sync_buffers([engine.unwrap(m) for m in candidates.values()], data.world)
-        validated = epoch % cfg.val_every == 0 or epoch == epochs
+        validated = epoch == epochs or (cfg.val_every and epoch % cfg.val_every == 0)
         results = evaluate(candidates, data, device, precision, cfg) if validated else NOT_VALIDATED
         chosen = pick_weights(results, cfg.select)
         predictions, val_loss, val_auc, score = results[chosen]
