@@ -85,12 +85,13 @@ MODELS=$ARCHS
 for arch in $MAP_ARCHS; do MODELS="$MODELS $arch-map"; done
 
 train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
-    local kind=(--img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE") arch=$1
+    # --lr-batch: LR is meant for the default batches (32, map models 16); another BATCH_SIZE scales it
+    local kind=(--img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr-batch 32) arch=$1
     if [[ $1 == *-map ]]; then
         arch=${1%-map}
         # shellcheck disable=SC2206
         kind=(--kind map --img-size "$MAP_IMG_SIZE" --resize letterbox --crop-size "$CROP_SIZE" --epochs "$MAP_EPOCHS"
-              --min-steps "$MAP_MIN_STEPS" --batch-size "$MAP_BATCH_SIZE" --val-every "$MAP_EPOCHS"
+              --min-steps "$MAP_MIN_STEPS" --batch-size "$MAP_BATCH_SIZE" --lr-batch 16 --val-every "$MAP_EPOCHS"
               ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-})
     fi
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \

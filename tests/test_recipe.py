@@ -1,5 +1,6 @@
 """The training recipe: each option changes what it should (tiny data), resume after a real
 kill ends where an uninterrupted run ends, and the same seed gives the same OOF files."""
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +36,13 @@ def lrs_of(scheduler, optimizer, steps):
         optimizer.step()
         scheduler.step()
     return np.array(values)
+
+
+def test_learning_rate_scales_with_the_effective_batch():
+    assert recipe.scaled_lr(1e-3, 64, 16) == pytest.approx(2e-3)  # AdamW: sqrt(64 / 16) = 2
+    assert recipe.scaled_lr(1e-3, 8, 32) == pytest.approx(5e-4)
+    assert recipe.scaled_lr(0.1, 64, 16, "sgd") == pytest.approx(0.4)  # SGD: linear
+    assert recipe.scaled_lr(1e-3, 64, 0) == 1e-3 and recipe.scaled_lr(1e-3, 16, 16) == 1e-3  # off; the same batch
 
 
 @pytest.mark.parametrize("name", ["cosine", "onecycle", "constant"])
@@ -172,9 +180,13 @@ def test_options_reach_the_run(tiny):
     records them and the frozen first epoch changes only the head."""
     args = [*TINY, "--exp", "opts", "--freeze-epochs", "1", "--epochs", "1", "--balance", "loss", "--schedule",
             "onecycle", "--clip-grad", "1.0", "--drop-path", "0.05", "--drop-rate", "0.2", "--patience", "2",
-            "--tta", "flips", "--no-tensorboard"]
+            "--tta", "flips", "--no-tensorboard", "--lr-batch", "32"]
     out = run_script("train.py", *args, cwd=tiny).stdout
     assert "summary: resnet18 fold 0: best epoch 1 of 1" in out and "(TTA flips)" in out
+    assert "learning rate 0.0005: --lr 0.001 is meant for an effective batch of 32" in out  # batch 8: x sqrt(1/4)
+    config = json.loads((tiny / "weights/opts/resnet18/fold_0/config.json").read_text())
+    optimizer = torch.load(tiny / "weights/opts/resnet18/fold_0/last.pt", weights_only=True)["optimizer"]
+    assert config["lr_used"] == pytest.approx(5e-4) and optimizer["param_groups"][0]["max_lr"] == pytest.approx(5e-4)
     torch.manual_seed(42)
     initial = create_model("resnet18", drop_rate=0.2, drop_path_rate=0.05).state_dict()
     trained = torch.load(tiny / "weights/opts/resnet18/fold_0/last.pt", weights_only=True)["model"]
@@ -195,3 +207,9 @@ def test_select_last_keeps_the_last_epochs_ema_weights_without_looking_at_the_va
     oof = pd.read_csv(tiny / "oof/last/resnet18/fold_0.csv")
     assert log["val_auc"].iloc[-1] == pytest.approx(log["ema_val_auc"].iloc[-1])
     assert roc_auc(oof["target"], oof["prediction"]) == pytest.approx(log["ema_val_auc"].iloc[-1], abs=1e-6)
+
+
+def test_val_every_0_validates_after_the_last_epoch_only(tiny):
+    run_script("train.py", *TINY, "--exp", "lastval", "--val-every", "0", "--no-tensorboard", cwd=tiny)
+    log = pd.read_csv(tiny / "weights/lastval/resnet18/fold_0/log.csv")
+    assert log["val_auc"].isna().tolist() == [True, True, False]

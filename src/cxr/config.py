@@ -130,6 +130,9 @@ class TrainConfig(DataSettings):
     accumulate: int = option(1, "gradient accumulation: one optimizer step every N batches (effective batch N x "
                                 "--batch-size; the schedule and the EMA step with the optimizer)")
     lr: float = option(1e-3, "peak learning rate (src/lr_find.py suggests one)")
+    lr_batch: int = option(0, "the effective batch --lr is meant for: at another one (--batch-size x --accumulate x "
+                              "processes) the rate is scaled, by the square root of the ratio for AdamW, linearly for "
+                              "SGD (0 = --lr as given; config.json records lr_used; run.sh gives 32, maps 16)")
     optimizer: str = option("adamw", "adamw | sgd (with Nesterov momentum, --momentum)", OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum")
     schedule: str = option("cosine", "per-step schedule (cosine: warm-up, then cosine to 0)", SCHEDULES)

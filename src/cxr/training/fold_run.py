@@ -231,9 +231,14 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     with a lower learning rate; after cfg.max_restarts restarts one more spike ends the fold
     with the last good epoch's weights (validated then if no epoch was)."""
     steps = engine.optimizer_steps(len(data.train_loader), cfg.accumulate)
-    optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
+    batch = cfg.batch_size * cfg.accumulate * data.world.size
+    lr = recipe.scaled_lr(cfg.lr, batch, cfg.lr_batch, cfg.optimizer)
+    if lr != cfg.lr and data.world.is_main:
+        print(f"learning rate {lr:.3g}: --lr {cfg.lr:g} is meant for an effective batch of {cfg.lr_batch} (--lr-batch), "
+              f"this one is {batch} ({'linear' if cfg.optimizer == 'sgd' else 'square-root'} scaling)")
+    optimizer = recipe.build_optimizer(engine.unwrap(model), lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
     epochs = recipe.epochs_for(cfg.epochs, cfg.min_steps, steps)
-    scheduler = recipe.build_scheduler(optimizer, cfg.schedule, epochs * steps, cfg.warmup_epochs * steps, cfg.lr)
+    scheduler = recipe.build_scheduler(optimizer, cfg.schedule, epochs * steps, cfg.warmup_epochs * steps, lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
     pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
@@ -312,7 +317,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
         good = state.snapshot()
         epoch += 1
     barrier(data.world)  # the others read best.pt next
-    return log, best_predictions, {**guard.record(), "epochs_run": epochs}
+    return log, best_predictions, {**guard.record(), "epochs_run": epochs, "lr_used": lr}
 
 
 @dataclass
