@@ -47,13 +47,14 @@ def main(argv=None):
     import pandas as pd
 
     from cxr.training import engine
+    from cxr.artifacts import blend_spec_path
     from cxr.inference.ensemble import load_ensemble, run
     from cxr.data.layouts import list_images
     from cxr.figures import heatmap_overlay
 
     started = time.time()
     device = engine.resolve_device(args.device)
-    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device)
+    ensemble = load_ensemble(blend_spec_path(args.submissions_dir, args.exp), device)
     paths = list_images(args.source)
 
     names_of = heatmap_names(paths)

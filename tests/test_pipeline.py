@@ -309,9 +309,47 @@ def test_submit_reproduces_the_blend_on_new_images_and_writes_both_files(project
 
     (cwd / "image_path.csv").write_text("\n".join(listed + ["input/tiny/dev/nothing.jpg"]) + "\n")
     missing = run_script("submit.py", "image_path.csv", tmp_path / "c2.csv", tmp_path / "l2.csv", "--exp", "e2e",
-                         cwd=cwd, check=False)
+                         "--strict", cwd=cwd, check=False)
     one_error_line(missing, "1 image(s) missing or unreadable", "nothing.jpg")
     assert not (tmp_path / "c2.csv").exists() and not (tmp_path / "l2.csv").exists()
+
+
+def test_submit_gives_an_unreadable_image_one_half_and_keeps_the_others(project, tmp_path):
+    """One missing and one truncated film among good ones: both files are written, the bad films
+    predicted 0.5 with no points and named on stderr, the others as blend.py predicted them; the
+    exit status is 3. A film with a newline after its end marker is read whole."""
+    from cxr.formats.files import read_localization
+
+    cwd, _ = project
+    expected = pd.read_csv(cwd / "submissions/e2e/prediction_classification.csv")
+    listed = ["input/tiny/" + p for p in expected["image_path"]]
+    (tmp_path / "cut.jpg").write_bytes((cwd / listed[0]).read_bytes()[:-200])
+    (tmp_path / "newline.jpg").write_bytes((cwd / listed[1]).read_bytes() + b"\n")
+    server_list = listed + [str(tmp_path / "missing.jpg"), str(tmp_path / "cut.jpg"), str(tmp_path / "newline.jpg")]
+    (tmp_path / "image_path.csv").write_text("\n".join(server_list) + "\n")
+    done = run_script("submit.py", tmp_path / "image_path.csv", tmp_path / "cls.csv", tmp_path / "loc.csv",
+                      "--exp", "e2e", cwd=cwd, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "missing.jpg" in done.stderr and "cut.jpg is truncated" in done.stderr
+    assert "2 of 9 image(s) could not be read" in done.stderr and "predict: 9/9 images" in done.stderr
+    got = pd.read_csv(tmp_path / "cls.csv")
+    assert got["image_path"].tolist() == server_list
+    assert np.allclose(got["prediction"][:6], expected["prediction"], atol=1e-5)
+    assert got["prediction"].tolist()[6:8] == [0.5, 0.5]
+    assert got["prediction"].iloc[8] == pytest.approx(expected["prediction"].iloc[1], abs=1e-5)
+    points = read_localization(tmp_path / "loc.csv", server_list)
+    assert points[server_list[6]] == [] and points[server_list[7]] == [] and points[server_list[8]]
+
+
+def test_submit_runs_from_any_folder(project, tmp_path):
+    """Started outside the folder blend.py ran in, submit.py finds the runs blend.json names beside
+    its submissions folder."""
+    cwd, _ = project
+    expected = pd.read_csv(cwd / "submissions/e2e/prediction_classification.csv")
+    (tmp_path / "image_path.csv").write_text("\n".join(str(cwd / "input/tiny" / p) for p in expected["image_path"]))
+    run_script("submit.py", "image_path.csv", "cls.csv", "loc.csv", "--exp", "e2e", "--submissions-dir",
+               cwd / "submissions", cwd=tmp_path)
+    assert np.allclose(pd.read_csv(tmp_path / "cls.csv")["prediction"], expected["prediction"], atol=1e-5)
 
 
 def test_inference_runs_each_model_in_the_precision_it_was_trained_and_evaluated_in(project, monkeypatch):

@@ -177,14 +177,32 @@ def list_models(exp_dir, selected):
     return sorted(models)  # one order, however they were named: the seeded searches then give one answer
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]  # src/cxr/artifacts.py -> the checkout's root
+
+
+def blend_spec_path(submissions_dir, exp):
+    """<submissions_dir>/<exp>/blend.json; a relative `submissions_dir` not found from the working
+    directory is looked up in the repository, so the scripts work from any folder."""
+    path = Path(submissions_dir) / exp / "blend.json"
+    if path.is_file() or path.is_absolute() or not (REPOSITORY / path).is_file():
+        return path
+    return REPOSITORY / path
+
+
 def spec_runs(spec, spec_path, runs=None):
-    """{model name: its fold run folders} of a blend spec: relative to the working directory (as
-    blend.py writes them), or to the spec's own folder when the spec says "runs_relative_to":
-    "spec" (a package written by src/package.py, which works from any folder). `runs`: another
-    {model name: run folders} of the spec to read alike (weak_folds' dropped_runs)."""
-    base = Path(spec_path).parent if spec.get("runs_relative_to") == "spec" else Path()
+    """{model name: its fold run folders} of a blend spec: relative to the folder blend.py ran in
+    (the working directory then; looked up from the working directory now, else from the folder
+    that holds the spec's submissions folder, so a spec works from any folder), or to the spec's
+    own folder when the spec says "runs_relative_to": "spec" (a package written by src/package.py).
+    `runs`: another {model name: run folders} of the spec to read alike (weak_folds' dropped_runs)."""
+    spec_path = Path(spec_path)
+    if spec.get("runs_relative_to") == "spec":
+        bases = [spec_path.parent]
+    else:  # <root>/submissions/<exp>/blend.json: the runs are under <root>
+        bases = [Path(), spec_path.resolve().parents[2] if len(spec_path.resolve().parents) > 2 else Path()]
     runs = {name: spec["runs"][name] for name in spec["models"]} if runs is None else runs
-    return {name: [base / run for run in folders] for name, folders in runs.items()}
+    return {name: [next((base / run for base in bases if (base / run).exists()), bases[0] / run) for run in folders]
+            for name, folders in runs.items()}
 
 
 def oof_file(oof_dir, exp, model, fold):

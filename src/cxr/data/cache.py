@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from cxr.artifacts import atomic_path, write_csv
-from cxr.data.images import check_complete, image_size, read_image
+from cxr.data.images import check_complete, file_orientation, image_size, orient, read_image
 from cxr.errors import UserError
 
 RESIZE_MODES = ("squash", "letterbox")
@@ -66,10 +66,10 @@ def decode_gray(path, at_least=None):
             flag = next(f for factor, f in JPEG_REDUCTIONS if short_side // factor >= at_least or factor == 1)
         else:
             check_complete(path)
-        image = cv2.imread(str(path), flag)
+        image = cv2.imread(str(path), flag | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             raise UserError(f"image {path} cannot be decoded")
-        return image
+        return orient(image, file_orientation(path))  # the same turn as image_size's and read_image's
     return cv2.cvtColor(read_image(path), cv2.COLOR_RGB2GRAY)
 
 

@@ -3,6 +3,7 @@ its size read from the header, and the pixels read as 8-bit grayscale (PNG, JPEG
 
 Data set tables (one row per image: image_id, target, ...) come from layouts.py."""
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -49,9 +50,16 @@ def image_problem(table, row, root):
 
 
 # ---------------------------------------------------------------- images
+# EXIF orientation (tag 274) -> how to turn the stored pixels into the image a viewer shows
+ORIENTATIONS = {2: ("flip",), 3: ("rot180",), 4: ("flipud",), 5: ("transpose",), 6: ("rot90cw",),
+                7: ("transverse",), 8: ("rot90ccw",)}
+_warned = set()  # the kinds of tolerated oddity already reported (once per process)
+
+
 def image_size(path):
-    """(width, height) from the file's header, and its last bytes (see check_complete); a
-    UserError naming the file when it cannot be read."""
+    """(width, height) of the image as a viewer shows it (EXIF orientation applied), from the
+    file's header, and its last bytes (see check_complete); a UserError naming the file when it
+    cannot be read."""
     if Path(path).suffix.lower() == ".dcm":
         from cxr.data.dicom import dicom_size
 
@@ -60,27 +68,66 @@ def image_size(path):
 
     try:
         with Image.open(path) as im:
-            size = im.size
+            size, orientation = im.size, exif_orientation(im)
     except (OSError, Image.DecompressionBombError) as err:  # OSError: PIL's UnidentifiedImageError too
         raise UserError(f"image {path} cannot be read ({err})") from None
     check_complete(path)
-    return size
+    return size[::-1] if orientation >= 5 else size  # 5-8 turn the image by a quarter
+
+
+def exif_orientation(image):
+    """The EXIF orientation (1-8; 1 = as stored) of an open PIL image; 1 without EXIF or when it is damaged."""
+    try:
+        value = image.getexif().get(274, 1)
+    except Exception:  # noqa: BLE001 (a damaged EXIF block must not make the pixels unreadable)
+        return 1
+    return value if value in ORIENTATIONS else 1
+
+
+def file_orientation(path):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return exif_orientation(im)
+    except (OSError, Image.DecompressionBombError):
+        return 1
+
+
+def orient(pixels, orientation):
+    """The stored pixels (H, W[, C]) turned as EXIF `orientation` says a viewer shows them."""
+    steps = {"flip": lambda a: a[:, ::-1], "rot180": lambda a: a[::-1, ::-1], "flipud": lambda a: a[::-1],
+             "transpose": lambda a: a.swapaxes(0, 1), "rot90cw": lambda a: np.rot90(a, -1),
+             "transverse": lambda a: np.rot90(a, 2).swapaxes(0, 1), "rot90ccw": lambda a: np.rot90(a, 1)}
+    for step in ORIENTATIONS.get(orientation, ()):
+        pixels = steps[step](pixels)
+    return np.ascontiguousarray(pixels)
 
 
 def check_complete(path):
-    """A UserError unless a JPEG or PNG file (told by its first bytes, whatever its name) ends with
-    its end marker (trailing zero bytes aside): OpenCV decodes a truncated JPEG padded with grey,
-    without a word. Reads 1 KB at most."""
+    """A UserError unless a JPEG or PNG file (told by its first bytes, whatever its name) holds its
+    end marker in its last kilobyte: OpenCV decodes a truncated JPEG padded with grey, without a
+    word. Bytes after the end marker (a newline an export tool appended, padding) are tolerated,
+    with a warning the first time. Reads 1 KB at most."""
     try:
         with open(path, "rb") as file:
             head = file.read(8)
             file.seek(max(0, file.seek(0, os.SEEK_END) - 1024))
-            tail = file.read().rstrip(b"\0")
+            tail = file.read()
     except OSError as err:
         raise UserError(f"image {path} cannot be read ({err.strerror})") from None
     for name, start, end in (("JPEG", b"\xff\xd8", b"\xff\xd9"), ("PNG", b"\x89PNG", b"IEND\xaeB`\x82")):
-        if head.startswith(start) and not tail.endswith(end):
+        if not head.startswith(start) or tail.endswith(end):
+            continue
+        extra = len(tail) - tail.rfind(end) - len(end) if end in tail else -1
+        if extra < 0:
             raise UserError(f"image {path} is truncated (no {name} end marker)")
+        if tail.rstrip(b"\0").endswith(end):
+            continue  # zero padding: as common as harmless
+        if name not in _warned:
+            _warned.add(name)
+            print(f"warning: image {path} has {extra} byte(s) after its {name} end marker; read as it is "
+                  f"(further such files are not named)", file=sys.stderr)
 
 
 def read_dicom_file(read, path):
@@ -94,19 +141,31 @@ def read_dicom_file(read, path):
         raise UserError(f"image {path} is not a readable DICOM file ({type(err).__name__}: {err})") from None
 
 
+def to_8_bit(pixels):
+    """uint8 pixels of an image stored with more bits (a 12-bit radiograph in a 16-bit PNG or
+    TIFF, a float TIFF): scaled over the range its values span, as cxr/data/dicom.py does a DICOM
+    without a window. Dividing by 257 would leave a 12-bit image 17 grey levels."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    values = pixels.astype(np.float64)
+    low, high = values.min(), values.max()
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return (scaled * 255).round().astype(np.uint8)
+
+
 def read_image(path):
-    """Read an image file as uint8 RGB (H, W, 3); grayscale and 16-bit images are converted. A
-    UserError names a file that cannot be decoded, or is truncated."""
+    """Read an image file as uint8 RGB (H, W, 3) as a viewer shows it (EXIF orientation applied);
+    grayscale and 12- or 16-bit images are converted. A UserError names a file that cannot be
+    decoded, or is truncated."""
     if Path(path).suffix.lower() == ".dcm":
         from cxr.data.dicom import read_dicom
 
         return cv2.cvtColor(read_dicom_file(read_dicom, path), cv2.COLOR_GRAY2RGB)
     check_complete(path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # stored pixels: orientation applied below, as image_size
     if image is None:
         raise UserError(f"image {path} cannot be decoded")
-    if image.dtype == np.uint16:
-        image = (image / 257.0).round().astype(np.uint8)
+    image = orient(to_8_bit(image), file_orientation(path))
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:

@@ -2,6 +2,8 @@
 checkpoints and configs, the same preprocessing and TTA as the OOF predictions; images are
 streamed in batches, never all in memory."""
 import json
+import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import numpy as np
 import torch
 
 from cxr.training import engine
-from cxr.artifacts import spec_runs
+from cxr.artifacts import blend_spec_path, spec_runs
 from cxr.data.cache import ImageSpec, decode_gray, map_to_original, preprocess
 from cxr.data.images import image_size
 from cxr.data.labels import label_name
@@ -107,7 +109,7 @@ def load_experiment(args):
     from cxr.data.layouts import require_data_set
 
     device = engine.resolve_device(args.device)
-    ensemble = load_ensemble(Path(args.submissions_dir) / args.exp / "blend.json", device, left_out=True)
+    ensemble = load_ensemble(blend_spec_path(args.submissions_dir, args.exp), device, left_out=True)
     root = Path(args.input_dir) / args.dataset
     if not folds_file(args.folds_dir, args.dataset).is_file():  # a wrong --dataset: say so, with those there are
         require_data_set(root)
@@ -212,26 +214,60 @@ def model_outputs(model, grays, device, cams=False):
     return probability, object_maps if object_maps is not None else grad_cam(model.network, images).cpu()
 
 
-def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None):
+def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None, unreadable=None,
+        progress=False):
     """(probabilities (n, labels), points per image in original pixels or None) for image files `paths`.
     `on_heatmap(path, gray, heatmap)`, when given, receives each image with the ensemble's
-    heatmap mapped onto it (original pixels)."""
+    heatmap mapped onto it (original pixels). An image that cannot be read stops the run before
+    any prediction, all such listed; with a list as `unreadable`, it is appended there as
+    (path, reason) instead and predicted 0.5 for every label with no points (an evaluation
+    server scores a file with one unreadable film; it scores no file at all as nothing).
+    `progress`: a line on stderr about every 10 % of the images (done, images per second, time left)."""
     localize = localize or on_heatmap is not None
-    check_readable(paths)
+    if unreadable is None:
+        check_readable(paths)
     frame = ensemble.frame
     probabilities, points = [], []
+    started, reported = time.time(), 0
     for start in range(0, len(paths), batch_size):
-        grays = [decode_gray(p) for p in paths[start:start + batch_size]]
-        blended, _, maps = predict_batch(ensemble, grays, device, heatmaps=localize)
-        probabilities.append(blended)
         batch = paths[start:start + batch_size]
-        for path, gray, probability, heatmap in zip(batch, grays, blended[:, 0],
-                                                    maps if maps is not None else [None] * len(grays)):
+        grays = [decoded(path, unreadable) for path in batch]
+        readable = [j for j, gray in enumerate(grays) if gray is not None]
+        blended = np.full((len(batch), len(ensemble.labels)), 0.5)
+        maps = [None] * len(batch)
+        if readable:
+            blended[readable], _, batch_maps = predict_batch(ensemble, [grays[j] for j in readable], device,
+                                                             heatmaps=localize)
+            for j, heatmap in zip(readable, batch_maps if batch_maps is not None else []):
+                maps[j] = heatmap
+        probabilities.append(blended)
+        for path, gray, probability, heatmap in zip(batch, grays, blended[:, 0], maps):
+            if gray is None and localize:
+                points.append([])
             if heatmap is None:
                 continue
             height, width = gray.shape
             if on_heatmap is not None:
                 on_heatmap(path, gray, map_to_original(heatmap, width, height, frame.mode))
             points.append(original_points(heatmap, probability, width, height, frame, max_points))
+        done = start + len(batch)
+        if progress and (done - reported >= len(paths) / 10 or done == len(paths)):
+            reported = done
+            rate = done / max(time.time() - started, 1e-9)
+            print(f"predict: {done}/{len(paths)} images, {rate:.1f} images/s, about "
+                  f"{(len(paths) - done) / rate:.0f} s left", file=sys.stderr, flush=True)
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(ensemble.labels)))
     return probabilities, (points if localize else None)
+
+
+def decoded(path, unreadable=None):
+    """The grayscale pixels of `path`; None, with (path, reason) appended to `unreadable`, when they
+    cannot be read and a list is given (else the error stops the run)."""
+    try:
+        image_size(path)  # the header and the end marker, as check_readable asks
+        return decode_gray(path)
+    except Exception as err:  # noqa: BLE001 (whatever fails, the image is unusable)
+        if unreadable is None:
+            raise
+        unreadable.append((str(path), str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"))
+        return None
