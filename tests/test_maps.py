@@ -42,6 +42,12 @@ def test_objects_at_the_border_and_below_a_pixel_are_kept_after_a_resize():
         assert object_mask([tiny], 400, 300, 64, mode)[28:36, 28:36].sum() >= 1
 
 
+def test_an_object_crossing_the_border_is_clipped_to_the_image_not_drawn_in_the_padding():
+    crossing = Shape(0, (380, -40, 440, 20))  # a 400x300 image: its top right corner and beyond
+    mask = object_mask([crossing], 400, 300, 64, "letterbox")  # 400x300 -> 64x48, 8 rows of padding above
+    assert not mask[:8].any() and mask[8:12, 61:].all() and not mask[12:].any()
+
+
 def test_masks_follow_the_image_through_a_resize():
     shape = Shape(0, (100, 60, 199, 119))  # a 400x300 image -> 200: squash halves x, scales y by 2/3
     mask = object_mask([shape], 400, 300, 200, "squash")

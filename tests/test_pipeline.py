@@ -259,9 +259,11 @@ def test_skip_bad_drops_and_lists_every_bad_row_then_trains(broken):
 
 
 def test_object_outside_its_image_names_file_and_line(broken):
-    edit_train_csv(broken, 3, "00002.jpg,0 10 10 5000 20")
+    edit_train_csv(broken, 3, "00002.jpg,0 4000 10 5000 20")
     one_error_line(run_script("make_folds.py", "--dataset", "tiny", "--overwrite", cwd=broken, check=False),
-                   "train.csv line 3", "rectangle '0 10 10 5000 20' lies outside")
+                   "train.csv line 3", "rectangle '0 4000 10 5000 20' lies outside")
+    edit_train_csv(broken, 3, "00002.jpg,0 10 10 5000 20")  # crossing the border: clipped to the image, not refused
+    run_script("make_folds.py", "--dataset", "tiny", "--overwrite", cwd=broken)
 
 
 def test_truncated_image_stops_training_with_its_name(broken):

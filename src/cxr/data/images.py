@@ -1,4 +1,4 @@
-"""Images on disk: every row's image checked before training (readable, objects inside it),
+"""Images on disk: every row's image checked before training (readable, objects on it),
 its size read from the header, and the pixels read as 8-bit grayscale (PNG, JPEG, DICOM, ...).
 
 Data set tables (one row per image: image_id, target, ...) come from layouts.py."""
@@ -42,8 +42,9 @@ def image_problem(table, row, root):
     except OSError as err:  # a name the file system refuses, e.g. too long
         return f"image {path} cannot be opened ({err.strerror})", (0, 0)
     for shape in parse_annotation(table["annotation"].iloc[row]) if "annotation" in table else []:
-        points = shape.points
-        if (points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any():
+        points = shape.points  # one crossing the border is clipped to the image (targets.py); one wholly outside is an error
+        if (points[:, 0] < 0).all() or (points[:, 0] > width).all() or (points[:, 1] < 0).all() or \
+                (points[:, 1] > height).all():
             return (f"{SHAPE_NAMES[shape.kind]} '{format_annotation([shape])}' lies outside the "
                     f"{width}x{height} image {image_id}"), (width, height)
     return None, (width, height)

@@ -29,8 +29,15 @@ def to_network(points, width, height, size, mode):
 
 def object_mask(shapes, width, height, size, mode):
     """(size, size) uint8 mask (1 = object) of a width x height image's shapes in its network
-    frame (see rasterize)."""
-    return rasterize(shapes, size, size, lambda points: to_network(points, width, height, size, mode))
+    frame (see rasterize), each clipped to the image first (a letterbox's padding holds no object)."""
+    return rasterize(shapes, size, size, lambda points: to_network(on_image(points, width, height), width, height,
+                                                                   size, mode))
+
+
+def on_image(points, width, height):
+    """(n, 2) original-pixel points clamped to the width x height image: an object that crosses the
+    border (an annotation tool's slip) is clipped to it, not refused."""
+    return np.clip(np.asarray(points, dtype=float).reshape(-1, 2), 0, [width, height])
 
 
 def rasterize(shapes, height, width, to_frame=None):
@@ -122,7 +129,8 @@ class MaskedCrops:
         image_id = self.image_ids[index]
         image, mask = self.load(image_id), self.mask(image_id)
         shapes, width, height = self.objects[image_id]
-        centres = [to_network(s.points, width, height, self.spec.size, self.spec.mode).mean(0) for s in shapes]
+        centres = [to_network(on_image(s.points, width, height), width, height, self.spec.size, self.spec.mode).mean(0)
+                   for s in shapes]
         crop = self.crop or self.spec.size
         rng = np.random.default_rng([self.seed if seed is None else seed, index])
         left, top, side = crop_window(self.spec.size, crop, centres, self.object_share, rng, self.scale_range)
