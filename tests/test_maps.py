@@ -168,3 +168,14 @@ def test_a_map_model_needs_annotations(tmp_path):
     result = run_script("train.py", "--dataset", "ml", "--kind", "map", "--epochs", 1, cwd=tmp_path, check=False)
     one_error_line(result, "--kind map learns from object annotations")
     assert not (tmp_path / "weights").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--crop-size", 150], "--crop-size 150: a map model's input must be a multiple of its deepest stride, --map-depth 16"
+                           " (its map cells and the mask's would not line up): 144 or 160"),
+    (["--img-size", 100, "--crop-size", 64, "--map-depth", 32], "--img-size 100: a map model's input must be a multiple "
+                                                                "of its deepest stride, --map-depth 32"),
+])
+def test_a_map_input_off_the_stride_grid_is_refused_before_training(tmp_path, flags, message):
+    result = run_script("train.py", "--dataset", "nowhere", "--kind", "map", *flags, cwd=tmp_path, check=False)
+    one_error_line(result, message)

@@ -178,6 +178,12 @@ def build_data(cfg, world=World()):
 def check_settings(cfg):
     if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 0:
         raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 0 (0: after the last epoch only)")
+    if cfg.kind == "map" and (cfg.img_size % cfg.map_depth or cfg.crop_size % cfg.map_depth):
+        bad, value = ("--crop-size", cfg.crop_size) if cfg.crop_size % cfg.map_depth else ("--img-size", cfg.img_size)
+        low = value - value % cfg.map_depth
+        raise UserError(f"{bad} {value}: a map model's input must be a multiple of its deepest stride, --map-depth "
+                        f"{cfg.map_depth} (its map cells and the mask's would not line up): {low or cfg.map_depth} or "
+                        f"{low + cfg.map_depth}")
     if cfg.accumulate < 1 or cfg.prefetch < 1:
         raise UserError("--accumulate and --prefetch are counts of batches: 1 or more")
     if cfg.mixup < 0 or cfg.cutmix < 0:
