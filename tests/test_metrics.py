@@ -226,6 +226,26 @@ def test_froc_of_a_resample_equals_froc_of_the_images_copied_out():
         assert froc_of_ranked(ranked, objects, copies=copies) == pytest.approx(expected)
 
 
+def test_prior_shift_is_not_trusted_when_em_misses_the_oof_rows_known_share(capsys):
+    """Calibrated posteriors: EM on the OOF rows finds their share, the test estimate moves the threshold.
+    Biased ones (the logit + 1.5, as a map's maximum is high on every image): EM on the OOF rows runs off
+    (0.80 for a share of 0.50), the estimate is flagged and 0.5 stays."""
+    from cxr.blending.report import prior_shift
+
+    rng = np.random.default_rng(1)
+    y, test_y = rng.random(4000) < 0.5, rng.random(400) < 0.3
+    posterior = lambda labels: 1 / (1 + np.exp(-2 * rng.normal(np.where(labels, 1.0, -1.0), 1.0)))  # noqa: E731
+    P, T = posterior(y)[:, None], posterior(test_y)[:, None]
+    calibrated = prior_shift(y, P, T, test_y)
+    assert calibrated["trusted"] and calibrated["test_positive_share_estimate"] == pytest.approx(0.3, abs=0.05)
+    assert calibrated["accuracy_threshold"] > 0.55
+    biased = lambda p: 1 / (1 + np.exp(-np.log(p / (1 - p)) - 1.5))  # noqa: E731
+    flagged = prior_shift(y, biased(P), biased(T), test_y)
+    assert not flagged["trusted"] and flagged["accuracy_threshold"] == 0.5
+    assert 0.5 / 400 <= flagged["test_positive_share_estimate"] <= 1 - 0.5 / 400
+    assert "not to be trusted: EM on the OOF rows reads" in capsys.readouterr().out
+
+
 def test_em_prior_estimate_recovers_the_class_balance_of_a_shifted_set():
     """Posteriors of a calibrated model trained at 74 % positives, applied to a set with 40 %: EM finds 40 %,
     and the adjusted threshold equals the 0.5 threshold of posteriors computed under 40 % directly."""

@@ -128,23 +128,38 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
     return report, metrics, choice, chosen.combine(T, params), nested
 
 
+PRIOR_CHECK_TOLERANCE = 0.05  # EM on the OOF rows may miss their known positive share by this much
+
+
 def prior_shift(y, P, T, test_y, named_as=""):
     """The test side's positive share, estimated by EM on the priors from the models' mean probability,
     and the accuracy threshold it moves 0.5 to (the AUC does not change); with test labels, the
-    accuracy at both thresholds."""
+    accuracy at both thresholds.
+
+    EM trusts the probabilities to be calibrated posteriors; a map model's maximum or an
+    overconfident network's are not, and EM then runs to 0 or 1. So it is first run on the OOF
+    rows, whose positive share is known: when it misses that share by more than
+    PRIOR_CHECK_TOLERANCE, the estimate is reported as not to be trusted and the threshold stays
+    0.5. The estimate is bounded to [0.5 / n, 1 - 0.5 / n] for n test images."""
     train_prior = float(np.mean(y))
     test_mean = T.mean(axis=1)
-    estimate = estimate_prior(test_mean, train_prior)
-    threshold = prior_threshold(train_prior, estimate)
+    check = estimate_prior(P.mean(axis=1), train_prior)
+    trusted = abs(check - train_prior) <= PRIOR_CHECK_TOLERANCE
+    bound = 0.5 / len(test_mean)
+    estimate = float(np.clip(estimate_prior(test_mean, train_prior), bound, 1 - bound))
+    threshold = prior_threshold(train_prior, estimate) if trusted else 0.5
     shift = {"train_positive_share": train_prior, "test_positive_share_estimate": estimate,
-             "accuracy_threshold": threshold}
+             "oof_check_estimate": check, "trusted": bool(trusted), "accuracy_threshold": threshold}
     line = (f"prior shift{named_as}: positives {train_prior:.3f} of the training side, {estimate:.3f} of the test "
-            f"side (EM on the mean model probability): the accuracy threshold 0.5 becomes {threshold:.3f}")
+            f"side (EM on the mean model probability)")
+    line += (f": the accuracy threshold 0.5 becomes {threshold:.3f}" if trusted else
+             f", not to be trusted: EM on the OOF rows reads {check:.3f} where the share is {train_prior:.3f} (the "
+             f"probabilities are not calibrated posteriors); the accuracy threshold stays 0.5")
     if test_y is not None:
         shift.update({f"test_accuracy_at_{name}": float(np.mean((test_mean >= t) == test_y))
                       for name, t in (("0.5", 0.5), ("prior_threshold", threshold))})
-        line += (f"; test accuracy {shift['test_accuracy_at_0.5']:.4f} at 0.5, "
-                 f"{shift['test_accuracy_at_prior_threshold']:.4f} at {threshold:.3f}")
+        line += f"; test accuracy {shift['test_accuracy_at_0.5']:.4f} at 0.5"
+        line += f", {shift['test_accuracy_at_prior_threshold']:.4f} at {threshold:.3f}" if trusted else ""
     print(line)
     return shift
 
