@@ -16,6 +16,8 @@ from cxr.localization.peaks import heatmap_sources, original_points
 from cxr.localization.targets import MaskedCrops, crop_window, cut, object_mask, shrink_mask
 from cxr.models.map_model import MAP_STRIDE, create_map_model
 from cxr.formats.files import read_localization, validate_classification
+from cxr.localization.evaluation import annotations
+from cxr.metrics.froc import froc
 
 
 def test_each_shape_is_rasterized_inside_and_not_outside():
@@ -143,9 +145,9 @@ def test_map_models_go_through_the_pipeline_like_classifiers(mapped, tmp_path):
         assert 0 <= saved["oof"].min() and saved["oof"].max() <= 1
     report = pd.read_csv(cwd / "oof/maps/blend_report.csv")
     assert {"resnet18", "resnet18-map"} <= set(report["name"])
-    froc = pd.read_csv(cwd / "oof/maps/froc_report.csv")
-    assert set(froc["name"]) == {"resnet18", "resnet18-map", "blend"}
-    assert {"oof_froc", "oof_low", "oof_high", "test_froc", "oof_sens@0.125", "test_sens@8"} <= set(froc.columns)
+    froc_table = pd.read_csv(cwd / "oof/maps/froc_report.csv")
+    assert set(froc_table["name"]) == {"resnet18", "resnet18-map", "blend"}
+    assert {"oof_froc", "oof_low", "oof_high", "test_froc", "oof_sens@0.125", "test_sens@8"} <= set(froc_table.columns)
     assert (cwd / "oof/maps/froc.png").read_bytes()[:4] == b"\x89PNG" and "sensitivity at" in stdout
 
     expected = pd.read_csv(cwd / "submissions/maps/prediction_classification.csv")
@@ -159,6 +161,11 @@ def test_map_models_go_through_the_pipeline_like_classifiers(mapped, tmp_path):
     sizes = {p: Image.open(cwd / p).size for p in listed}
     assert all(0 < len(found) <= 10 for found in points.values())
     assert all(0 <= x < sizes[p][0] and 0 <= y < sizes[p][1] for p, found in points.items() for _, x, y in found)
+    # the FROC blend.py printed for the dev side is the FROC of the file submit.py wrote
+    _, dev_objects = annotations(cwd / "input/tiny")
+    submitted = froc({p: points[p] for p in listed}, {p: dev_objects[p.removeprefix("input/tiny/")] for p in listed})[0]
+    printed = json.loads((cwd / "submissions/maps/blend.json").read_text())["froc"]["test"]["froc"]
+    assert printed == pytest.approx(submitted, abs=1e-12)
 
 
 def test_a_map_model_needs_annotations(tmp_path):
@@ -179,3 +186,14 @@ def test_a_map_model_needs_annotations(tmp_path):
 def test_a_map_input_off_the_stride_grid_is_refused_before_training(tmp_path, flags, message):
     result = run_script("train.py", "--dataset", "nowhere", "--kind", "map", *flags, cwd=tmp_path, check=False)
     one_error_line(result, message)
+
+
+def test_blend_points_are_the_points_the_localization_file_holds():
+    """blend.py scores the points as submit.py writes them: probabilities to 6 decimals, whole pixels."""
+    from cxr.localization.evaluation import blend_points
+
+    heatmaps = np.zeros((1, 24, 24), np.float32)
+    heatmaps[0, 5, 7], heatmaps[0, 15, 18] = 1.0, 0.6
+    spec = ImageSpec(96, "letterbox", False, 0.0, "linear")
+    points = blend_points(["a.png"], np.array([0.123456789]), [[heatmaps]], [1.0], spec, {"a.png": (333, 250)})
+    assert points["a.png"] and all(x == int(x) and y == int(y) and p == round(p, 6) for p, x, y in points["a.png"])

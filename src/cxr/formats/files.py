@@ -139,6 +139,13 @@ def format_points(points):
     return ";".join(f"{p:.6f} {int(round(x))} {int(round(y))}" for p, x, y in points)
 
 
+def as_written(points):
+    """[(probability, x, y), ...] as the localization file holds them, hence as the challenge's
+    scorer reads them: probabilities to 6 decimals, coordinates to whole pixels. blend.py scores
+    these, so the FROC it prints is the submitted file's."""
+    return parse_points(format_points(points), "points")
+
+
 def parse_points(text, where):
     """'p x y;p x y' -> [(p, x, y), ...]; a UserError naming `where` for a malformed triple."""
     points = []

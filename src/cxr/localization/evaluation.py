@@ -19,6 +19,7 @@ from cxr.data.annotations import parse_annotation
 from cxr.errors import RowProblems, UserError
 from cxr.localization.peaks import ensemble_heatmaps, heatmap_sources, original_points
 from cxr.figures import froc_figure
+from cxr.formats.files import as_written
 from cxr.metrics.froc import FROC_THRESHOLDS, froc_of_ranked, ranked_hits
 from cxr.data.layouts import read_dataset
 
@@ -67,14 +68,15 @@ def run_spec(run):
 
 def blend_points(ids, probabilities, cams, weights, spec, sizes, max_points=10, batch=64):
     """{image: [(score, x, y)]}: each image's points from the ensemble heatmap of `cams`
-    (per model, a list of (n, h, w) arrays, one per fold model) in original pixels."""
+    (per model, a list of (n, h, w) arrays, one per fold model) in original pixels, rounded as
+    submit.py's localization file holds them (formats.files.as_written)."""
     points = {}
     for start in range(0, len(ids), batch):
         chunk = slice(start, start + batch)
         maps = ensemble_heatmaps([[c[chunk] for c in folds] for folds in cams], weights, spec.size).numpy()
         for image, probability, heatmap in zip(ids[chunk], probabilities[chunk], maps):
             width, height = sizes[image]
-            points[image] = original_points(heatmap, probability, width, height, spec, max_points)
+            points[image] = as_written(original_points(heatmap, probability, width, height, spec, max_points))
     return points
 
 
