@@ -95,7 +95,7 @@ train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
               ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-})
     fi
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
-        --lr "$LR" --seed "$SEED" --seeds "$SEEDS" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
+        --lr "$LR" --seed "$SEED" --seeds "$SEEDS" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "${@:3}"
 }
 
 start=$(date +%s)
@@ -103,7 +103,7 @@ JOBS=()
 for arch in $MODELS; do
     for fold in $FOLDS; do
         if [ "$FORCE" != 1 ] && [ -f "oof/$EXP/$arch/fold_$fold.csv" ] && [ -f "oof/$EXP/$arch/test_fold_$fold.csv" ]; then
-            echo "== $arch fold $fold: done already (FORCE=1 retrains)"
+            train_job "$arch" "$fold" --skip-done  # "done already", or stops when it was trained with other settings
         else
             JOBS+=("$arch $fold")
         fi

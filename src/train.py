@@ -37,6 +37,8 @@ from cxr.training.seed_runs import overfit_check, seed_folder, train_run  # noqa
 def main(argv=None):
     started = time.time()
     cfg = parse_config(argv, description=__doc__)
+    if cfg.skip_done and trained_already(cfg):
+        return
     # torch, timm and the training modules after the flags: --help and a wrong flag answer at once
     from cxr.training import engine
     from cxr.training import recipe
@@ -81,6 +83,30 @@ def main(argv=None):
         print(f"summary: {cfg.model_name} fold {cfg.fold}, {cfg.seeds} seeds ({', '.join(f'{s} {a:.4f}' for s, a in each.items())}): "
               f"their mean's OOF AUC {data.val_auc(predictions.oof):.4f}, {time.time() - started:.0f} s in all; wrote {written}")
     shutdown(world)
+
+
+def trained_already(cfg):
+    """--skip-done: True (and says so) when this fold's OOF and test predictions exist and its
+    config.json holds these settings; a UserError naming the difference when it holds others (a
+    blend must not mix folds trained two ways under one experiment name)."""
+    from cxr.artifacts import oof_file, test_pred_file
+    from cxr.config import changed_settings
+
+    if not (oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold).is_file()
+            and test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold).is_file()):
+        return False
+    saved = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold) / "config.json"
+    changed = changed_settings(json.loads(saved.read_text()), cfg, SKIP_FREE) if saved.is_file() else []
+    if changed:
+        raise UserError(f"{cfg.model_name} fold {cfg.fold} of experiment {cfg.exp} was trained with other settings "
+                        f"({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''}): retrain it (FORCE=1 for "
+                        f"run.sh) or name another experiment (EXP=...)")
+    print(f"== {cfg.model_name} fold {cfg.fold}: done already (FORCE=1 retrains)")
+    return True
+
+
+# Settings that do not change what a finished fold predicts
+SKIP_FREE = {"resume", "skip_done", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "heatmaps"}
 
 
 if __name__ == "__main__":

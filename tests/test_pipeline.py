@@ -200,6 +200,11 @@ def test_run_sh_end_to_end_then_skips_finished_folds(tmp_path):
                             "dev/" + dev["image_name"])
     second = run()
     assert "== resnet18 fold 0: done already" in second and "chosen by nested AUC:" in second
+    env["EPOCHS"] = "2"  # the same experiment with other settings: not blended with the folds of before
+    third = subprocess.run(["bash", "run.sh", "--batch-size", "64"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert third.returncode == 2 and "resnet18 fold 0 of experiment demo was trained with other settings (--epochs 1 -> 2)" \
+        in third.stderr
 
 
 def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_path):

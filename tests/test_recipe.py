@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from cxr.training import engine
 from cxr.training import recipe
-from conftest import SRC, make_tiny_dataset, run_script
+from conftest import SRC, make_tiny_dataset, one_error_line, run_script
 from cxr.errors import UserError
 from cxr.training.lr_range import smooth, suggest
 from cxr.models.backbones import create_model
@@ -209,7 +209,12 @@ def test_select_last_keeps_the_last_epochs_ema_weights_without_looking_at_the_va
     assert roc_auc(oof["target"], oof["prediction"]) == pytest.approx(log["ema_val_auc"].iloc[-1], abs=1e-6)
 
 
-def test_val_every_0_validates_after_the_last_epoch_only(tiny):
-    run_script("train.py", *TINY, "--exp", "lastval", "--val-every", "0", "--no-tensorboard", cwd=tiny)
+def test_val_every_0_validates_after_the_last_epoch_only_and_skip_done_compares_the_settings(tiny):
+    args = [*TINY, "--exp", "lastval", "--val-every", "0", "--no-tensorboard"]
+    run_script("train.py", *args, cwd=tiny)
     log = pd.read_csv(tiny / "weights/lastval/resnet18/fold_0/log.csv")
     assert log["val_auc"].isna().tolist() == [True, True, False]
+    again = run_script("train.py", *args, "--skip-done", "--num-workers", 0, cwd=tiny).stdout
+    assert again.strip() == "== resnet18 fold 0: done already (FORCE=1 retrains)"
+    other = run_script("train.py", *args, "--skip-done", "--epochs", 4, cwd=tiny, check=False)
+    one_error_line(other, "resnet18 fold 0 of experiment lastval was trained with other settings (--epochs 3 -> 4)")

@@ -47,7 +47,7 @@ INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package
 # not settings, so the file given back as --config skips them (and reproduces the run's settings).
 RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "processes",
             "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted", "restarts", "lr_scale",
-            "stopped_reason", "seed_runs", "seed_oof_auc", "epochs_run",
+            "stopped_reason", "seed_runs", "seed_oof_auc", "epochs_run", "lr_used",
             "hard_epochs")
 
 
@@ -175,6 +175,9 @@ class TrainConfig(DataSettings):
                                      "the first pass's; exit 1 if not). Writes no weights, only its loss curve in "
                                      "<reports-dir>/<exp>/overfit/ (0 = train normally)")
     resume: bool = option(False, "continue from last.pt of this run (same settings) instead of starting over")
+    skip_done: bool = option(False, "when this fold's OOF and test predictions exist, trained with these settings, "
+                                    "say so and stop; trained with others, stop with the difference named (run.sh "
+                                    "passes it unless FORCE=1)")
     # hardware
     device: str = option("auto", DEVICE_HELP)
     amp: str = option("auto", "mixed precision: auto (bf16 if the GPU has it, else fp16) | fp16 | bf16 | off; "
@@ -368,6 +371,14 @@ def settings_of(mapping, cls, source, refused=()):
         except ValueError as err:
             raise UserError(f"{source}: {key}: {err}") from None
     return values
+
+
+def changed_settings(saved, cfg, free=()):
+    """['--flag old -> new', ...]: the settings of `cfg` that differ from a run's saved config.json
+    (`saved`, a dict), outside `free`; a setting added since the run was saved counts as its default."""
+    now, defaults = dataclasses.asdict(cfg), dataclasses.asdict(type(cfg)())
+    return [f"--{k.replace('_', '-')} {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in now
+            if k not in free and saved.get(k, defaults[k]) != now[k]]
 
 
 def parse_config(argv=None, cls=TrainConfig, description=None):

@@ -8,7 +8,7 @@ else (weights, optimizer, scheduler, scaler, EMA, the log and the best score). l
 at any moment resumes from a consistent pair."""
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from cxr.data.labels import prediction_column, target_columns
 from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from cxr.errors import UserError
+from cxr.config import changed_settings
 from cxr.localization.map_scores import choose_image_score, map_image_probability
 from cxr.localization.gradcam import loader_cams
 from cxr.localization.targets import MaskedCrops
@@ -38,7 +39,8 @@ from cxr.data.transforms import eval_transform, train_transform
 from cxr.testside.self_training import read_pseudo_labels, with_pseudo_rows
 
 # Settings that may differ between a run and its resumption (they do not change the result).
-RESUME_FREE = {"resume", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "patience", "heatmaps", "seeds"}
+RESUME_FREE = {"resume", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "patience", "heatmaps", "seeds",
+               "skip_done"}
 
 
 @dataclass
@@ -202,10 +204,9 @@ def build_model(cfg, device, num_labels=1):
 
 
 def check_resumable(saved, cfg):
-    now, defaults = asdict(cfg), asdict(type(cfg)())  # a setting added since the run was saved: its default
-    changed = [k for k in now if k not in RESUME_FREE and saved.get(k, defaults[k]) != now[k]]
+    changed = changed_settings(saved, cfg, RESUME_FREE)
     if changed:
-        shown = ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} -> {now[k]!r}" for k in changed[:4])
+        shown = ", ".join(changed[:4])
         raise UserError(f"--resume: the settings differ from the run being resumed ({shown}); "
                         f"resume with the same settings, or start over without --resume")
 
