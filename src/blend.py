@@ -127,6 +127,8 @@ def main(argv=None):
     exp_dir = Path(args.oof_dir) / args.exp
     models = list_models(exp_dir, args.models)
     loaded = [load_model_predictions(exp_dir / m, folds, columns) for m in models]
+    image_scores = {m: score for m, (_, _, score) in zip(models, loaded) if score}  # map models: one per model
+    loaded = [(oof, tests) for oof, tests, _ in loaded]
     test_ids = loaded[0][1][0]["image_id"]
     for model, (_, tests) in zip(models, loaded):
         if not tests[0]["image_id"].equals(test_ids):
@@ -176,7 +178,7 @@ def main(argv=None):
     if submission is not None:
         submission.write(np.column_stack(test_predictions))
         written = f"{submission.path} ({len(test)} images)"
-    spec = blend_spec(args, models, kept, weak_folds, labels, choices)
+    spec = blend_spec(args, models, kept, weak_folds, labels, choices, image_scores)
     write_json(out / "blend.json", spec)
     print("predictions made in " + ", ".join(f"{m} {p}" for m, p in spec["precision"].items())
           + " (submit.py and predict.py run each model in its own precision)")

@@ -222,7 +222,7 @@ def test_the_out_of_fold_view_still_has_a_dropped_fold_s_model(experiment, dropp
 
     cwd, _ = experiment  # dropped: its blend.json leaves shaky's fold 1 out
 
-    def fake_model(checkpoint, device):  # a stand-in that knows its fold, as config.json does
+    def fake_model(checkpoint, device, image_score=None):  # a stand-in that knows its fold, as config.json does
         return saved_blend.FoldModel(None, None, "none", ["target"], fold=int(checkpoint.parent.name.split("_")[1]))
 
     monkeypatch.setattr(saved_blend, "load_fold_model", fake_model)

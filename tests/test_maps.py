@@ -140,6 +140,10 @@ def test_map_models_go_through_the_pipeline_like_classifiers(mapped, tmp_path):
     cwd, stdout = mapped
     config = json.loads((cwd / "weights/maps/resnet18-map/fold_0/config.json").read_text())
     assert config["kind"] == "map" and config["image_score_used"] in ("max", "head", "mean")
+    oof_file = pd.read_csv(cwd / "oof/maps/resnet18-map/fold_0.csv")
+    assert {"score_max", "score_head", "score_mean"} <= set(oof_file.columns)  # every image score beside the chosen
+    spec = json.loads((cwd / "submissions/maps/blend.json").read_text())
+    assert spec["image_scores"]["resnet18-map"] in ("max", "head", "mean") and "resnet18" not in spec["image_scores"]
     with np.load(cwd / "oof/maps/resnet18-map/cams_fold_0.npz") as saved:
         assert saved["oof"].shape[1:] == (24, 24) and saved["test"].shape == (8, 24, 24)  # stride-4 maps
         assert 0 <= saved["oof"].min() and saved["oof"].max() <= 1
@@ -197,3 +201,33 @@ def test_blend_points_are_the_points_the_localization_file_holds():
     spec = ImageSpec(96, "letterbox", False, 0.0, "linear")
     points = blend_points(["a.png"], np.array([0.123456789]), [[heatmaps]], [1.0], spec, {"a.png": (333, 250)})
     assert points["a.png"] and all(x == int(x) and y == int(y) and p == round(p, 6) for p, x, y in points["a.png"])
+
+
+def test_a_map_models_folds_are_put_on_one_image_score(capsys):
+    """Folds that chose max, mean and max: every fold's OOF and test rows become its max score."""
+    from cxr.blending.inputs import one_image_score
+
+    rng = np.random.default_rng(0)
+
+    def part(chosen, n=5):
+        scores = {name: rng.random(n) for name in ("max", "head", "mean")}
+        return pd.DataFrame({"image_id": [f"i{j}" for j in range(n)], "prediction": scores[chosen],
+                             **{f"score_{name}": values for name, values in scores.items()}})
+
+    oof = {0: part("max"), 1: part("mean"), 2: part("max")}
+    tests = [part("max"), part("mean"), part("max")]
+    assert one_image_score("m-map", oof, tests) == "max"
+    assert all(np.array_equal(p["prediction"], p["score_max"]) for p in [*oof.values(), *tests])
+    assert "m-map: its folds chose the image scores max, mean, max; every fold is scored by max" in capsys.readouterr().out
+    plain = {0: pd.DataFrame({"image_id": ["a"], "prediction": [0.3]})}  # a classifier: nothing to unify
+    assert one_image_score("m", plain, [plain[0].copy()]) == "" and plain[0]["prediction"].tolist() == [0.3]
+
+
+def test_select_last_fixes_the_image_score_without_looking_at_the_validation_rows():
+    from cxr.config import TrainConfig
+    from cxr.training.fold_run import image_score_setting
+
+    assert image_score_setting(TrainConfig(kind="map", select="last")) == "mean"
+    assert image_score_setting(TrainConfig(kind="map")) == "auto"  # --select best: chosen on the OOF rows, recorded
+    assert image_score_setting(TrainConfig(kind="map", select="last", image_score="max")) == "max"
+    assert image_score_setting(TrainConfig()) == ""

@@ -7,8 +7,9 @@ from cxr.artifacts import read_oof_folds, read_prediction_file, test_like_file
 from cxr.errors import UserError
 
 def load_model_predictions(model_dir, folds, columns):
-    """(OOF frame in fold-file order, [each fold model's test frame]) of one model; `columns`
-    are the target columns (prediction_<label> goes with target_<label>)."""
+    """(OOF frame in fold-file order, [each fold model's test frame], the image score every fold
+    was put on or '') of one model; `columns` are the target columns (prediction_<label> goes
+    with target_<label>). A map model's folds are first put on one image score (one_image_score)."""
     import pandas as pd
 
     from cxr.data.labels import prediction_column
@@ -24,8 +25,36 @@ def load_model_predictions(model_dir, folds, columns):
     for fold, part in enumerate(test_parts):
         if not part["image_id"].equals(test_parts[0]["image_id"]):
             raise UserError(f"{model_dir / f'test_fold_{fold}.csv'}: covers other test images than test_fold_0.csv")
+    score = one_image_score(model_dir.name, oof_parts, test_parts)
     oof = pd.concat(oof_parts.values()).set_index("image_id").loc[folds["image_id"]].reset_index()
-    return oof, test_parts
+    return oof, test_parts, score
+
+
+def one_image_score(model, oof_parts, test_parts):
+    """A map model's folds each chose their image score on their own validation rows (max of the
+    map, the head, their mean): pooled, their OOF rows would mix scales, and a blend fitted on
+    them would weigh a scale, not a model. Every fold is put on the score most folds chose (a tie:
+    map_scores.MAP_IMAGE_SCORES's order), from the score_<name> columns train.py writes beside the
+    chosen one; the parts are changed in place. Returns the score ('' for a model without those
+    columns: a classifier, or a map model trained before they were written)."""
+    from collections import Counter
+
+    from cxr.localization.map_scores import MAP_IMAGE_SCORES, SCORE_COLUMNS
+
+    parts = [*oof_parts.values(), *test_parts]
+    if not parts or not all(set(SCORE_COLUMNS.values()) <= set(part.columns) for part in parts):
+        return ""
+    chosen = [next((name for name in MAP_IMAGE_SCORES
+                    if np.allclose(part[SCORE_COLUMNS[name]], part["prediction"], atol=1e-6)), "")
+              for part in oof_parts.values()]
+    votes = Counter(chosen)
+    score = max(MAP_IMAGE_SCORES, key=lambda name: (votes[name], -MAP_IMAGE_SCORES.index(name)))
+    if set(chosen) != {score}:
+        print(f"{model}: its folds chose the image scores {', '.join(c or '?' for c in chosen)}; every fold is "
+              f"scored by {score} (one scale for the pooled OOF rows and the blend)")
+    for part in parts:
+        part["prediction"] = part[SCORE_COLUMNS[score]].astype(float)
+    return score
 
 
 def mean_of_folds(test_parts, columns, kept):

@@ -5,13 +5,14 @@ from pathlib import Path
 
 from cxr.artifacts import fold_runs
 
-def blend_spec(args, models, kept, weak_folds, labels, choices):
+def blend_spec(args, models, kept, weak_folds, labels, choices, image_scores=None):
     """Everything inference needs to reproduce the blend on new images: per label (one entry,
     flat, for a binary target) the method, its fitted parameters and threshold; the fold runs
-    of each model whose test predictions were averaged (`kept`), and what was done with weak folds."""
+    of each model whose test predictions were averaged (`kept`), what was done with weak folds,
+    and the one image score each map model's folds were put on (`image_scores`)."""
     runs = {m: model_runs(args, m, kept[m]) for m in models}
     common = {"exp": args.exp, "dataset": args.dataset, "models": models, "format": args.format, "runs": runs,
-              "precision": recorded_precisions(runs), "weak_folds": weak_folds,
+              "precision": recorded_precisions(runs), "weak_folds": weak_folds, "image_scores": image_scores or {},
               "test_prediction": "each model: mean of its fold models' probabilities; then the method"}
     if labels == [""]:
         return {**common, **choices[0]}

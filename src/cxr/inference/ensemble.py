@@ -88,7 +88,8 @@ def load_ensemble(spec_path, device, left_out=False):
     if not spec_path.is_file():
         raise UserError(f"{spec_path}: no blend spec (run src/blend.py for this experiment first)")
     spec = json.loads(spec_path.read_text())
-    models = {name: [load_fold_model(run / "best.pt", device) for run in runs]
+    scores = spec.get("image_scores", {})  # blend.py put each map model's folds on one image score
+    models = {name: [load_fold_model(run / "best.pt", device, scores.get(name)) for run in runs]
               for name, runs in spec_runs(spec, spec_path).items()}
     outputs = next(iter(models.values()))[0].targets
     labels = [label_name(c) for c in outputs]
@@ -96,7 +97,8 @@ def load_ensemble(spec_path, device, left_out=False):
     if sorted(per_label) != sorted(labels):
         raise UserError(f"{spec_path}: blends for labels {sorted(per_label)} but the models predict {labels}")
     weak = spec.get("weak_folds", {}) if left_out else {}
-    spare = {name: {k: load_fold_model(run / "best.pt", device) for k, run in zip(weak["dropped"][name], runs)}
+    spare = {name: {k: load_fold_model(run / "best.pt", device, scores.get(name))
+                    for k, run in zip(weak["dropped"][name], runs)}
              for name, runs in spec_runs(spec, spec_path, weak.get("dropped_runs", {})).items()}
     return Ensemble(models, [blend_of(per_label[label], spec_path) for label in labels], labels, spare)
 
@@ -123,7 +125,9 @@ def blend_of(choice, spec_path):
     return Blend(method, choice["params"])
 
 
-def load_fold_model(checkpoint, device):
+def load_fold_model(checkpoint, device, image_score=None):
+    """A fold model from its checkpoint and config.json; a map model scores images by `image_score`
+    (the blend's one score for the model) or else the one its fold chose."""
     if not checkpoint.is_file():
         raise UserError(f"{checkpoint}: checkpoint named by the blend spec not found")
     state = engine.load_checkpoint(checkpoint)
@@ -133,7 +137,7 @@ def load_fold_model(checkpoint, device):
     network = network_of(cfg, len(targets))
     network.load_state_dict(state["model"])
     return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets,
-                     cfg.get("kind", "classifier"), recorded.get("image_score_used", "max"),
+                     cfg.get("kind", "classifier"), image_score or recorded.get("image_score_used", "max"),
                      engine.precision_named(recorded.get("precision", "fp32")), recorded.get("fold"))
 
 

@@ -1,5 +1,6 @@
 """A map model's image score: from its object map (the maximum, the mean) or its head,
-chosen per fold on the OOF images."""
+chosen per fold on the OOF images (auto), or fixed; every score is written beside the chosen
+one (SCORE_COLUMNS), so blend.py can put every fold of a model on one scale."""
 
 import numpy as np
 import torch
@@ -7,6 +8,8 @@ import torch.nn.functional as F
 
 
 MAP_IMAGE_SCORES = ("max", "head", "mean")  # in order of preference on a tie
+UNSEEN_IMAGE_SCORE = "mean"  # --image-score auto under --select last, which promises no look at the validation rows
+SCORE_COLUMNS = {name: f"score_{name}" for name in MAP_IMAGE_SCORES}  # every image score, beside the chosen one
 
 
 def map_maximum(maps):
@@ -33,3 +36,10 @@ def choose_image_score(targets, head, maps):
     aucs = {name: safe_roc_auc(np.asarray(targets).ravel(), p[:, 0]) for name, p in candidates.items()}
     best = max(MAP_IMAGE_SCORES, key=lambda name: (np.nan_to_num(aucs[name], nan=-1.0), -MAP_IMAGE_SCORES.index(name)))
     return best, candidates[best]
+
+
+def every_image_score(head, maps):
+    """{name: (N, 1) probabilities} of every image score (an empty side gives empty columns)."""
+    if maps is None or not len(head):
+        return {name: np.zeros((len(head), 1)) for name in MAP_IMAGE_SCORES}
+    return {name: map_image_probability(head, maps, name) for name in MAP_IMAGE_SCORES}

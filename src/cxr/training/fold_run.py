@@ -27,7 +27,8 @@ from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from cxr.errors import UserError
 from cxr.config import changed_settings
-from cxr.localization.map_scores import choose_image_score, map_image_probability
+from cxr.localization.map_scores import (SCORE_COLUMNS, UNSEEN_IMAGE_SCORE, choose_image_score,
+                                         every_image_score, map_image_probability)
 from cxr.localization.gradcam import loader_cams
 from cxr.localization.targets import MaskedCrops
 from cxr.metrics.registry import for_task
@@ -174,7 +175,15 @@ def build_data(cfg, world=World()):
                     loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
                            crops=cfg.kind == "map", training=True, **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
-                    generator, columns, annotated, world, cfg.image_score if cfg.kind == "map" else "")
+                    generator, columns, annotated, world, image_score_setting(cfg))
+
+
+def image_score_setting(cfg):
+    """A map model's --image-score, auto made a fixed score under --select last (which promises that
+    no choice looks at the validation rows); '' for a classifier."""
+    if cfg.kind != "map":
+        return ""
+    return UNSEEN_IMAGE_SCORE if cfg.image_score == "auto" and cfg.select == "last" else cfg.image_score
 
 
 def check_settings(cfg):
@@ -461,6 +470,7 @@ class FoldPredictions:
     image_score: str  # a map model's image score used ('' for a classifier)
     cams: dict | None  # {"val": (n, h, w), "test": ...} heatmaps, or None
     test_seconds_per_image: float
+    every_score: dict | None = None  # a map model's {score name: (oof (n, 1), test (n, 1))}, each image score
 
 
 def predict_fold(cfg, model, data, device, precision, with_cams, oof=None):
@@ -472,11 +482,14 @@ def predict_fold(cfg, model, data, device, precision, with_cams, oof=None):
     seconds_per_image = (time.time() - predicting) / max(len(data.test), 1)
     image_score, oof_probs = data.image_probabilities(oof_head, oof_maps)  # a map model: auto chooses by OOF AUC
     _, test_probs = data.image_probabilities(test_head, test_maps, image_score)
+    every_score = None
     if cfg.kind == "map":  # the object maps are its heatmaps
         cams = {"val": oof_maps, "test": test_maps if test_maps is not None else np.zeros((0, 1, 1), np.float16)}
+        oof_scores, test_scores = every_image_score(oof_head, oof_maps), every_image_score(test_head, test_maps)
+        every_score = {name: (oof_scores[name], test_scores[name]) for name in oof_scores}
     else:
         cams = {s: data.cams(model, s, device, cfg.channels_last) for s in ("val", "test")} if with_cams else None
-    return FoldPredictions(oof_probs, test_probs, image_score, cams, seconds_per_image)
+    return FoldPredictions(oof_probs, test_probs, image_score, cams, seconds_per_image, every_score)
 
 
 def mean_predictions(runs):
@@ -488,21 +501,28 @@ def mean_predictions(runs):
     if all(r.cams is not None for r in runs):
         cams = {side: np.mean([r.cams[side].astype(np.float32) for r in runs], axis=0).astype(np.float16)
                 for side in ("val", "test")}
+    every_score = None
+    if all(r.every_score for r in runs):
+        every_score = {name: tuple(np.mean([r.every_score[name][side] for r in runs], axis=0) for side in (0, 1))
+                       for name in runs[0].every_score}
     return FoldPredictions(np.mean([r.oof for r in runs], axis=0), np.mean([r.test for r in runs], axis=0),
                            "/".join(sorted({r.image_score for r in runs})), cams,
-                           sum(r.test_seconds_per_image for r in runs))
+                           sum(r.test_seconds_per_image for r in runs), every_score)
 
 
 def write_predictions(cfg, data, predictions):
     """oof/<exp>/<name>/fold_<k>.csv, test_fold_<k>.csv and (with heatmaps) cams_fold_<k>.npz;
     returns the OOF file's path."""
     columns = [prediction_column(c) for c in data.columns]
-    oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(**dict(zip(columns, predictions.oof.T)))
+    scores = predictions.every_score or {}  # a map model: every image score beside the chosen one
+    oof = data.val_rows[["image_id", *data.columns, "fold"]].assign(
+        **dict(zip(columns, predictions.oof.T)), **{SCORE_COLUMNS[name]: p[0][:, 0] for name, p in scores.items()})
     path = oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)
     write_csv(path, oof)
     test_targets = [c for c in data.columns if c in data.test]
     write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
-              data.test[["image_id", *test_targets]].assign(**dict(zip(columns, predictions.test.T))))
+              data.test[["image_id", *test_targets]].assign(
+                  **dict(zip(columns, predictions.test.T)), **{SCORE_COLUMNS[name]: p[1][:, 0] for name, p in scores.items()}))
     if predictions.cams is not None:
         write_npz(cams_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
                   oof_ids=data.val_rows["image_id"].to_numpy(str), oof=predictions.cams["val"],
