@@ -22,6 +22,8 @@
 # until its map models have 600 optimizer steps), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
 # SEEDS (1): train every model on every fold this many times (seeds SEED, SEED+1, ...), blended like folds.
 # An annotated set trains ARCHS="resnet18" as its classifier unless ARCHS says otherwise: the blend weighs both.
+# JOB="<model> <fold>" trains that one job of a prepared run and stops; PREPARE_ONLY=1 cuts the folds, runs
+# the checks and prints the models (slurm/submit.sh uses both).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
 # CONFIG=FILE: these settings in lower case (archs as a list) and train.py's under train: / map_train:
 # (see configs/); an environment variable wins over the file, an argument over its train: settings.
@@ -59,11 +61,13 @@ DATA_ARGS=(--dataset "$DATASET" --layout "${LAYOUT:-auto}" --positive-classes "$
            --label-column "${LABEL_COLUMN:-}")
 if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
 
+if [ -z "${JOB:-}" ]; then  # JOB="<model> <fold>": one job of a prepared run (a cluster's array task), nothing else
 if [ "$DATASET" = demo ] && [ ! -f input/demo/train.csv ]; then
     $PY src/make_demo.py --out input/demo
 fi
 if [ "$DATASET" = demo_multilabel ] && [ ! -f input/demo_multilabel/train.csv ]; then
     $PY src/make_demo.py --multi-label --out input/demo_multilabel
+fi
 fi
 # The default models follow the data: an annotated set (Object-CXR layout) gets map models and one classifier.
 if [ -f "input/$DATASET/train.csv" ] && head -1 "input/$DATASET/train.csv" | grep -q annotation; then
@@ -72,11 +76,13 @@ else
     ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}
 fi
 FORMAT=${FORMAT:-auto}  # the data set's own: a Kaggle-style set (test.csv) gets a Kaggle submission
+if [ -z "${JOB:-}" ]; then
 $PY src/make_folds.py "${DATA_ARGS[@]}" --n-folds "$N_FOLDS" --seed "$SEED" --test-like "${TEST_LIKE:-0.25}"
 # The submission format is checked against the data set before any training, not after it.
 $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --format "$FORMAT" --check-format
 # The train/test shift (adversarial validation), once per data set with a test side: reports/<dataset>/shift.*
 [ -f "reports/$DATASET/shift.json" ] || $PY src/shift.py "${DATA_ARGS[@]}" --share "${TEST_LIKE:-0.25}"
+fi
 
 if [ -n "$MAP_ARCHS" ] && [ -z "${MAP_IMG_SIZE:-}" ]; then
     MAP_IMG_SIZE=$($PY src/make_folds.py "${DATA_ARGS[@]}" --print-map-size "${MAP_MAX_SIZE:-512}")
@@ -97,6 +103,16 @@ train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
         --lr "$LR" --seed "$SEED" --seeds "$SEEDS" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "${@:3}"
 }
+
+if [ "${PREPARE_ONLY:-0}" = 1 ]; then  # folds, checks and settings only (slurm/submit.sh asks for the models)
+    echo "== models: $MODELS"
+    exit 0
+fi
+if [ -n "${JOB:-}" ]; then
+    read -r model fold <<< "$JOB"
+    if [ "$FORCE" != 1 ]; then train_job "$model" "$fold" --skip-done; else train_job "$model" "$fold"; fi
+    exit 0
+fi
 
 start=$(date +%s)
 JOBS=()

@@ -100,3 +100,60 @@ def test_freeze_then_unfreeze_under_two_processes(tmp_path):
     assert "x 2 processes (DDP)" in out and out.count("summary:") == 1
     log = pd.read_csv(cwd / "weights/freeze/resnet18/fold_0/log.csv")
     assert len(log) == 2 and np.isfinite(log["train_loss"]).all()
+
+
+FAKE_SBATCH = r"""#!/usr/bin/env bash
+# sbatch's stand-in: runs the job at once (an array's tasks one after another) and prints a job id
+array="" wrap="" models=""
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --array=*) array=${1#--array=} ;;
+        --export=ALL,MODELS=*) models=${1#--export=ALL,MODELS=} ;;
+        --wrap) wrap=$2; shift ;;
+        --*) ;;
+        *) args+=("$1") ;;
+    esac
+    shift
+done
+[ -d logs ] || { echo "no logs folder: Slurm could not open the job's output file" >&2; exit 1; }
+if [ -n "$wrap" ]; then
+    bash -c "$wrap" > logs/blend.out 2>&1
+else
+    for ((i = ${array%-*}; i <= ${array#*-}; i++)); do
+        SLURM_ARRAY_TASK_ID=$i MODELS="$models" bash "${args[@]}" > "logs/task_$i.out" 2>&1
+    done
+fi
+echo 4242
+"""
+
+
+@pytest.mark.slow
+def test_slurm_submit_trains_classifiers_and_map_models_then_blends(tmp_path):
+    """slurm/submit.sh with sbatch standing in: the folds here, an array task per model x fold (a map
+    model among them), the blend after them; the log folder is created first."""
+    import shutil
+
+    from conftest import ROOT
+
+    shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "slurm", tmp_path / "slurm")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/sbatch").write_text(FAKE_SBATCH)
+    (tmp_path / "bin/sbatch").chmod(0o755)
+    make_tiny_dataset(tmp_path, n_train=24, n_dev=6)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "TQDM_DISABLE": "1", "DATASET": "tiny",
+           "EXP": "slurm", "N_FOLDS": "2", "ARCHS": "resnet18", "IMG_SIZE": "32", "EPOCHS": "1", "TRIALS": "5",
+           "BOOTSTRAP": "50", "MAP_IMG_SIZE": "64", "CROP_SIZE": "48", "MAP_EPOCHS": "1", "MAP_MIN_STEPS": "0",
+           "MAP_ARGS": "--map-channels 16"}
+    done = subprocess.run(["bash", "slurm/submit.sh", "--batch-size", "8"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "training array 4242 (4 tasks: resnet18 resnet18-map x 2 folds" in done.stdout
+    assert "task 3: resnet18-map fold 1" in (tmp_path / "logs/task_3.out").read_text()
+    for model in ("resnet18", "resnet18-map"):
+        assert (tmp_path / f"oof/slurm/{model}/fold_1.csv").is_file()
+    blend = (tmp_path / "logs/blend.out").read_text()
+    assert "== resnet18-map fold 1: done already" in blend and "chosen by nested AUC" in blend
+    assert (tmp_path / "submissions/slurm/prediction_classification.csv").is_file()
