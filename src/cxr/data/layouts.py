@@ -318,6 +318,8 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         train = read_objectcxr_table(root / "train.csv", "train", problems)
         if (root / "dev.csv").is_file():
             return train, read_objectcxr_table(root / "dev.csv", "dev")
+        if not (root / "image_path.csv").is_file():  # a final set (final_set.py): dev trains, the server's test is hidden
+            return train, framed({"image_id": [], "target": []}, root / "image_path.csv")
         return train, read_image_list(root / "image_path.csv", inside=True)
     if layout == "kaggle":
         train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems)
