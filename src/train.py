@@ -106,7 +106,8 @@ def trained_already(cfg):
 
 
 # Settings that do not change what a finished fold predicts
-SKIP_FREE = {"resume", "skip_done", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "heatmaps"}
+SKIP_FREE = {"resume", "skip_done", "num_workers", "prefetch", "tensorboard", "tb_dir", "device", "heatmaps",
+             "grad_checkpointing", "cudnn_benchmark", "compile", "cache", "cache_dir", "reports_dir"}
 
 
 if __name__ == "__main__":

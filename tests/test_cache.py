@@ -86,7 +86,7 @@ def test_each_setting_has_its_own_cache(images, tmp_path):
             ImageSpec(32, blur=1.5).key, ImageSpec(64).key, ImageSpec(32, interpolation="area").key}
     assert len(keys) == 6
     build_cache(ids, root, tmp_path / "c", ImageSpec(32, "letterbox", clahe=True, blur=1.0), progress=False)
-    assert (tmp_path / "c" / "32_letterbox_linear_clahe_blur1").is_dir()
+    assert (tmp_path / "c" / "32_letterbox_linear_clahe_blur1_v2").is_dir()
 
 
 def test_letterbox_keeps_the_aspect_and_pads():

@@ -1,6 +1,7 @@
 """Map models: masks from the annotations, training crops, peaks back to original pixels, and
 the real scripts end to end with a map model beside a classifier."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -128,9 +129,9 @@ MAP = ["--dataset", "tiny", "--exp", "maps", "--img-size", "96", "--resize", "le
 def mapped(tmp_path_factory):
     """demo -> folds -> a map model and a classifier on 2 folds -> blend."""
     cwd = make_tiny_dataset(tmp_path_factory.mktemp("maps"), n_train=24, n_dev=8)
-    for fold in (0, 1):
+    for fold, score in ((0, "max"), (1, "head")):  # two image scores: blend.py puts both folds on one (max)
         run_script("train.py", "--arch", "resnet18", "--kind", "map", "--crop-size", 64, "--map-channels", 16,
-                   "--fold", fold, *MAP, cwd=cwd)
+                   "--fold", fold, "--image-score", score, *MAP, cwd=cwd)
         run_script("train.py", "--arch", "resnet18", "--fold", fold, *MAP, cwd=cwd)
     blend = run_script("blend.py", "--exp", "maps", "--dataset", "tiny", "--trials", 5, "--froc-bootstrap", 20, cwd=cwd)
     return cwd, blend.stdout
@@ -139,11 +140,12 @@ def mapped(tmp_path_factory):
 def test_map_models_go_through_the_pipeline_like_classifiers(mapped, tmp_path):
     cwd, stdout = mapped
     config = json.loads((cwd / "weights/maps/resnet18-map/fold_0/config.json").read_text())
-    assert config["kind"] == "map" and config["image_score_used"] in ("max", "head", "mean")
+    assert config["kind"] == "map" and config["image_score_used"] == "max"
     oof_file = pd.read_csv(cwd / "oof/maps/resnet18-map/fold_0.csv")
     assert {"score_max", "score_head", "score_mean"} <= set(oof_file.columns)  # every image score beside the chosen
     spec = json.loads((cwd / "submissions/maps/blend.json").read_text())
-    assert spec["image_scores"]["resnet18-map"] in ("max", "head", "mean") and "resnet18" not in spec["image_scores"]
+    assert spec["image_scores"] == {"resnet18-map": "max"}  # a tie of max and head goes to max; classifiers have none
+    assert "resnet18-map: its folds chose the image scores max, head; every fold is scored by max" in stdout
     with np.load(cwd / "oof/maps/resnet18-map/cams_fold_0.npz") as saved:
         assert saved["oof"].shape[1:] == (24, 24) and saved["test"].shape == (8, 24, 24)  # stride-4 maps
         assert 0 <= saved["oof"].min() and saved["oof"].max() <= 1
@@ -231,3 +233,23 @@ def test_select_last_fixes_the_image_score_without_looking_at_the_validation_row
     assert image_score_setting(TrainConfig(kind="map")) == "auto"  # --select best: chosen on the OOF rows, recorded
     assert image_score_setting(TrainConfig(kind="map", select="last", image_score="max")) == "max"
     assert image_score_setting(TrainConfig()) == ""
+
+
+def test_a_blend_spec_is_found_from_any_folder(tmp_path, monkeypatch):
+    """A relative --submissions-dir not found from the working directory is looked up in the
+    repository; the runs are then read beside that submissions folder, all from one tree."""
+    from cxr import artifacts
+
+    spec = tmp_path / "repo/submissions/e/blend.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("{}")
+    (tmp_path / "repo/weights/e/m/fold_0").mkdir(parents=True)
+    monkeypatch.setattr(artifacts, "REPOSITORY", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    found = artifacts.blend_spec_path("submissions", "e")
+    assert found == tmp_path / "repo/submissions/e/blend.json"
+    runs = artifacts.spec_runs({"models": ["m"], "runs": {"m": ["weights/e/m/fold_0"]}}, found)
+    assert runs == {"m": [tmp_path / "repo/weights/e/m/fold_0"]}
+    (tmp_path / "weights/e/m/fold_0").mkdir(parents=True)  # the working directory holds the runs too: it wins
+    assert artifacts.spec_runs({"models": ["m"], "runs": {"m": ["weights/e/m/fold_0"]}}, found) == \
+        {"m": [Path("weights/e/m/fold_0")]}

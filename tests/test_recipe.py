@@ -39,10 +39,16 @@ def lrs_of(scheduler, optimizer, steps):
 
 
 def test_learning_rate_scales_with_the_effective_batch():
-    assert recipe.scaled_lr(1e-3, 64, 16) == pytest.approx(2e-3)  # AdamW: sqrt(64 / 16) = 2
-    assert recipe.scaled_lr(1e-3, 8, 32) == pytest.approx(5e-4)
-    assert recipe.scaled_lr(0.1, 64, 16, "sgd") == pytest.approx(0.4)  # SGD: linear
-    assert recipe.scaled_lr(1e-3, 64, 0) == 1e-3 and recipe.scaled_lr(1e-3, 16, 16) == 1e-3  # off; the same batch
+    from cxr.config import TrainConfig, changed_settings, scaled_lr
+
+    assert scaled_lr(1e-3, 64, 16) == pytest.approx(2e-3)  # AdamW: sqrt(64 / 16) = 2
+    assert scaled_lr(1e-3, 8, 32) == pytest.approx(5e-4)
+    assert scaled_lr(0.1, 64, 16, "sgd") == pytest.approx(0.4)  # SGD: linear
+    assert scaled_lr(1e-3, 64, 0) == 1e-3 and scaled_lr(1e-3, 16, 16) == 1e-3  # off; the same batch
+    # a run saved before --lr-batch existed trained at the rate --lr-batch 32 gives its batch 32 now: not a change
+    assert changed_settings({"batch_size": 32, "lr": 1e-3}, TrainConfig(lr_batch=32)) == []
+    assert changed_settings({"batch_size": 16, "lr": 1e-3}, TrainConfig(batch_size=16, lr_batch=32)) == \
+        ["--lr-batch 0 -> 32"]
 
 
 @pytest.mark.parametrize("name", ["cosine", "onecycle", "constant"])

@@ -191,8 +191,8 @@ def blend_spec_path(submissions_dir, exp):
 
 def spec_runs(spec, spec_path, runs=None):
     """{model name: its fold run folders} of a blend spec: relative to the folder blend.py ran in
-    (the working directory then; looked up from the working directory now, else from the folder
-    that holds the spec's submissions folder, so a spec works from any folder), or to the spec's
+    (the working directory then; now the working directory when it holds every run, else the
+    folder that holds the spec's submissions folder, so a spec works from any folder), or to the spec's
     own folder when the spec says "runs_relative_to": "spec" (a package written by src/package.py).
     `runs`: another {model name: run folders} of the spec to read alike (weak_folds' dropped_runs)."""
     spec_path = Path(spec_path)
@@ -201,8 +201,9 @@ def spec_runs(spec, spec_path, runs=None):
     else:  # <root>/submissions/<exp>/blend.json: the runs are under <root>
         bases = [Path(), spec_path.resolve().parents[2] if len(spec_path.resolve().parents) > 2 else Path()]
     runs = {name: spec["runs"][name] for name in spec["models"]} if runs is None else runs
-    return {name: [next((base / run for base in bases if (base / run).exists()), bases[0] / run) for run in folders]
-            for name, folders in runs.items()}
+    every = [run for folders in runs.values() for run in folders]
+    base = next((b for b in bases if all((b / run).exists() for run in every)), bases[0])  # one tree, never a mix
+    return {name: [base / run for run in folders] for name, folders in runs.items()}
 
 
 def oof_file(oof_dir, exp, model, fold):

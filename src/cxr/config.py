@@ -61,6 +61,8 @@ class DataSettings:
     layout: str = option("auto", "how the data set is laid out (see src/cxr/data/layouts.py)", LAYOUTS)
     positive_classes: str = option("", "image folder layout: comma-separated positive class folders")
     label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
+    id_column: str = option("", "the image id column of the tables (default: the first of image_name, image_id, id, "
+                                "patientId, ImageId, Image Index, ... it has: src/cxr/data/ids.py)")
     skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "
                                    "stopping; each is listed in <reports-dir>/<dataset>/skipped_rows.csv")
     reports_dir: str = option("reports", "where data reports go (<reports-dir>/<dataset>/)")
@@ -373,12 +375,29 @@ def settings_of(mapping, cls, source, refused=()):
     return values
 
 
+def scaled_lr(lr, batch, reference_batch, optimizer="adamw"):
+    """The learning rate for an effective `batch` when `lr` was tuned at `reference_batch`
+    (0: `lr` as given): x sqrt(batch / reference) for AdamW (square-root scaling keeps an adaptive
+    optimizer's update noise alike: Malladi et al. 2022), x batch / reference for SGD (Goyal et al.
+    2017's linear rule)."""
+    if reference_batch <= 0 or batch == reference_batch:
+        return float(lr)
+    ratio = batch / reference_batch
+    return float(lr) * (ratio if optimizer == "sgd" else ratio ** 0.5)
+
+
 def changed_settings(saved, cfg, free=()):
     """['--flag old -> new', ...]: the settings of `cfg` that differ from a run's saved config.json
-    (`saved`, a dict), outside `free`; a setting added since the run was saved counts as its default."""
+    (`saved`, a dict), outside `free`; a setting added since the run was saved counts as its default.
+    --lr and --lr-batch count by the rate they give (a run saved before --lr-batch existed trained
+    at the rate that --lr-batch set to its batch gives now)."""
     now, defaults = dataclasses.asdict(cfg), dataclasses.asdict(type(cfg)())
-    return [f"--{k.replace('_', '-')} {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in now
-            if k not in free and saved.get(k, defaults[k]) != now[k]]
+    was = {k: saved.get(k, defaults[k]) for k in now}
+    rate = {name: scaled_lr(v["lr"], v["batch_size"] * v["accumulate"], v["lr_batch"], v["optimizer"])
+            for name, v in (("was", was), ("now", now))}
+    same_rate = abs(rate["was"] - rate["now"]) <= 1e-9 * max(rate["was"], 1e-12)
+    return [f"--{k.replace('_', '-')} {was[k]!r} -> {now[k]!r}" for k in now
+            if k not in free and was[k] != now[k] and not (k in ("lr", "lr_batch") and same_rate)]
 
 
 def parse_config(argv=None, cls=TrainConfig, description=None):

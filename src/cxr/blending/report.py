@@ -128,7 +128,7 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
     return report, metrics, choice, chosen.combine(T, params), nested
 
 
-PRIOR_CHECK_TOLERANCE = 0.05  # EM on the OOF rows may miss their known positive share by this much
+PRIOR_CHECK_TOLERANCE = 0.2  # EM on the OOF rows may miss their known share by this much in log-odds (0.05 at 0.5)
 
 
 def prior_shift(y, P, T, test_y, named_as=""):
@@ -139,12 +139,14 @@ def prior_shift(y, P, T, test_y, named_as=""):
     EM trusts the probabilities to be calibrated posteriors; a map model's maximum or an
     overconfident network's are not, and EM then runs to 0 or 1. So it is first run on the OOF
     rows, whose positive share is known: when it misses that share by more than
-    PRIOR_CHECK_TOLERANCE, the estimate is reported as not to be trusted and the threshold stays
-    0.5. The estimate is bounded to [0.5 / n, 1 - 0.5 / n] for n test images."""
+    PRIOR_CHECK_TOLERANCE in log-odds (relative, so a rare class is judged as strictly), the
+    estimate is reported as not to be trusted and the threshold stays 0.5. The estimate is
+    bounded to [0.5 / n, 1 - 0.5 / n] for n test images."""
     train_prior = float(np.mean(y))
     test_mean = T.mean(axis=1)
     check = estimate_prior(P.mean(axis=1), train_prior)
-    trusted = abs(check - train_prior) <= PRIOR_CHECK_TOLERANCE
+    log_odds = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1 - 1e-6))  # noqa: E731
+    trusted = abs(log_odds(check) - log_odds(train_prior)) <= PRIOR_CHECK_TOLERANCE
     bound = 0.5 / len(test_mean)
     estimate = float(np.clip(estimate_prior(test_mean, train_prior), bound, 1 - bound))
     threshold = prior_threshold(train_prior, estimate) if trusted else 0.5

@@ -22,6 +22,9 @@ from cxr.data.images import check_complete, file_orientation, image_size, orient
 from cxr.errors import UserError
 
 RESIZE_MODES = ("squash", "letterbox")
+# Part of every cache's name: raised when decoding changes what the same file gives (v2: EXIF
+# orientation, deep images over their range, area only when shrinking), so no cache of before is read.
+DECODER = "_v2"
 # Measured on the demo (resnet18 at 96 px, fold 0): linear 0.991 validation AUC, area averaging 0.849 -
 # averaging lowers the contrast of objects a few pixels wide. Linear does not anti-alias, though: a wire
 # shrunk 6x keeps full contrast, half or none by its sub-pixel phase; area keeps the same share at
@@ -49,7 +52,8 @@ class ImageSpec:
 
     @property
     def key(self):
-        return f"{self.size}_{self.mode}_{self.interpolation}" + ("_clahe" if self.clahe else "") + (f"_blur{self.blur:g}" if self.blur else "")
+        return (f"{self.size}_{self.mode}_{self.interpolation}" + ("_clahe" if self.clahe else "")
+                + (f"_blur{self.blur:g}" if self.blur else "") + DECODER)
 
 
 # OpenCV decodes a JPEG at 1/2, 1/4 or 1/8 scale for about that share of the time.

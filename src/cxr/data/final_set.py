@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from cxr.artifacts import write_csv
-from cxr.data.layouts import detect_layout, id_column, read_csv, require_data_set
+from cxr.data.ids import id_column
+from cxr.data.layouts import detect_layout, read_csv, require_data_set
 from cxr.errors import UserError
 
 

@@ -43,8 +43,8 @@ def image_problem(table, row, root):
         return f"image {path} cannot be opened ({err.strerror})", (0, 0)
     for shape in parse_annotation(table["annotation"].iloc[row]) if "annotation" in table else []:
         points = shape.points  # one crossing the border is clipped to the image (targets.py); one wholly outside is an error
-        if (points[:, 0] < 0).all() or (points[:, 0] > width).all() or (points[:, 1] < 0).all() or \
-                (points[:, 1] > height).all():
+        if (points[:, 0] <= 0).all() or (points[:, 0] >= width).all() or (points[:, 1] <= 0).all() or \
+                (points[:, 1] >= height).all():  # nothing of it on the image (clipped, it would have no area)
             return (f"{SHAPE_NAMES[shape.kind]} '{format_annotation([shape])}' lies outside the "
                     f"{width}x{height} image {image_id}"), (width, height)
     return None, (width, height)
@@ -149,8 +149,9 @@ def to_8_bit(pixels):
     if pixels.dtype == np.uint8:
         return pixels
     values = pixels.astype(np.float64)
-    low, high = values.min(), values.max()
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    finite = np.isfinite(values)
+    low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 0.0)
+    scaled = np.where(finite, (values - low) / (high - low), 0.0) if high > low else np.zeros_like(values)
     return (scaled * 255).round().astype(np.uint8)
 
 
@@ -166,6 +167,8 @@ def read_image(path):
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # stored pixels: orientation applied below, as image_size
     if image is None:
         raise UserError(f"image {path} cannot be decoded")
+    if image.ndim == 3 and image.shape[2] == 4:  # alpha is not intensity: dropped before the range is taken
+        image = image[..., :3]
     image = orient(to_8_bit(image), file_orientation(path))
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)

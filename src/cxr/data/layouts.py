@@ -26,14 +26,13 @@ import numpy as np
 import pandas as pd
 
 from cxr.artifacts import skipped_rows_file, write_csv
+from cxr.data.ids import IMAGE_SUFFIXES, id_column, resolve_ids
 from cxr.data.images import check_images
 from cxr.data.annotations import parse_annotation
 from cxr.data.labels import target_columns
 from cxr.errors import STRICT, RowProblems, UserError
 
-ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file")
 LABEL_COLUMNS = ("label", "target", "labels")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
 LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
 
 
@@ -50,14 +49,6 @@ def read_csv(path, header="infer"):
     if raw.empty:
         raise UserError(f"{path}: the table has no rows")
     return raw
-
-
-def id_column(raw, path):
-    found = next((c for c in ID_COLUMNS if c in raw.columns), None)
-    if found is None:
-        raise UserError(f"{path}: no image column (expected one of {', '.join(ID_COLUMNS)}; "
-                        f"found {', '.join(raw.columns)})")
-    return found
 
 
 def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True):
@@ -96,13 +87,13 @@ def framed(columns, path):
     return table
 
 
-def read_objectcxr_table(csv_path, image_folder, problems=STRICT):
+def read_objectcxr_table(csv_path, image_folder, problems=STRICT, requested_id=""):
     """One Object-CXR table (`train.csv`, `dev.csv`): target 1 where the annotation is not empty."""
     raw = read_csv(csv_path)
-    id_col = id_column(raw, csv_path)
+    id_col = id_column(raw, csv_path, requested_id)
     if "annotation" not in raw.columns:
         raise UserError(f"{csv_path}: no 'annotation' column (found {', '.join(raw.columns)})")
-    ids = as_image_ids(raw[id_col], image_folder, csv_path, problems=problems)
+    ids = table_ids(raw[id_col], image_folder, csv_path, problems)
     targets = []
     for row, text in enumerate(raw["annotation"]):
         try:
@@ -149,9 +140,16 @@ def binary_targets(values, path, column, problems=STRICT):
     return targets
 
 
-def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT):
+def table_ids(names, image_folder, csv_path, problems=STRICT):
+    """A table's ids: inside the data set folder (as_image_ids), matched to the files present
+    (ids.resolve_ids: with or without an extension, anywhere below the folder)."""
+    ids = as_image_ids(names, image_folder, csv_path, problems=problems)
+    return resolve_ids(ids, Path(csv_path).parent, csv_path, image_folder, problems)
+
+
+def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT, requested_id=""):
     raw = read_csv(csv_path)
-    ids = as_image_ids(raw[id_column(raw, csv_path)], image_folder, csv_path, problems=problems)
+    ids = table_ids(raw[id_column(raw, csv_path, requested_id)], image_folder, csv_path, problems)
     if not labelled:
         return framed({"image_id": ids, "target": np.nan}, csv_path)
     columns = label_columns(raw, csv_path, requested_label)
@@ -305,7 +303,7 @@ def require_data_set(root):
     raise UserError(f"{root}: no such data set ({listed}{demo})")
 
 
-def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT):
+def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT, requested_id=""):
     """(train table, test table) of a data set folder. Bad training rows go to `problems`
     (and stay in the table until the caller drops them); the test side is always strict,
     as a submission must cover every test image."""
@@ -315,15 +313,15 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
     layout = detect_layout(root) if layout == "auto" else layout
     if layout == "objectcxr":
-        train = read_objectcxr_table(root / "train.csv", "train", problems)
+        train = read_objectcxr_table(root / "train.csv", "train", problems, requested_id)
         if (root / "dev.csv").is_file():
-            return train, read_objectcxr_table(root / "dev.csv", "dev")
+            return train, read_objectcxr_table(root / "dev.csv", "dev", requested_id=requested_id)
         if not (root / "image_path.csv").is_file():  # a final set (final_set.py): dev trains, the server's test is hidden
             return train, framed({"image_id": [], "target": []}, root / "image_path.csv")
         return train, read_image_list(root / "image_path.csv", inside=True)
     if layout == "kaggle":
-        train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems)
-        return train, read_kaggle_table(root / "test.csv", "test", labelled=False)
+        train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems, requested_id=requested_id)
+        return train, read_kaggle_table(root / "test.csv", "test", labelled=False, requested_id=requested_id)
     if layout == "medmnist":
         return read_medmnist(root, problems)
     positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
@@ -335,7 +333,7 @@ def kaggle_test_ids(root):
     path = Path(root) / "test.csv"
     raw = read_csv(path)
     column = id_column(raw, path)
-    return column, dict(zip(as_image_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))
+    return column, dict(zip(table_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))
 
 
 def require_targets(table):
@@ -354,7 +352,8 @@ def read_checked(settings, require_task=True):
     in <reports-dir>/<dataset>/skipped_rows.csv, and their count is printed."""
     root = Path(settings.input_dir) / settings.dataset
     problems = RowProblems(skip=settings.skip_bad)
-    train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems)
+    train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems,
+                               settings.id_column)
     if require_task:
         require_targets(train)
     train = with_sizes(train, check_images(train, root, problems))

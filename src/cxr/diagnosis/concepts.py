@@ -268,7 +268,7 @@ def random_crops(sizes, sides, count, seed=0):
 def folder_concepts(folder):
     """{concept: [(image path, None)]}: each sub-folder of `folder` holding images is a concept
     named after it; a folder holding images and no such sub-folder is one concept."""
-    from cxr.data.layouts import IMAGE_SUFFIXES
+    from cxr.data.ids import IMAGE_SUFFIXES
 
     named, folder = folder, Path(folder).absolute()  # absolute: load_gray joins items to the data set's root
     if not folder.is_dir():

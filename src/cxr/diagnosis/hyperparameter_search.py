@@ -232,6 +232,9 @@ def best_files(study, base, folder, arch, fold):
 
     best = study.best_trial
     settings = {k: v for k, v in {**base, **best.user_attrs["settings"]}.items() if k not in STUDY_OWNED}
+    if not settings.get("lr_batch"):  # the rate was tuned at this batch: run.sh's --lr-batch must not rescale it
+        defaults = TrainConfig()
+        settings["lr_batch"] = settings.get("batch_size", defaults.batch_size) * settings.get("accumulate", 1)
     is_map = settings.get("kind") == "map"
     rename = MAP_RUN_SH if is_map else {}
     run_sh = {rename.get(k, k): v for k, v in settings.items() if k in RUN_SH_SETS and k not in ("arch", "kind")}

@@ -246,9 +246,8 @@ def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, o
                 maps[j] = heatmap
         probabilities.append(blended)
         for path, gray, probability, heatmap in zip(batch, grays, blended[:, 0], maps):
-            if gray is None and localize:
+            if heatmap is None:  # an unreadable image, or an ensemble without heatmaps: no points, one row all the same
                 points.append([])
-            if heatmap is None:
                 continue
             height, width = gray.shape
             if on_heatmap is not None:

@@ -67,7 +67,7 @@ def importance_weights(likeness, n_train, n_test):
 
 def measure_shift(train, test, root, cache_root, size=64, seed=0):
     """(grayscale images of train then test at size x size, is_test, out-of-fold P(test) of each):
-    the images come through the decode-once cache (cache_root/<size>_squash_linear)."""
+    the images come through the decode-once cache (cache_root/<size>_squash_linear_v2)."""
     from cxr.data.cache import ImageSpec, build_cache
 
     ids = [*train["image_id"], *test["image_id"]]

@@ -26,7 +26,7 @@ from cxr.data.labels import prediction_column, target_columns
 from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from cxr.errors import UserError
-from cxr.config import changed_settings
+from cxr.config import changed_settings, scaled_lr
 from cxr.localization.map_scores import (SCORE_COLUMNS, UNSEEN_IMAGE_SCORE, choose_image_score,
                                          every_image_score, map_image_probability)
 from cxr.localization.gradcam import loader_cams
@@ -248,7 +248,7 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     with the last good epoch's weights (validated then if no epoch was)."""
     steps = engine.optimizer_steps(len(data.train_loader), cfg.accumulate)
     batch = cfg.batch_size * cfg.accumulate * data.world.size
-    lr = recipe.scaled_lr(cfg.lr, batch, cfg.lr_batch, cfg.optimizer)
+    lr = scaled_lr(cfg.lr, batch, cfg.lr_batch, cfg.optimizer)
     if lr != cfg.lr and data.world.is_main:
         print(f"learning rate {lr:.3g}: --lr {cfg.lr:g} is meant for an effective batch of {cfg.lr_batch} (--lr-batch), "
               f"this one is {batch} ({'linear' if cfg.optimizer == 'sgd' else 'square-root'} scaling)")

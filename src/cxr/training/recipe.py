@@ -24,17 +24,6 @@ def build_optimizer(model, lr, weight_decay, name="adamw", momentum=0.9):
     return torch.optim.AdamW(groups, lr=lr)
 
 
-def scaled_lr(lr, batch, reference_batch, optimizer="adamw"):
-    """The learning rate for an effective `batch` when `lr` was tuned at `reference_batch`
-    (0: `lr` as given): x sqrt(batch / reference) for AdamW (square-root scaling keeps an adaptive
-    optimizer's update noise alike: Malladi et al. 2022), x batch / reference for SGD (Goyal et al.
-    2017's linear rule)."""
-    if reference_batch <= 0 or batch == reference_batch:
-        return float(lr)
-    ratio = batch / reference_batch
-    return float(lr) * (ratio if optimizer == "sgd" else math.sqrt(ratio))
-
-
 def build_scheduler(optimizer, name, total_steps, warmup_steps, max_lr):
     """A per-step schedule over `total_steps`.
 
