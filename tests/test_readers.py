@@ -30,7 +30,7 @@ def test_kaggle_layout(kaggle):
 @pytest.mark.parametrize("train_csv, why", [
     ("image_name,label\na.png,0\nb.png,2\n", "train.csv line 3: label '2' in column 'label' is not 0 or 1"),
     ("image_name,label\na.png,0\nb.png,yes\n", "train.csv line 3: label 'yes'"),
-    ("name,label\na.png,0\n", "no image column"),
+    ("picture,label\na.png,0\n", "no image id column (expected one of image_name"),
     ("image_name,note\na.png,x\n", "no label column found"),
     ("", "the file is empty"),
     ("image_name,label\n", "the table has no rows"),
@@ -295,3 +295,58 @@ def test_a_test_list_alone_is_refused_with_the_reason(tmp_path):
     write(tmp_path / "images/a.jpg", "")
     with pytest.raises(UserError, match="only a test list .* nothing to train on"):
         read_dataset(tmp_path)
+
+
+def png(path):
+    """An image file where the name matters, not the content (a .dcm gets stand-in bytes)."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".dcm":
+        path.write_bytes(b"DICM")
+    else:
+        cv2.imwrite(str(path), np.zeros((3, 5), np.uint8))
+
+
+@pytest.mark.parametrize("column", ["patientId", "ImageId", "Image Index", "image_id", "StudyInstanceUID"])
+def test_common_id_columns_and_ids_without_an_extension(tmp_path, column):
+    """RSNA's patientId, SIIM's ImageId, NIH's 'Image Index': the ids name files without their extension."""
+    write(tmp_path / "train.csv", f"{column},label\n0001,0\n0002,1\n")
+    write(tmp_path / "test.csv", f"{column}\n0003\n")
+    for name in ("train/0001.png", "train/0002.dcm", "test/0003.jpg"):
+        png(tmp_path / name)
+    train, test = read_dataset(tmp_path)
+    assert train["image_id"].tolist() == ["train/0001.png", "train/0002.dcm"] and test["image_id"].tolist() == ["test/0003.jpg"]
+
+
+def test_ids_are_found_anywhere_below_the_data_set_folder(tmp_path):
+    """SIIM-ACR's nested DICOM tree: study/series/<ImageId>.dcm; dotted ids keep their dots."""
+    write(tmp_path / "train.csv", "ImageId,label\n1.2.840.1,0\n1.2.840.2,1\n")
+    write(tmp_path / "test.csv", "ImageId\n1.2.840.3\n")
+    for name in ("dicom-images-train/st1/se1/1.2.840.1.png", "dicom-images-train/st2/se9/1.2.840.2.png",
+                 "dicom-images-test/st3/se3/1.2.840.3.png"):
+        png(tmp_path / name)
+    train, test = read_dataset(tmp_path)
+    assert train["image_id"].tolist() == ["dicom-images-train/st1/se1/1.2.840.1.png",
+                                          "dicom-images-train/st2/se9/1.2.840.2.png"]
+    assert test["image_id"].tolist() == ["dicom-images-test/st3/se3/1.2.840.3.png"]
+
+
+def test_an_ambiguous_id_names_its_file_line_and_candidates(tmp_path):
+    write(tmp_path / "train.csv", "id,label\na,0\nb,1\n")
+    write(tmp_path / "test.csv", "id\nt\n")
+    for name in ("train/a.png", "train/b.png", "train/b.jpg", "test/t.png"):
+        png(tmp_path / name)
+    with pytest.raises(UserError, match=r"train.csv line 3: image train/b is ambiguous: train/b.jpg, train/b.png"):
+        read_dataset(tmp_path)
+
+
+def test_the_id_column_by_flag(tmp_path):
+    write(tmp_path / "train.csv", "id,file,label\nx,a.png,0\ny,b.png,1\n")
+    write(tmp_path / "test.csv", "id,file\nz,t.png\n")
+    for name in ("train/a.png", "train/b.png", "test/t.png"):
+        png(tmp_path / name)
+    train, _ = read_dataset(tmp_path, requested_id="file")
+    assert train["image_id"].tolist() == ["train/a.png", "train/b.png"]
+    with pytest.raises(UserError, match="train.csv: no id column 'nope'"):
+        read_dataset(tmp_path, requested_id="nope")

@@ -66,7 +66,7 @@ def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2):
     stays as it is (the image check reports it missing, with its file and line)."""
     root, index, resolved, seen, given = Path(root), FileIndex(root), [], set(), set(ids)
     for row, image_id in enumerate(ids):
-        if image_id.startswith("<bad row") or (root / image_id).is_file():
+        if image_id.startswith("<bad row") or named_file(root / image_id):
             resolved.append(image_id)
             continue
         found = index.matches(image_id)
@@ -83,3 +83,12 @@ def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2):
         seen.add(match)
         resolved.append(match)
     return resolved
+
+
+def named_file(path):
+    """Whether `path` is a file; a name the file system refuses (too long) counts as one, so the
+    image check reports it with its own reason."""
+    try:
+        return path.is_file()
+    except OSError:
+        return True
