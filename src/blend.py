@@ -31,8 +31,9 @@ Writes:
     submissions/<exp>/submission.csv                 --format kaggle (or multilabel: a column per label):
                                                      sample_submission.csv's header and order, else the test
                                                      table's id column and `prediction`
-(--format auto, the default, picks the data set's own: kaggle or multilabel when it has a test.csv,
-else objectcxr; a data set without a test side gets no submission, the reports and blend.json only.)
+(--format auto, the default, picks the data set's own: kaggle or multilabel when it has a test.csv or
+only a sample_submission.csv, else objectcxr; a data set without a test side gets no submission, the
+reports and blend.json only.)
     submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
                                                      threshold and the checkpoints, so new images get the same blend;
                                                      weak_folds: the rule, and the folds flagged and dropped
@@ -72,7 +73,7 @@ def main(argv=None):
                         help="the submission file (src/cxr/formats/): objectcxr (prediction_classification.csv: "
                              "image_path,prediction) | kaggle (submission.csv: sample_submission.csv's header and "
                              "order) | multilabel (the same, one column per label) | auto: the data set's own "
-                             "(kaggle or multilabel when it has a test.csv, else objectcxr)")
+                             "(kaggle or multilabel when it has test.csv or sample_submission.csv, else objectcxr)")
     parser.add_argument("--check-format", action="store_true",
                         help="only resolve --format for the data set and check its submission can be written, then "
                              "stop (run.sh does this before any training)")
@@ -104,7 +105,7 @@ def main(argv=None):
     from cxr.blending.weak_folds import handle_weak_folds
     from cxr.data.folds import read_folds
     from cxr.data.labels import label_name, prediction_column, target_columns
-    from cxr.data.layouts import kaggle_test_ids, require_data_set
+    from cxr.data.layouts import kaggle_test_ids, kaggle_test_table, require_data_set
     from cxr.formats.registry import resolve
     from cxr.localization.evaluation import localization_report
     from cxr.testside.adversarial import shift_warning
@@ -120,7 +121,7 @@ def main(argv=None):
     args.format = submission_format.name  # the blend spec records the format written
     out = Path(args.submissions_dir) / args.exp
     if args.check_format:
-        test_ids = list(kaggle_test_ids(root)[1]) if (root / "test.csv").is_file() else []
+        test_ids = list(kaggle_test_ids(root)[1]) if kaggle_test_table(root) is not None else []
         submission_format.plan(out, root, test_ids, labels)
         print(f"submission format: {submission_format.name} ({submission_format.summary})")
         return

@@ -350,3 +350,23 @@ def test_the_id_column_by_flag(tmp_path):
     assert train["image_id"].tolist() == ["train/a.png", "train/b.png"]
     with pytest.raises(UserError, match="train.csv: no id column 'nope'"):
         read_dataset(tmp_path, requested_id="nope")
+
+
+def test_a_competition_that_ships_only_sample_submission_csv(tmp_path):
+    """No test.csv: the test ids come from sample_submission.csv; the submission keeps its header and order."""
+    from cxr.formats.registry import resolve
+
+    write(tmp_path / "train.csv", "id,label\n0001,0\n0002,1\n")
+    write(tmp_path / "sample_submission.csv", "id,label\n0004,0.5\n0003,0.5\n")
+    for name in ("train/0001.png", "train/0002.png", "test/0003.png", "test/0004.png"):
+        png(tmp_path / name)
+    _, test = read_dataset(tmp_path)
+    assert test["image_id"].tolist() == ["test/0004.png", "test/0003.png"] and test["target"].isna().all()
+    chosen = resolve("auto", tmp_path, [""])
+    assert chosen.name == "kaggle"
+    submission = chosen.plan(tmp_path / "out", tmp_path, ["test/0003.png", "test/0004.png"], [""])
+    submission.write(np.array([[0.3], [0.9]]))
+    assert (tmp_path / "out/submission.csv").read_text() == "id,label\n0004,0.90000000\n0003,0.30000000\n"
+    (tmp_path / "sample_submission.csv").unlink()
+    with pytest.raises(UserError, match="no test.csv and no sample_submission.csv"):
+        read_dataset(tmp_path)

@@ -12,7 +12,8 @@ and `table.attrs["source"]` names the file it came from, for error messages.
 Layouts (auto-detected, or forced with --layout):
     objectcxr    train.csv + dev.csv (image_name|image_path, annotation), train/ and dev/ folders;
                  the test side is dev.csv, or image_path.csv (a header-less list) when there is no dev.csv
-    kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only) + test/ folder
+    kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only; or only
+                 sample_submission.csv) + test/ folder; ids are matched to files (ids.py)
     imagefolder  one sub-folder per class (class_name column); --positive-classes names the positive
                  ones for a binary target; no test side
     medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
@@ -321,16 +322,26 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         return train, read_image_list(root / "image_path.csv", inside=True)
     if layout == "kaggle":
         train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems, requested_id=requested_id)
-        return train, read_kaggle_table(root / "test.csv", "test", labelled=False, requested_id=requested_id)
+        test_table = kaggle_test_table(root)
+        if test_table is None:
+            raise UserError(f"{root}: no test.csv and no sample_submission.csv: the test side's ids come from one of them")
+        return train, read_kaggle_table(test_table, "test", labelled=False, requested_id=requested_id)
     if layout == "medmnist":
         return read_medmnist(root, problems)
     positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
     return read_imagefolder(root, positives)
 
 
+def kaggle_test_table(root):
+    """The table a Kaggle-style data set's test ids come from: test.csv, or, as many competitions ship
+    it, only sample_submission.csv (its id column; the prediction columns are ignored); None without either."""
+    return next((Path(root) / name for name in ("test.csv", "sample_submission.csv") if (Path(root) / name).is_file()),
+                None)
+
+
 def kaggle_test_ids(root):
-    """(id column name, {image_id: the id as test.csv writes it}) of a Kaggle-style data set."""
-    path = Path(root) / "test.csv"
+    """(id column name, {image_id: the id as the test table writes it}) of a Kaggle-style data set."""
+    path = kaggle_test_table(root) or Path(root) / "test.csv"
     raw = read_csv(path)
     column = id_column(raw, path)
     return column, dict(zip(table_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))

@@ -19,6 +19,7 @@ def validate(path, expected_ids):
 
 
 FORMAT = Format(name="kaggle", task="binary", files=(FILE,),
-                ids="test.csv's id column, as written there; rows in sample_submission.csv's order when it exists",
+                ids="the test table's id column (test.csv, else sample_submission.csv), as written there; rows in "
+                    "sample_submission.csv's order when it exists",
                 summary="Kaggle binary: submission.csv, sample_submission.csv's header and order",
-                plan=plan, validate=validate, requires=("test.csv",))
+                plan=plan, validate=validate, requires=("test.csv|sample_submission.csv",))

@@ -6,6 +6,7 @@ from cxr.formats.kaggle import FILE, plan, validate
 from cxr.formats.registry import Format
 
 FORMAT = Format(name="multilabel", task="multilabel", files=(FILE,),
-                ids="test.csv's id column, as written there; rows in sample_submission.csv's order when it exists",
+                ids="the test table's id column (test.csv, else sample_submission.csv), as written there; rows in "
+                    "sample_submission.csv's order when it exists",
                 summary="Kaggle multi-label: submission.csv, one probability column per label",
-                plan=plan, validate=validate, requires=("test.csv",))
+                plan=plan, validate=validate, requires=("test.csv|sample_submission.csv",))

@@ -15,7 +15,8 @@ FORMATS = {  # name: the module that declares it
     "kaggle": "cxr.formats.kaggle",
     "multilabel": "cxr.formats.multilabel",
 }
-AUTO = "auto"  # the data set's own: a Kaggle-style test.csv gets kaggle (multilabel for several labels), else objectcxr
+AUTO = "auto"  # the data set's own: a Kaggle-style test table (test.csv, or only sample_submission.csv) gets kaggle
+# (multilabel for several labels), else objectcxr
 NAMES = (AUTO, *FORMATS)
 
 
@@ -36,7 +37,7 @@ class Format:
     summary: str  # one line for --help and the docs
     plan: Callable  # plan(out, root, test_ids, labels) -> Submission; a UserError when it cannot be written
     validate: Callable  # validate(path, expected_ids): a UserError naming file and line unless valid
-    requires: tuple = ()  # files the data set folder must hold for it (the test table its ids come from)
+    requires: tuple = ()  # files the data set folder must hold for it, each "a|b" for either (the test table its ids come from)
 
 
 def get(name):
@@ -56,7 +57,9 @@ def resolve(name, root, labels):
 
     task = "binary" if labels == [""] else "multilabel"
     if name == AUTO:
-        name = "objectcxr" if not (Path(root) / "test.csv").is_file() else ("kaggle" if task == "binary" else "multilabel")
+        from cxr.data.layouts import kaggle_test_table
+
+        name = "objectcxr" if kaggle_test_table(root) is None else ("kaggle" if task == "binary" else "multilabel")
     elif name == "kaggle" and task == "multilabel":
         name = "multilabel"
     chosen = get(name)
@@ -66,8 +69,9 @@ def resolve(name, root, labels):
         raise UserError(f"--format {name} is for a {words[chosen.task]} task; this data set is {words[task]}"
                         f"{' (' + ', '.join(labels) + ')' if task == 'multilabel' else ''}: use --format "
                         f"{' or '.join(fits)}")
-    missing = [f for f in chosen.requires if not (Path(root) / f).is_file()]
+    missing = [f for f in chosen.requires if not any((Path(root) / one).is_file() for one in f.split("|"))]
     if missing:
-        raise UserError(f"--format {name} needs {Path(root) / missing[0]} (its ids come from it), which this data "
+        needed = " or ".join(str(Path(root) / one) for one in missing[0].split("|"))
+        raise UserError(f"--format {name} needs {needed} (its ids come from it), which this data "
                         f"set does not have: use --format auto")
     return chosen
