@@ -370,3 +370,12 @@ def test_a_competition_that_ships_only_sample_submission_csv(tmp_path):
     (tmp_path / "sample_submission.csv").unlink()
     with pytest.raises(UserError, match="no test.csv and no sample_submission.csv"):
         read_dataset(tmp_path)
+
+
+def test_the_label_column_is_found_whatever_its_case(tmp_path):
+    write(tmp_path / "train.csv", "patientId,x,Target\n0001,,0\n0002,3,1\n")
+    write(tmp_path / "test.csv", "patientId\n0003\n")
+    for name in ("train/0001.png", "train/0002.png", "test/0003.png"):
+        png(tmp_path / name)
+    train, _ = read_dataset(tmp_path)
+    assert train["target"].tolist() == [0, 1]

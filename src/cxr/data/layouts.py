@@ -120,7 +120,8 @@ def label_columns(raw, path, requested):
         if requested not in raw.columns:
             raise UserError(f"{path}: no label column '{requested}' (found {', '.join(raw.columns)})")
         return [requested]
-    named = [c for c in LABEL_COLUMNS if c in raw.columns]
+    by_lower = {str(c).lower(): c for c in reversed(raw.columns)}  # RSNA's Target is a target
+    named = [by_lower[c] for c in LABEL_COLUMNS if c in by_lower]
     if named:
         return named[:1]
     id_col = id_column(raw, path)
