@@ -245,7 +245,7 @@ def test_pipeline_on_a_kaggle_style_slice_of_pneumoniamnist(shared_data, tmp_pat
 
 def test_skip_bad_drops_and_lists_every_bad_row_then_trains(broken):
     edit_train_csv(broken, 4, "00003.jpg,0 1 2 3")  # malformed annotation
-    edit_train_csv(broken, 3, "00002.jpg,0 10 10 5000 20")  # object outside its image
+    edit_train_csv(broken, 3, "00002.jpg,0 4000 10 5000 20")  # object wholly outside its image
     (broken / "input/tiny/train/00005.jpg").unlink()  # missing image
     edit_train_csv(broken, 8, "00003.jpg,")  # listed twice
     result = run_script("make_folds.py", "--dataset", "tiny", "--n-folds", 2, "--overwrite", "--skip-bad", cwd=broken)
