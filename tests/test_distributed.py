@@ -107,6 +107,7 @@ FAKE_SBATCH = r"""#!/usr/bin/env bash
 array="" wrap="" models=""
 args=()
 while [ $# -gt 0 ]; do
+    if [ ${#args[@]} -gt 0 ]; then args+=("$1"); shift; continue; fi  # after the script: its own arguments
     case "$1" in
         --array=*) array=${1#--array=} ;;
         --export=ALL,MODELS=*) models=${1#--export=ALL,MODELS=} ;;
@@ -121,7 +122,7 @@ if [ -n "$wrap" ]; then
     bash -c "$wrap" > logs/blend.out 2>&1
 else
     for ((i = ${array%-*}; i <= ${array#*-}; i++)); do
-        SLURM_ARRAY_TASK_ID=$i MODELS="$models" bash "${args[@]}" > "logs/task_$i.out" 2>&1
+        SLURM_ARRAY_TASK_ID=$i MODELS="$models" bash "${args[@]}" > "logs/task_$i.out" 2>&1 || exit 1  # afterok fails
     done
 fi
 echo 4242
