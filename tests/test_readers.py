@@ -308,13 +308,19 @@ def png(path):
         cv2.imwrite(str(path), np.zeros((3, 5), np.uint8))
 
 
+def lay_out(root, tables, images):
+    """A competition folder: its tables ({file name: text}) and image files (names; content does not matter)."""
+    for name, text in tables.items():
+        write(root / name, text)
+    for name in images:
+        png(root / name)
+
+
 @pytest.mark.parametrize("column", ["patientId", "ImageId", "Image Index", "image_id", "StudyInstanceUID"])
 def test_common_id_columns_and_ids_without_an_extension(tmp_path, column):
     """RSNA's patientId, SIIM's ImageId, NIH's 'Image Index': the ids name files without their extension."""
-    write(tmp_path / "train.csv", f"{column},label\n0001,0\n0002,1\n")
-    write(tmp_path / "test.csv", f"{column}\n0003\n")
-    for name in ("train/0001.png", "train/0002.dcm", "test/0003.jpg"):
-        png(tmp_path / name)
+    lay_out(tmp_path, {"train.csv": f"{column},label\n0001,0\n0002,1\n", "test.csv": f"{column}\n0003\n"},
+            ("train/0001.png", "train/0002.dcm", "test/0003.jpg"))
     train, test = read_dataset(tmp_path)
     assert train["image_id"].tolist() == ["train/0001.png", "train/0002.dcm"] and test["image_id"].tolist() == ["test/0003.jpg"]
 
@@ -333,19 +339,15 @@ def test_ids_are_found_anywhere_below_the_data_set_folder(tmp_path):
 
 
 def test_an_ambiguous_id_names_its_file_line_and_candidates(tmp_path):
-    write(tmp_path / "train.csv", "id,label\na,0\nb,1\n")
-    write(tmp_path / "test.csv", "id\nt\n")
-    for name in ("train/a.png", "train/b.png", "train/b.jpg", "test/t.png"):
-        png(tmp_path / name)
+    lay_out(tmp_path, {"train.csv": "id,label\na,0\nb,1\n", "test.csv": "id\nt\n"},
+            ("train/a.png", "train/b.png", "train/b.jpg", "test/t.png"))
     with pytest.raises(UserError, match=r"train.csv line 3: image train/b is ambiguous: train/b.jpg, train/b.png"):
         read_dataset(tmp_path)
 
 
 def test_the_id_column_by_flag(tmp_path):
-    write(tmp_path / "train.csv", "id,file,label\nx,a.png,0\ny,b.png,1\n")
-    write(tmp_path / "test.csv", "id,file\nz,t.png\n")
-    for name in ("train/a.png", "train/b.png", "test/t.png"):
-        png(tmp_path / name)
+    lay_out(tmp_path, {"train.csv": "id,file,label\nx,a.png,0\ny,b.png,1\n", "test.csv": "id,file\nz,t.png\n"},
+            ("train/a.png", "train/b.png", "test/t.png"))
     train, _ = read_dataset(tmp_path, requested_id="file")
     assert train["image_id"].tolist() == ["train/a.png", "train/b.png"]
     with pytest.raises(UserError, match="train.csv: no id column 'nope'"):
@@ -356,10 +358,8 @@ def test_a_competition_that_ships_only_sample_submission_csv(tmp_path):
     """No test.csv: the test ids come from sample_submission.csv; the submission keeps its header and order."""
     from cxr.formats.registry import resolve
 
-    write(tmp_path / "train.csv", "id,label\n0001,0\n0002,1\n")
-    write(tmp_path / "sample_submission.csv", "id,label\n0004,0.5\n0003,0.5\n")
-    for name in ("train/0001.png", "train/0002.png", "test/0003.png", "test/0004.png"):
-        png(tmp_path / name)
+    lay_out(tmp_path, {"train.csv": "id,label\n0001,0\n0002,1\n", "sample_submission.csv": "id,label\n0004,0.5\n0003,0.5\n"},
+            ("train/0001.png", "train/0002.png", "test/0003.png", "test/0004.png"))
     _, test = read_dataset(tmp_path)
     assert test["image_id"].tolist() == ["test/0004.png", "test/0003.png"] and test["target"].isna().all()
     chosen = resolve("auto", tmp_path, [""])
@@ -373,9 +373,7 @@ def test_a_competition_that_ships_only_sample_submission_csv(tmp_path):
 
 
 def test_the_label_column_is_found_whatever_its_case(tmp_path):
-    write(tmp_path / "train.csv", "patientId,x,Target\n0001,,0\n0002,3,1\n")
-    write(tmp_path / "test.csv", "patientId\n0003\n")
-    for name in ("train/0001.png", "train/0002.png", "test/0003.png"):
-        png(tmp_path / name)
+    lay_out(tmp_path, {"train.csv": "patientId,x,Target\n0001,,0\n0002,3,1\n", "test.csv": "patientId\n0003\n"},
+            ("train/0001.png", "train/0002.png", "test/0003.png"))
     train, _ = read_dataset(tmp_path)
     assert train["target"].tolist() == [0, 1]

@@ -78,11 +78,16 @@ def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2):
         elif match in seen or (match != image_id and match in given):
             problem = f"image {image_id} is {match}, listed already"
         if problem:
-            problems.report(path, row, f"{path} line {row + first_line}: {problem}")
-            match = f"<bad row {row + first_line}>"
+            match = bad_row(problems, path, row, first_line, problem)
         seen.add(match)
         resolved.append(match)
     return resolved
+
+
+def bad_row(problems, path, row, first_line, problem):
+    """Report row `row` of table `path` to `problems`; the placeholder id the row keeps until it is dropped."""
+    problems.report(path, row, f"{path} line {row + first_line}: {problem}")
+    return f"<bad row {row + first_line}>"
 
 
 def named_file(path):

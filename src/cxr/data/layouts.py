@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cxr.artifacts import skipped_rows_file, write_csv
-from cxr.data.ids import IMAGE_SUFFIXES, id_column, resolve_ids
+from cxr.data.ids import IMAGE_SUFFIXES, bad_row, id_column, resolve_ids
 from cxr.data.images import check_images
 from cxr.data.annotations import parse_annotation
 from cxr.data.labels import target_columns
@@ -68,8 +68,7 @@ def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True
         elif inside and leads_out(name, image_id):
             problem = f"image {name} lies outside the data set folder (ids are paths inside it)"
         if problem:
-            problems.report(path, row, f"{path} line {row + first_line}: {problem}")
-            image_id = f"<bad row {row + first_line}>"
+            image_id = bad_row(problems, path, row, first_line, problem)
         seen.add(image_id)
         ids.append(image_id)
     return ids
