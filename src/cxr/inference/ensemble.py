@@ -267,8 +267,7 @@ def decoded(path, unreadable=None):
     """The grayscale pixels of `path`; None, with (path, reason) appended to `unreadable`, when they
     cannot be read and a list is given (else the error stops the run)."""
     try:
-        image_size(path)  # the header and the end marker, as check_readable asks
-        return decode_gray(path)
+        return decode_gray(path)  # checks the end marker too: a truncated file is refused, not padded grey
     except Exception as err:  # noqa: BLE001 (whatever fails, the image is unusable)
         if unreadable is None:
             raise
