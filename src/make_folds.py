@@ -5,7 +5,9 @@
 
 Exact and near-duplicate images (train and test) are found first and share a group, so a
 pair never straddles training and validation; the pairs are written to
-folds/<dataset>_duplicates.csv. The file is frozen: every OOF file refers to it. An existing file with different folds is
+folds/<dataset>_duplicates.csv. Images of one patient (or study: a Patient ID, PatientID,
+StudyInstanceUID, ... column, or --group-column) share a group too; the line "folds grouped by"
+says what grouped the rows. The file is frozen: every OOF file refers to it. An existing file with different folds is
 never replaced unless --overwrite is given (and then old OOF files no longer match)."""
 import sys
 from pathlib import Path
@@ -29,7 +31,7 @@ def main(argv=None):
     import pandas as pd
 
     from cxr.data.dedup import group_duplicates
-    from cxr.data.folds import assign_folds, read_folds
+    from cxr.data.folds import assign_folds, join_patients, read_folds
     from cxr.testside.adversarial import mark_test_like
     from cxr.data.labels import label_name, target_columns
     from cxr.data.layouts import read_checked
@@ -42,6 +44,8 @@ def main(argv=None):
     report = None
     if args.dedup:
         train, report = group_duplicates(train, test, root, args.near_threshold)
+    train, grouping = join_patients(train)
+    print(grouping)
     folds = assign_folds(train, args.n_folds, args.seed)
     up_to_date = path.exists() and read_folds(path).astype(str).equals(folds.astype(str))
     if path.exists() and not up_to_date and not args.overwrite:  # checked before anything is written

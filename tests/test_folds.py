@@ -68,3 +68,37 @@ def test_a_label_with_too_few_positives_is_named():
     t = table(50).drop(columns="target").assign(target_x=[1] * 3 + [0] * 47, target_y=[1, 0] * 25)
     with pytest.raises(UserError, match="each class in 'target_x'"):
         assign_folds(t, 5, 0)
+
+
+def test_no_patient_spans_two_folds_and_duplicates_join_their_patients(tmp_path):
+    """A Kaggle set with a 'Patient ID' column: 12 patients of 1-4 films; one film of patient p1 is an
+    exact copy of one of p2's, so p1 and p2 share a fold."""
+    import cv2
+
+    from conftest import run_script
+
+    rng = np.random.default_rng(0)
+    rows, patient_of = [], {}
+    for p in range(12):
+        for k in range(1 + p % 4):
+            name = f"p{p}_{k}.png"
+            image = (rng.random((32, 32)) * 255).astype(np.uint8)
+            if name == "p2_0.png":
+                image = cv2.imread(str(tmp_path / "input/pat/train/p1_0.png"), cv2.IMREAD_GRAYSCALE)
+            (tmp_path / "input/pat/train").mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "input/pat/train" / name), image)
+            rows.append(f"{name},P{p},{(p + k) % 2}")
+            patient_of[f"train/{name}"] = f"P{p}"
+    (tmp_path / "input/pat/train.csv").write_text("image_name,Patient ID,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "input/pat/test.csv").write_text("image_name\nt.png\n")
+    (tmp_path / "input/pat/test").mkdir()
+    cv2.imwrite(str(tmp_path / "input/pat/test/t.png"), np.zeros((32, 32), np.uint8))
+    out = run_script("make_folds.py", "--dataset", "pat", "--n-folds", 3, cwd=tmp_path).stdout
+    assert "folds grouped by duplicate images (1 groups of 2 or more) and patients (column 'Patient ID': 9 of 12 with " \
+           "2 or more images)" in out
+    folds = pd.read_csv(tmp_path / "folds/pat.csv")
+    by_patient = folds.assign(patient=folds["image_id"].map(patient_of)).groupby("patient")["fold"].nunique()
+    assert (by_patient == 1).all() and len(by_patient) == 12
+    fold_of = folds.set_index("image_id")["fold"]
+    assert fold_of["train/p1_0.png"] == fold_of["train/p2_0.png"]  # the copy joined its two patients
+    assert "patient" not in folds and set(folds["label" if "label" in folds else "target"]) <= {0, 1}

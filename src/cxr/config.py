@@ -63,6 +63,9 @@ class DataSettings:
     label_column: str = option("", "Kaggle layout: the label column (default: label/target, or the one numeric column)")
     id_column: str = option("", "the image id column of the tables (default: the first of image_name, image_id, id, "
                                 "patientId, ImageId, Image Index, ... it has: src/cxr/data/ids.py)")
+    group_column: str = option("", "the column of the patient (or study) each image belongs to: its images share a "
+                                   "fold (default: the first of Patient ID, PatientID, patient_id, subject_id, "
+                                   "StudyInstanceUID, ... the training table has besides its id column; 'none': off)")
     skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "
                                    "stopping; each is listed in <reports-dir>/<dataset>/skipped_rows.csv")
     reports_dir: str = option("reports", "where data reports go (<reports-dir>/<dataset>/)")

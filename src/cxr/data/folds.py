@@ -21,6 +21,34 @@ def strata(targets, n_folds):
     return combos.where(~rare, pool).to_numpy()
 
 
+def join_patients(table):
+    """(the table with its `group` column joined with its patients, a sentence saying what grouped
+    the rows). Rows that share a duplicate group (dedup) or a patient (the `patient` column a table
+    gets from its Patient ID, StudyInstanceUID, ... column) end in one group, so no patient's
+    images, nor a copy of one, sit on both sides of a fold."""
+    groups = table["group"] if "group" in table else table["image_id"]
+    said = [f"duplicate images ({int((groups.value_counts() > 1).sum())} groups of 2 or more)"
+            if "group" in table else "nothing (each image its own group)"]
+    if "patient" not in table:
+        return table.assign(group=groups.to_numpy()), "folds grouped by " + said[0]
+    parent = list(range(len(table)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for key in (groups, table["patient"]):  # rows sharing a value of either key join one group
+        first = {}
+        for row, value in enumerate(key):
+            parent[root(row)] = root(first.setdefault(value, row))
+    ids = table["image_id"].to_numpy()
+    patients = table["patient"].value_counts()
+    column = table.attrs.get("grouped_by", "patient")
+    said.append(f"patients (column '{column}': {int((patients > 1).sum())} of {len(patients)} with 2 or more images)")
+    return table.assign(group=[ids[root(row)] for row in range(len(table))]), "folds grouped by " + " and ".join(said)
+
+
 def assign_folds(table, n_folds=5, seed=42):
     """One row per image: image_id, target(s), group, fold; stratified by the target (by the
     label combination for several labels), never splitting a group (each image is its own

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cxr.artifacts import skipped_rows_file, write_csv
-from cxr.data.ids import IMAGE_SUFFIXES, bad_row, id_column, resolve_ids
+from cxr.data.ids import IMAGE_SUFFIXES, bad_row, id_column, plain, resolve_ids
 from cxr.data.images import check_images
 from cxr.data.annotations import parse_annotation
 from cxr.data.labels import target_columns
@@ -87,7 +87,7 @@ def framed(columns, path):
     return table
 
 
-def read_objectcxr_table(csv_path, image_folder, problems=STRICT, requested_id=""):
+def read_objectcxr_table(csv_path, image_folder, problems=STRICT, requested_id="", requested_group=""):
     """One Object-CXR table (`train.csv`, `dev.csv`): target 1 where the annotation is not empty."""
     raw = read_csv(csv_path)
     id_col = id_column(raw, csv_path, requested_id)
@@ -101,7 +101,8 @@ def read_objectcxr_table(csv_path, image_folder, problems=STRICT, requested_id="
         except ValueError as err:
             problems.report(csv_path, row, f"{csv_path} line {row + 2} ({ids[row]}): malformed annotation: {err}")
             targets.append(-1)
-    return framed({"image_id": ids, "annotation": raw["annotation"], "target": targets}, csv_path)
+    return with_groups(framed({"image_id": ids, "annotation": raw["annotation"], "target": targets}, csv_path), raw,
+                       csv_path, id_col, requested_group)
 
 
 def read_image_list(path, inside=False):
@@ -113,8 +114,9 @@ def read_image_list(path, inside=False):
     return framed({"image_id": ids, "target": np.nan}, path)
 
 
-def label_columns(raw, path, requested):
-    """The label column(s): the requested one, else label/target, else every all-numeric column."""
+def label_columns(raw, path, requested, id_col=None, requested_group=""):
+    """The label column(s): the requested one, else label/target, else every all-numeric column
+    (not the id column, nor the patient or study column)."""
     if requested:
         if requested not in raw.columns:
             raise UserError(f"{path}: no label column '{requested}' (found {', '.join(raw.columns)})")
@@ -123,11 +125,41 @@ def label_columns(raw, path, requested):
     named = [by_lower[c] for c in LABEL_COLUMNS if c in by_lower]
     if named:
         return named[:1]
-    id_col = id_column(raw, path)
-    numeric = [c for c in raw.columns if c != id_col and pd.to_numeric(raw[c], errors="coerce").notna().all()]
+    id_col = id_col or id_column(raw, path)
+    group = group_column(raw, path, id_col, requested_group)
+    numeric = [c for c in raw.columns if c not in (id_col, group) and pd.to_numeric(raw[c], errors="coerce").notna().all()]
     if not numeric:
         raise UserError(f"{path}: no label column found (name it one of {', '.join(LABEL_COLUMNS)}, or pass --label-column)")
     return numeric
+
+
+# The patient (or study) of each image, in the names competitions use; matched like ids.ID_COLUMNS
+GROUP_COLUMNS = ("Patient ID", "PatientID", "patient_id", "patient", "subject_id", "StudyInstanceUID", "study_id")
+
+
+def group_column(raw, path, id_col, requested=""):
+    """The column that groups a table's images (their patient or study), or None: `requested`
+    (--group-column; 'none' turns grouping off), else the first of GROUP_COLUMNS the table has
+    besides its id column (ignoring case, spaces and underscores)."""
+    if requested == "none":
+        return None
+    if requested:
+        if requested not in raw.columns:
+            raise UserError(f"{path}: no group column '{requested}' (--group-column; found {', '.join(map(str, raw.columns))})")
+        return requested
+    by_plain = {plain(c): c for c in reversed(raw.columns) if c != id_col}
+    return next((by_plain[plain(c)] for c in GROUP_COLUMNS if plain(c) in by_plain), None)
+
+
+def with_groups(table, raw, path, id_col, requested=""):
+    """The table with a `patient` column (the group of each image, as text) when the table names one;
+    attrs["grouped_by"] records the column."""
+    column = group_column(raw, path, id_col, requested)
+    if column is None:
+        return table
+    grouped = table.assign(patient=raw[column].astype(str).str.strip().to_numpy())
+    grouped.attrs = {**table.attrs, "grouped_by": column}
+    return grouped
 
 
 def binary_targets(values, path, column, problems=STRICT):
@@ -148,19 +180,22 @@ def table_ids(names, image_folder, csv_path, problems=STRICT):
     return resolve_ids(ids, Path(csv_path).parent, csv_path, image_folder, problems)
 
 
-def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT, requested_id=""):
+def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT, requested_id="",
+                      requested_group=""):
     raw = read_csv(csv_path)
-    ids = table_ids(raw[id_column(raw, csv_path, requested_id)], image_folder, csv_path, problems)
+    id_col = id_column(raw, csv_path, requested_id)
+    ids = table_ids(raw[id_col], image_folder, csv_path, problems)
     if not labelled:
         return framed({"image_id": ids, "target": np.nan}, csv_path)
-    columns = label_columns(raw, csv_path, requested_label)
+    columns = label_columns(raw, csv_path, requested_label, id_col, requested_group)
     if len(columns) == 1:
-        return framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems)},
-                      csv_path)
-    table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems) for c in columns}},
-                   csv_path)
-    table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
-    return table
+        table = framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems)},
+                       csv_path)
+    else:
+        table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems)
+                                            for c in columns}}, csv_path)
+        table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
+    return with_groups(table, raw, csv_path, id_col, requested_group)
 
 
 def read_imagefolder(root, positive_classes):
@@ -304,7 +339,8 @@ def require_data_set(root):
     raise UserError(f"{root}: no such data set ({listed}{demo})")
 
 
-def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT, requested_id=""):
+def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT, requested_id="",
+                 requested_group=""):
     """(train table, test table) of a data set folder. Bad training rows go to `problems`
     (and stay in the table until the caller drops them); the test side is always strict,
     as a submission must cover every test image."""
@@ -314,14 +350,15 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
     layout = detect_layout(root) if layout == "auto" else layout
     if layout == "objectcxr":
-        train = read_objectcxr_table(root / "train.csv", "train", problems, requested_id)
+        train = read_objectcxr_table(root / "train.csv", "train", problems, requested_id, requested_group)
         if (root / "dev.csv").is_file():
             return train, read_objectcxr_table(root / "dev.csv", "dev", requested_id=requested_id)
         if not (root / "image_path.csv").is_file():  # a final set (final_set.py): dev trains, the server's test is hidden
             return train, framed({"image_id": [], "target": []}, root / "image_path.csv")
         return train, read_image_list(root / "image_path.csv", inside=True)
     if layout == "kaggle":
-        train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems, requested_id=requested_id)
+        train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems, requested_id=requested_id,
+                                  requested_group=requested_group)
         test_table = kaggle_test_table(root)
         if test_table is None:
             raise UserError(f"{root}: no test.csv and no sample_submission.csv: the test side's ids come from one of them")
@@ -364,7 +401,7 @@ def read_checked(settings, require_task=True):
     root = Path(settings.input_dir) / settings.dataset
     problems = RowProblems(skip=settings.skip_bad)
     train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems,
-                               settings.id_column)
+                               settings.id_column, settings.group_column)
     if require_task:
         require_targets(train)
     train = with_sizes(train, check_images(train, root, problems))
