@@ -367,8 +367,13 @@ def test_a_competition_that_ships_only_sample_submission_csv(tmp_path):
     submission = chosen.plan(tmp_path / "out", tmp_path, ["test/0003.png", "test/0004.png"], [""])
     submission.write(np.array([[0.3], [0.9]]))
     assert (tmp_path / "out/submission.csv").read_text() == "id,label\n0004,0.90000000\n0003,0.30000000\n"
-    (tmp_path / "sample_submission.csv").unlink()
-    with pytest.raises(UserError, match="no test.csv and no sample_submission.csv"):
+    (tmp_path / "sample_submission.csv").unlink()  # no table at all: the images below test/ are the test side
+    assert read_dataset(tmp_path)[1]["image_id"].tolist() == ["test/0003.png", "test/0004.png"]
+    assert resolve("auto", tmp_path, [""]).name == "objectcxr"  # no test table to copy a Kaggle format from
+    for image in (tmp_path / "test").iterdir():
+        image.unlink()
+    (tmp_path / "test").rmdir()
+    with pytest.raises(UserError, match="no test.csv, no sample_submission.csv and no test/ folder"):
         read_dataset(tmp_path)
 
 

@@ -13,7 +13,8 @@ Layouts (auto-detected, or forced with --layout):
     objectcxr    train.csv + dev.csv (image_name|image_path, annotation), train/ and dev/ folders;
                  the test side is dev.csv, or image_path.csv (a header-less list) when there is no dev.csv
     kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only; or only
-                 sample_submission.csv) + test/ folder; ids are matched to files (ids.py)
+                 sample_submission.csv; or neither: every image below test/) + test/ folder; ids are
+                 matched to files (ids.py)
     imagefolder  one sub-folder per class (class_name column); --positive-classes names the positive
                  ones for a binary target; no test side
     medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
@@ -360,8 +361,13 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems, requested_id=requested_id,
                                   requested_group=requested_group)
         test_table = kaggle_test_table(root)
+        if test_table is None and (root / "test").is_dir():  # no table: every image below test/ is the test side
+            found = sorted(p.relative_to(root).as_posix() for p in (root / "test").rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            return train, framed({"image_id": pd.Series(found, dtype=str), "target": np.nan}, root / "test")
         if test_table is None:
-            raise UserError(f"{root}: no test.csv and no sample_submission.csv: the test side's ids come from one of them")
+            raise UserError(f"{root}: no test.csv, no sample_submission.csv and no test/ folder: the test side's ids "
+                            f"come from one of them")
         return train, read_kaggle_table(test_table, "test", labelled=False, requested_id=requested_id)
     if layout == "medmnist":
         return read_medmnist(root, problems)
