@@ -34,7 +34,6 @@ def test_kaggle_layout(kaggle):
     ("image_name,note\na.png,x\n", "no label column found"),
     ("", "the file is empty"),
     ("image_name,label\n", "the table has no rows"),
-    ("image_name,label\na.png,0\na.png,1\n", "line 3: image train/a.png is listed twice"),
 ])
 def test_kaggle_bad_tables(kaggle, train_csv, why):
     write(kaggle / "train.csv", train_csv)
@@ -276,10 +275,10 @@ def test_skip_bad_records_every_bad_training_row_and_the_test_side_stays_strict(
     write(kaggle / "train.csv", "image_name,label\na.png,0\nb.png,2\na.png,1\nd.png,1\n")
     problems = RowProblems(skip=True)
     train, _ = read_dataset(kaggle, problems=problems)
-    assert problems.rows_of(kaggle / "train.csv") == [1, 2]
+    assert problems.rows_of(kaggle / "train.csv") == [1]  # a.png's two rows merge (see merge_repeats); b.png is bad
     assert [p["problem"].split(": ", 1)[1] for p in problems.found] == [
-        "image train/a.png is listed twice", "label '2' in column 'label' is not 0 or 1 (a binary task)"]
-    assert train["target"].tolist() == [0, -1, 1, 1]  # placeholders until read_checked drops the rows
+        "label '2' in column 'label' is not 0 or 1 (a binary task)"]
+    assert train["target"].tolist() == [1, -1, 1]  # a placeholder until read_checked drops the row
     write(kaggle / "test.csv", "image_name\nt1.png\nt1.png\n")
     with pytest.raises(UserError, match="test.csv line 3: image test/t1.png is listed twice"):
         read_dataset(kaggle, problems=RowProblems(skip=True))
@@ -382,3 +381,22 @@ def test_the_label_column_is_found_whatever_its_case(tmp_path):
             ("train/0001.png", "train/0002.png", "test/0003.png"))
     train, _ = read_dataset(tmp_path)
     assert train["target"].tolist() == [0, 1]
+
+
+def test_several_rows_of_one_image_are_merged_with_the_rule_stated(tmp_path, capsys):
+    """RSNA's shape: one row per box (patientId,x,y,width,height,Target), an image without boxes on one row."""
+    from cxr.errors import RowProblems
+
+    lay_out(tmp_path, {"train.csv": "patientId,x,y,width,height,Target\n"
+                                    "a,,,,,0\nb,10,10,5,5,1\nb,30,30,5,5,1\nc,,,,,0\nd,1,1,2,2,1\n",
+                       "test.csv": "patientId\nt\n"},
+            ("train/a.png", "train/b.png", "train/c.png", "test/t.png"))  # d's image is missing
+    problems = RowProblems(skip=True)
+    train, _ = read_dataset(tmp_path, problems=problems)
+    assert train["image_id"].tolist() == ["train/a.png", "train/b.png", "train/c.png", "train/d"]
+    assert train["target"].tolist() == [0, 1, 0, 1] and train.attrs["lines"] == [2, 3, 5, 6]
+    assert "5 rows for 4 images (one row per box or per rater): an image is positive" in capsys.readouterr().out
+    from cxr.data.images import check_images
+
+    check_images(train, tmp_path, problems)  # the missing image is named by its row's line in the file
+    assert problems.found[-1]["row"] == 3 and "train.csv line 6: image" in problems.found[-1]["problem"]

@@ -26,6 +26,12 @@ class RowProblems:
     def rows_of(self, source):
         return sorted({f["row"] for f in self.found if f["source"] == str(source)})
 
+    def renumber(self, source, new_row):
+        """A table of `source` whose rows were merged: each recorded row r becomes new_row[r]."""
+        for found in self.found:
+            if found["source"] == str(source):
+                found["row"] = int(new_row[found["row"]])
+
 
 STRICT = RowProblems()
 

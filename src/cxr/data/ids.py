@@ -59,11 +59,12 @@ class FileIndex:
         return sorted(set(self._by_name.get(Path(name).name, [])))
 
 
-def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2):
+def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2, repeats=False):
     """Each id that names no file under `root` matched to the one image file of that name (with any
     image suffix, or none) anywhere below it; several matches prefer the one in `folder` (the
     side's own, e.g. train/), else the row goes to `problems` with them named. An id with no match
-    stays as it is (the image check reports it missing, with its file and line)."""
+    stays as it is (the image check reports it missing, with its file and line). Two rows naming one
+    file are refused unless `repeats` (a table with a row per box, merged later)."""
     root, index, resolved, seen, given = Path(root), FileIndex(root), [], set(), set(ids)
     for row, image_id in enumerate(ids):
         if image_id.startswith("<bad row") or named_file(root / image_id):
@@ -75,7 +76,7 @@ def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2):
         problem = None
         if len(found) > 1 and len(own) != 1:
             problem = f"image {image_id} is ambiguous: {', '.join(found[:4])}{' ...' if len(found) > 4 else ''} (name the file)"
-        elif match in seen or (match != image_id and match in given):
+        elif not repeats and (match in seen or (match != image_id and match in given)):
             problem = f"image {image_id} is {match}, listed already"
         if problem:
             match = bad_row(problems, path, row, first_line, problem)

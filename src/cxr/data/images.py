@@ -21,10 +21,11 @@ def check_images(table, root, problems=STRICT):
     source = table.attrs.get("source", "table")
     already = set(problems.rows_of(source))
     sizes = []
+    lines = table.attrs.get("lines") or range(2, len(table) + 2)  # a merged table keeps its rows' file lines
     for row, image_id in enumerate(table["image_id"]):
         problem, size = (None, (0, 0)) if row in already else image_problem(table, row, Path(root))
         if problem:
-            problems.report(source, row, f"{source} line {row + 2}: {problem}")
+            problems.report(source, row, f"{source} line {lines[row]}: {problem}")
         sizes.append(size if not problem else (0, 0))
     return sizes
 

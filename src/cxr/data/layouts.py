@@ -53,10 +53,10 @@ def read_csv(path, header="infer"):
     return raw
 
 
-def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True):
-    """Names relative to `folder` -> ids relative to the data set folder; empty and repeated
-    names, and (when `inside`) names that lead out of the data set folder, go to `problems`
-    (their rows keep a placeholder id until they are dropped)."""
+def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True, repeats=False):
+    """Names relative to `folder` -> ids relative to the data set folder; empty and (unless
+    `repeats`: rows merged later) repeated names, and (when `inside`) names that lead out of the
+    data set folder, go to `problems` (their rows keep a placeholder id until they are dropped)."""
     ids, seen = [], set()
     for row, name in enumerate(names):
         name = str(name).strip()
@@ -64,7 +64,7 @@ def as_image_ids(names, folder, path, first_line=2, problems=STRICT, inside=True
         problem = None
         if not name:
             problem = "empty image name"
-        elif image_id in seen:
+        elif image_id in seen and not repeats:
             problem = f"image {image_id} is listed twice"
         elif inside and leads_out(name, image_id):
             problem = f"image {name} lies outside the data set folder (ids are paths inside it)"
@@ -174,18 +174,41 @@ def binary_targets(values, path, column, problems=STRICT):
     return targets
 
 
-def table_ids(names, image_folder, csv_path, problems=STRICT):
+def table_ids(names, image_folder, csv_path, problems=STRICT, repeats=False):
     """A table's ids: inside the data set folder (as_image_ids), matched to the files present
-    (ids.resolve_ids: with or without an extension, anywhere below the folder)."""
-    ids = as_image_ids(names, image_folder, csv_path, problems=problems)
-    return resolve_ids(ids, Path(csv_path).parent, csv_path, image_folder, problems)
+    (ids.resolve_ids: with or without an extension, anywhere below the folder). `repeats`: an
+    image may have several rows (merged by merge_repeats)."""
+    ids = as_image_ids(names, image_folder, csv_path, problems=problems, repeats=repeats)
+    return resolve_ids(ids, Path(csv_path).parent, csv_path, image_folder, problems, repeats=repeats)
+
+
+def merge_repeats(table, path, problems=STRICT):
+    """One row per image of a table that lists an image on several rows (RSNA: one per box;
+    VinBigData: one per rater and box): the image is positive for a label when any of its rows
+    is (its boxes are all objects; a rater who saw one is believed). The first row stands for
+    the others; attrs["lines"] keeps its file line for later messages, and rows already
+    reported bad are renumbered with it (a bad row makes its image bad)."""
+    first = {}
+    group = [first.setdefault(image_id, len(first)) for image_id in table["image_id"]]
+    if len(first) == len(table):
+        return table
+    labels = target_columns(table)
+    merged = table.groupby(np.asarray(group), sort=True)
+    kept = table.iloc[merged.head(1).index].reset_index(drop=True)
+    for column in labels:
+        kept[column] = merged[column].max().to_numpy()
+    kept.attrs = {**table.attrs, "lines": [int(row) + 2 for row in merged.head(1).index]}
+    problems.renumber(path, group)
+    print(f"{path}: {len(table)} rows for {len(kept)} images (one row per box or per rater): an image is positive "
+          f"for a label when any of its rows is")
+    return kept
 
 
 def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT, requested_id="",
                       requested_group=""):
     raw = read_csv(csv_path)
     id_col = id_column(raw, csv_path, requested_id)
-    ids = table_ids(raw[id_col], image_folder, csv_path, problems)
+    ids = table_ids(raw[id_col], image_folder, csv_path, problems, repeats=labelled)
     if not labelled:
         return framed({"image_id": ids, "target": np.nan}, csv_path)
     columns = label_columns(raw, csv_path, requested_label, id_col, requested_group)
@@ -196,7 +219,7 @@ def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True,
         table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems)
                                             for c in columns}}, csv_path)
         table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
-    return with_groups(table, raw, csv_path, id_col, requested_group)
+    return merge_repeats(with_groups(table, raw, csv_path, id_col, requested_group), csv_path, problems)
 
 
 def read_imagefolder(root, positive_classes):
