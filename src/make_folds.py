@@ -6,9 +6,10 @@
 Exact and near-duplicate images (train and test) are found first and share a group, so a
 pair never straddles training and validation; the pairs are written to
 folds/<dataset>_duplicates.csv. Images of one patient (or study: a Patient ID, PatientID,
-StudyInstanceUID, ... column, or --group-column) share a group too; the line "folds grouped by"
-says what grouped the rows. The file is frozen: every OOF file refers to it. An existing file with different folds is
-never replaced unless --overwrite is given (and then old OOF files no longer match)."""
+StudyInstanceUID, ... column, or --group-column; for DICOM files without one, their PatientID
+tags) share a group too; the line "folds grouped by" says what grouped the rows. The file is
+frozen: every OOF file refers to it. An existing file with different folds is never replaced
+unless --overwrite is given (and then old OOF files no longer match)."""
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def main(argv=None):
     report = None
     if args.dedup:
         train, report = group_duplicates(train, test, root, args.near_threshold)
-    train, grouping = join_patients(train)
+    train, grouping = join_patients(train, root if args.group_column != "none" else None)
     print(grouping)
     folds = assign_folds(train, args.n_folds, args.seed)
     up_to_date = path.exists() and read_folds(path).astype(str).equals(folds.astype(str))

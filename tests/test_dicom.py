@@ -65,3 +65,26 @@ def test_dicom_through_read_image_checks_and_cache(tmp_path):
     table.attrs["source"] = "train.csv"
     with pytest.raises(UserError, match="train.csv line 3: image .*bad.dcm is not a readable DICOM"):
         check_images(table, tmp_path)
+
+
+def test_a_dicom_table_without_a_patient_column_is_grouped_by_the_patientid_tag(tmp_path):
+    from cxr.data.folds import join_patients
+    from cxr.data.layouts import read_dataset
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    for name, patient in (("a", "P1"), ("b", "P1"), ("c", "P2"), ("d", "P3")):
+        path = write_dicom(tmp_path / "train" / f"{name}.dcm", RAMP)
+        ds = pydicom.dcmread(str(path))
+        ds.PatientID = patient
+        ds.save_as(str(path))
+    write_dicom(tmp_path / "test/t.dcm", RAMP)
+    (tmp_path / "train.csv").write_text("ImageId,label\na,0\nb,1\nc,0\nd,1\n")
+    (tmp_path / "test.csv").write_text("ImageId\nt\n")
+    train, _ = read_dataset(tmp_path)
+    assert "patient" not in train  # the headers are read once, when the folds are cut
+    grouped, said = join_patients(train, tmp_path)
+    assert grouped["patient"].tolist() == ["P1", "P1", "P2", "P3"]
+    assert grouped["group"].tolist() == ["train/a.dcm", "train/a.dcm", "train/c.dcm", "train/d.dcm"]
+    assert said == "folds grouped by nothing (each image its own group) and patients (the DICOM PatientID tag: " \
+                   "1 of 3 with 2 or more images)"

@@ -44,3 +44,19 @@ def read_dicom(path):
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         scaled = 1.0 - scaled
     return (scaled * 255).round().astype(np.uint8)
+
+
+def dicom_patients(root, ids):
+    """Each DICOM file's PatientID (header only), or None unless every file has a non-empty one."""
+    from pathlib import Path
+
+    patients = []
+    for image_id in ids:
+        try:
+            patient = str(read_header(Path(root) / image_id).get("PatientID", "")).strip()
+        except (UserError, OSError):  # a missing or damaged file: the image check names it
+            return None
+        if not patient:
+            return None
+        patients.append(patient)
+    return patients

@@ -21,11 +21,21 @@ def strata(targets, n_folds):
     return combos.where(~rare, pool).to_numpy()
 
 
-def join_patients(table):
+def join_patients(table, root=None):
     """(the table with its `group` column joined with its patients, a sentence saying what grouped
     the rows). Rows that share a duplicate group (dedup) or a patient (the `patient` column a table
-    gets from its Patient ID, StudyInstanceUID, ... column) end in one group, so no patient's
-    images, nor a copy of one, sit on both sides of a fold."""
+    gets from its Patient ID, StudyInstanceUID, ... column; for DICOM files without one, their
+    PatientID tags, read from `root` when given) end in one group, so no patient's images, nor a
+    copy of one, sit on both sides of a fold."""
+    if "patient" not in table and root is not None and len(table) and \
+            table["image_id"].str.lower().str.endswith(".dcm").all():
+        from cxr.data.dicom import dicom_patients
+
+        patients = dicom_patients(root, table["image_id"])
+        if patients is not None:
+            attrs = {**table.attrs, "grouped_by": "the DICOM PatientID tag"}
+            table = table.assign(patient=patients)
+            table.attrs = attrs
     groups = table["group"] if "group" in table else table["image_id"]
     said = [f"duplicate images ({int((groups.value_counts() > 1).sum())} groups of 2 or more)"
             if "group" in table else "nothing (each image its own group)"]
@@ -44,8 +54,9 @@ def join_patients(table):
             parent[root(row)] = root(first.setdefault(value, row))
     ids = table["image_id"].to_numpy()
     patients = table["patient"].value_counts()
-    column = table.attrs.get("grouped_by", "patient")
-    said.append(f"patients (column '{column}': {int((patients > 1).sum())} of {len(patients)} with 2 or more images)")
+    source = table.attrs.get("grouped_by", "patient")
+    source = source if source.startswith("the ") else f"column '{source}'"
+    said.append(f"patients ({source}: {int((patients > 1).sum())} of {len(patients)} with 2 or more images)")
     return table.assign(group=[ids[root(row)] for row in range(len(table))]), "folds grouped by " + " and ".join(said)
 
 

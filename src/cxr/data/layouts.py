@@ -154,7 +154,8 @@ def group_column(raw, path, id_col, requested=""):
 
 def with_groups(table, raw, path, id_col, requested=""):
     """The table with a `patient` column (the group of each image, as text) when the table names one;
-    attrs["grouped_by"] records the column."""
+    attrs["grouped_by"] records the column. (A DICOM set without one: folds.join_patients reads
+    the PatientID tags, once, when the folds are cut.)"""
     column = group_column(raw, path, id_col, requested)
     if column is None:
         return table
