@@ -88,3 +88,10 @@ def test_a_dicom_table_without_a_patient_column_is_grouped_by_the_patientid_tag(
     assert grouped["group"].tolist() == ["train/a.dcm", "train/a.dcm", "train/c.dcm", "train/d.dcm"]
     assert said == "folds grouped by nothing (each image its own group) and patients (the DICOM PatientID tag: " \
                    "1 of 3 with 2 or more images)"
+
+
+def test_vinbigdatas_dicom_suffix_is_read_as_dicom(tmp_path):
+    from cxr.data.images import image_size
+
+    path = write_dicom(tmp_path / "0488cd41.dicom", RAMP)
+    assert image_size(path) == (64, 10) and np.array_equal(read_image(path), read_image(write_dicom(tmp_path / "same.dcm", RAMP)))

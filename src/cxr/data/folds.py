@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxr.data.ids import is_dicom
 from cxr.data.labels import target_columns
 from cxr.errors import UserError
 
@@ -28,7 +29,7 @@ def join_patients(table, root=None):
     PatientID tags, read from `root` when given) end in one group, so no patient's images, nor a
     copy of one, sit on both sides of a fold."""
     if "patient" not in table and root is not None and len(table) and \
-            table["image_id"].str.lower().str.endswith(".dcm").all():
+            table["image_id"].map(is_dicom).all():
         from cxr.data.dicom import dicom_patients
 
         patients = dicom_patients(root, table["image_id"])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from cxr.errors import STRICT, UserError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}  # VinBigData ships .dicom
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", *DICOM_SUFFIXES}
 # In order of preference; matched ignoring case, spaces and underscores ("Image Index" = "image_index")
 ID_COLUMNS = ("image_name", "image_path", "image_id", "id", "image", "filename", "file_name", "file", "path",
               "patientId", "ImageId", "Image Index", "SOPInstanceUID", "StudyInstanceUID", "dicom_id", "name")
@@ -98,3 +99,7 @@ def named_file(path):
         return path.is_file()
     except OSError:
         return True
+
+
+def is_dicom(name):
+    return Path(name).suffix.lower() in DICOM_SUFFIXES

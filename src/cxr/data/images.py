@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cxr.data.ids import is_dicom
 from cxr.errors import STRICT, UserError
 from cxr.data.annotations import SHAPE_NAMES, format_annotation, parse_annotation
 
@@ -62,7 +63,7 @@ def image_size(path):
     """(width, height) of the image as a viewer shows it (EXIF orientation applied), from the
     file's header, and its last bytes (see check_complete); a UserError naming the file when it
     cannot be read."""
-    if Path(path).suffix.lower() == ".dcm":
+    if is_dicom(path):
         from cxr.data.dicom import dicom_size
 
         return read_dicom_file(dicom_size, path)
@@ -160,7 +161,7 @@ def read_image(path):
     """Read an image file as uint8 RGB (H, W, 3) as a viewer shows it (EXIF orientation applied);
     grayscale and 12- or 16-bit images are converted. A UserError names a file that cannot be
     decoded, or is truncated."""
-    if Path(path).suffix.lower() == ".dcm":
+    if is_dicom(path):
         from cxr.data.dicom import read_dicom
 
         return cv2.cvtColor(read_dicom_file(read_dicom, path), cv2.COLOR_GRAY2RGB)
