@@ -104,7 +104,7 @@ def main(argv=None):
     from cxr.blending.spec import blend_spec
     from cxr.blending.weak_folds import handle_weak_folds
     from cxr.data.folds import read_folds
-    from cxr.data.labels import label_name, prediction_column, target_columns
+    from cxr.data.labels import label_name, prediction_column, target_columns, task_of
     from cxr.data.layouts import kaggle_test_ids, kaggle_test_table, require_data_set
     from cxr.formats.registry import resolve
     from cxr.localization.evaluation import localization_report
@@ -117,7 +117,8 @@ def main(argv=None):
     columns = target_columns(folds)
     labels = [label_name(c) for c in columns]  # [''] for a binary target
     root = Path(args.input_dir) / args.dataset
-    submission_format = resolve(args.format, root, labels)
+    task = task_of(folds)
+    submission_format = resolve(args.format, root, labels, task)
     args.format = submission_format.name  # the blend spec records the format written
     out = Path(args.submissions_dir) / args.exp
     if args.check_format:
@@ -140,7 +141,7 @@ def main(argv=None):
     kept, weak_folds = handle_weak_folds(args, exp_dir, models, columns, loaded, folds["fold"].nunique())
     loaded = [(oof, mean_of_folds(tests, columns, kept[m])) for m, (oof, tests) in zip(models, loaded)]
     test = loaded[0][1]
-    reports, metrics, choices, test_predictions = [], [], [], []
+    reports, metrics, choices, test_predictions, nested_by_label = [], [], [], [], []
     for column, label in zip(columns, labels):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
         P = np.stack([oof[prediction_column(column)].to_numpy() for oof, _ in loaded], axis=1)
@@ -153,6 +154,14 @@ def main(argv=None):
         metrics.append(metric.assign(label=label))
         choices.append(choice)
         test_predictions.append(predictions)
+        nested_by_label.append(nested)
+    if task == "multiclass":  # each row's class probabilities, the blend's and every model's, scored as a whole
+        from cxr.blending.classes import blend_classes
+
+        oof_by_model = {m: oof[[prediction_column(c) for c in columns]].to_numpy() for m, (oof, _) in zip(models, loaded)}
+        scaled = blend_classes(args, exp_dir, models, folds[columns].to_numpy(), oof_by_model, nested_by_label,
+                               test_predictions if len(test) else [])
+        test_predictions = test_predictions if scaled is None else list(scaled.T)
 
     report = pd.concat(reports, ignore_index=True)
     if len(labels) > 1:

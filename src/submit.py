@@ -48,7 +48,8 @@ def main(argv=None):
     device = engine.resolve_device(args.device)
     ensemble = load_ensemble(blend_spec_path(args.submissions_dir, args.exp), device)
     if ensemble.labels != [""]:
-        raise UserError(f"experiment {args.exp} is multi-label ({', '.join(ensemble.labels)}); Object-CXR's files hold "
+        task = "multi-class" if ensemble.task == "multiclass" else "multi-label"
+        raise UserError(f"experiment {args.exp} is {task} ({', '.join(ensemble.labels)}); Object-CXR's files hold "
                         f"one probability per image: use src/predict.py for it")
     paths = list(read_image_list(args.image_list)["image_id"])
     unreadable = None if args.strict else []

@@ -25,10 +25,11 @@ def kaggle_set(root, ids, sample_columns=None):
 
 
 def test_every_format_is_found_by_name_and_declares_itself():
-    assert config.SUBMISSION_FORMATS == formats.NAMES == ("auto", "objectcxr", "kaggle", "multilabel")
+    assert config.SUBMISSION_FORMATS == formats.NAMES == ("auto", "objectcxr", "kaggle", "multilabel", "multiclass")
     for name in formats.FORMATS:
         chosen = formats.get(name)
-        assert chosen.name == name and chosen.task in ("binary", "multilabel") and chosen.files and chosen.summary
+        assert chosen.name == name and chosen.task in ("binary", "multilabel", "multiclass") and chosen.files
+        assert chosen.summary
     with pytest.raises(UserError, match="unknown .*choose from auto, objectcxr"):
         formats.get("csv")
 
@@ -51,7 +52,8 @@ def test_a_format_the_data_cannot_take_is_refused_with_the_reason(tmp_path):
         formats.resolve("kaggle", tmp_path / "no_test_csv", [""])
 
 
-@pytest.mark.parametrize("name, labels", [("objectcxr", [""]), ("kaggle", [""]), ("multilabel", ["x", "y"])])
+@pytest.mark.parametrize("name, labels", [("objectcxr", [""]), ("kaggle", [""]), ("multilabel", ["x", "y"]),
+                                         ("multiclass", ["x", "y"])])
 def test_each_format_writes_what_its_own_check_accepts_and_its_check_catches_a_broken_file(tmp_path, name, labels):
     names = ["a.png", "b.png", "c.png"]  # as test.csv writes them; the ids are paths inside the data set
     ids = [f"test/{n}" for n in names]
@@ -63,7 +65,7 @@ def test_each_format_writes_what_its_own_check_accepts_and_its_check_catches_a_b
     written = submission.path.read_text().splitlines()
     expected = ids if name == "objectcxr" else names
     chosen.validate(submission.path, expected)
-    if name == "multilabel":  # the sample's column order and row order, whatever the labels' order
+    if name in ("multilabel", "multiclass"):  # the sample's column order and row order, whatever the labels' order
         assert written[0] == "id,y,x" and [line.split(",")[0] for line in written[1:]] == names[::-1]
     submission.path.write_text("\n".join(written[:-1]) + "\n")  # a row lost
     with pytest.raises(UserError, match="no prediction"):

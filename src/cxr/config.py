@@ -45,7 +45,7 @@ DEVICE_HELP = "auto | cpu | cuda | cuda:N"  # every script's --device
 INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package's predict.py too); train.py's is 32
 # What train.py and adapt_bn.py write into a run's config.json beside the TrainConfig fields: measurements,
 # not settings, so the file given back as --config skips them (and reproduces the run's settings).
-RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "processes",
+RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "task", "processes",
             "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted", "restarts", "lr_scale",
             "stopped_reason", "seed_runs", "seed_oof_auc", "epochs_run", "lr_used",
             "hard_epochs")
@@ -154,10 +154,14 @@ class TrainConfig(DataSettings):
                                   "last good epoch's weights, and config.json says why")
     pool: str = option("avg", "global pooling before the classifier: avg | max | avgmax | catavgmax "
                               "(max lets an object a few pixels wide decide the image)", POOLS)
+    label_smoothing: float = option(0.0, "classifiers: smooth the targets by this share (a multi-class task: "
+                                         "cross-entropy's label smoothing; 0/1 targets move half of it towards "
+                                         "the other class)")
     drop_rate: float = option(0.0, "dropout before the classifier")
     drop_path: float = option(0.0, "stochastic depth rate, for backbones that have it (resnets, convnext, efficientnet)")
-    balance: str = option("none", "class imbalance: loss (positives weighted n_neg/n_pos) or sampler (balanced "
-                                  "batches)", BALANCE_MODES)
+    balance: str = option("none", "class imbalance: loss (positives weighted n_neg/n_pos; a multi-class task's "
+                                  "classes weighted n/(classes x n_class)) or sampler (balanced batches)",
+                          BALANCE_MODES)
     ema: bool = option(True, "keep an exponential moving average of the weights; the better of EMA and raw is kept "
                              "(--select best) or the EMA (--select last)")
     ema_decay: float = option(0.999, "EMA decay per step")

@@ -5,11 +5,11 @@ from pathlib import Path
 import pandas as pd
 
 from cxr.data.ids import is_dicom
-from cxr.data.labels import target_columns
+from cxr.data.labels import CLASS_COLUMN, target_columns
 from cxr.errors import UserError
 
 
-FOLD_COLUMNS = ["image_id", "group", "fold"]  # and the target column(s) after image_id
+FOLD_COLUMNS = ["image_id", "group", "fold"]  # and the target column(s) after image_id (and a multi-class class_name)
 
 
 def strata(targets, n_folds):
@@ -73,11 +73,12 @@ def assign_folds(table, n_folds=5, seed=42):
         if len(table) < n_folds or counts.min() < n_folds:
             raise UserError(f"{n_folds} folds need at least {n_folds} images of each class in '{column}'; "
                             f"the table has {counts.to_dict()}")
+    columns = [*columns, *[CLASS_COLUMN] * (CLASS_COLUMN in table)]  # a multi-class table keeps its marker
     folds = table[["image_id", *columns]].copy()
     folds["group"] = table["group"] if "group" in table else table["image_id"]
     folds["fold"] = -1
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for k, (_, val) in enumerate(splitter.split(folds, strata(folds[columns], n_folds), folds["group"])):
+    for k, (_, val) in enumerate(splitter.split(folds, strata(folds[target_columns(table)], n_folds), folds["group"])):
         folds.iloc[val, folds.columns.get_loc("fold")] = k
     return folds[["image_id", *columns, "group", "fold"]]
 
@@ -86,7 +87,7 @@ def read_folds(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: fold file not found (run `python src/make_folds.py --dataset {path.stem}` first)")
-    folds = pd.read_csv(path, dtype={"image_id": str, "group": str})
+    folds = pd.read_csv(path, dtype={"image_id": str, "group": str, CLASS_COLUMN: str})
     folds.attrs["source"] = str(path)
     missing = [c for c in FOLD_COLUMNS if c not in folds.columns] + ([] if target_columns(folds) else ["target"])
     if missing:

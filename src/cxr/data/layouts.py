@@ -4,8 +4,8 @@ Every table has one row per image with
     image_id    the image's path relative to the data set folder (`train/00001.jpg`); the key
                 of every fold, OOF and submission file
     target      1 / 0 (NaN on an unlabelled test side); a multi-label table has one target_<name>
-                column per label instead, a multi-class image folder a class_name column (their
-                `attrs["task"]` says which); the binary steps refuse those with that reason
+                column per label instead, a multi-class table one-hot target_<class> columns and a
+                class_name column (labels.task_of tells them apart; `attrs["task"]` says it in words)
     annotation  Object-CXR annotation string ('' = no object; Object-CXR layout only)
 and `table.attrs["source"]` names the file it came from, for error messages.
 
@@ -15,8 +15,8 @@ Layouts (auto-detected, or forced with --layout):
     kaggle       train.csv (an id column, a label column) + train/ folder, test.csv (ids only; or only
                  sample_submission.csv; or neither: every image below test/) + test/ folder; ids are
                  matched to files (ids.py)
-    imagefolder  one sub-folder per class (class_name column); --positive-classes names the positive
-                 ones for a binary target; no test side
+    imagefolder  one sub-folder per class: a multi-class task; --positive-classes names the positive
+                 ones for a binary target instead; no test side
     medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
                  unpacked once into PNGs beside it (<name>_png/), read from then on like files;
                  train and val together form the cross-validated training side
@@ -31,7 +31,7 @@ from cxr.artifacts import skipped_rows_file, write_csv
 from cxr.data.ids import IMAGE_SUFFIXES, bad_row, id_column, plain, resolve_ids
 from cxr.data.images import check_images
 from cxr.data.annotations import parse_annotation
-from cxr.data.labels import target_columns
+from cxr.data.labels import CLASS_COLUMN, target_columns
 from cxr.errors import STRICT, RowProblems, UserError
 
 LABEL_COLUMNS = ("label", "target", "labels")
@@ -175,6 +175,51 @@ def binary_targets(values, path, column, problems=STRICT):
     return targets
 
 
+BINARY_VALUES = ("0", "1", "0.0", "1.0")
+
+
+def holds_classes(values):
+    """Whether a label column names classes (a multi-class task) rather than 0/1 targets: every
+    value is text (class names), or every value is a whole number, three or more of them, each
+    on two rows or more ('0', '1', '2'). A mix of 0/1 and text, or a number found once (a typo
+    in a binary column), is a binary column with bad rows."""
+    counts = pd.Series([str(v).strip() for v in values]).value_counts().drop("", errors="ignore")
+    if set(counts.index) <= set(BINARY_VALUES):
+        return False
+    numbers = pd.to_numeric(pd.Series(counts.index), errors="coerce")
+    if numbers.isna().all():
+        return True
+    return bool(numbers.notna().all() and (numbers % 1 == 0).all() and len(counts) >= 3 and counts.min() >= 2)
+
+
+def class_targets(values, path, column, problems=STRICT):
+    """{target_<class>: one-hot 0/1 list} and the class name of each row, classes sorted (as numbers
+    when every class is one); a row without a class goes to `problems`."""
+    names = [str(v).strip() for v in values]
+    classes = sorted(set(names) - {""}, key=lambda c: (float(c), c) if _is_number(c) else (float("inf"), c))
+    for row, name in enumerate(names):
+        if not name:
+            problems.report(path, row, f"{path} line {row + 2}: no class in column '{column}' (a multi-class task)")
+    return {f"target_{c}": [int(n == c) for n in names] for c in classes}, names
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def class_table(ids, names_and_targets, path, source):
+    """A multi-class table: one-hot target_<class> columns and class_name; `source` says where the classes came from."""
+    targets, names = names_and_targets
+    table = framed({"image_id": ids, **targets, CLASS_COLUMN: names}, path)
+    classes = [c[len("target_"):] for c in targets]
+    table.attrs["task"] = f"multi-class ({len(classes)} classes, {source}: {', '.join(classes)})"
+    return table
+
+
 def table_ids(names, image_folder, csv_path, problems=STRICT, repeats=False):
     """A table's ids: inside the data set folder (as_image_ids), matched to the files present
     (ids.resolve_ids: with or without an extension, anywhere below the folder). `repeats`: an
@@ -193,15 +238,21 @@ def merge_repeats(table, path, problems=STRICT):
     group = [first.setdefault(image_id, len(first)) for image_id in table["image_id"]]
     if len(first) == len(table):
         return table
-    labels = target_columns(table)
     merged = table.groupby(np.asarray(group), sort=True)
     kept = table.iloc[merged.head(1).index].reset_index(drop=True)
-    for column in labels:
+    multiclass = CLASS_COLUMN in table
+    for column in [] if multiclass else target_columns(table):
         kept[column] = merged[column].max().to_numpy()
     kept.attrs = {**table.attrs, "lines": [int(row) + 2 for row in merged.head(1).index]}
     problems.renumber(path, group)
-    print(f"{path}: {len(table)} rows for {len(kept)} images (one row per box or per rater): an image is positive "
-          f"for a label when any of its rows is")
+    if multiclass:  # one class per image: rows that disagree cannot be merged by a rule
+        for row, classes in enumerate(merged[CLASS_COLUMN].unique()):
+            if len(set(classes) - {""}) > 1:
+                problems.report(path, row, f"{path} line {kept.attrs['lines'][row]}: image {kept['image_id'][row]} has "
+                                           f"rows of several classes ({', '.join(sorted(classes))}); a multi-class "
+                                           f"task needs one")
+    print(f"{path}: {len(table)} rows for {len(kept)} images (one row per box or per rater): "
+          + ("its rows agree on its class" if multiclass else "an image is positive for a label when any of its rows is"))
     return kept
 
 
@@ -213,7 +264,10 @@ def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True,
     if not labelled:
         return framed({"image_id": ids, "target": np.nan}, csv_path)
     columns = label_columns(raw, csv_path, requested_label, id_col, requested_group)
-    if len(columns) == 1:
+    if len(columns) == 1 and holds_classes(raw[columns[0]]):
+        table = class_table(ids, class_targets(raw[columns[0]], csv_path, columns[0], problems), csv_path,
+                            f"from column '{columns[0]}'")
+    elif len(columns) == 1:
         table = framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems)},
                        csv_path)
     else:
@@ -233,9 +287,9 @@ def read_imagefolder(root, positive_classes):
     ids, names = [r[0] for r in rows], [r[1] for r in rows]
     if positive_classes:
         train = framed({"image_id": ids, "target": [int(n in positive_classes) for n in names]}, root)
-    else:  # multi-class: read as such; binary steps ask for --positive-classes
-        train = framed({"image_id": ids, "class_name": names}, root)
-        train.attrs["task"] = f"multi-class ({len(classes)} classes: {', '.join(classes)}; --positive-classes makes it binary)"
+    else:  # multi-class; --positive-classes makes it binary
+        train = class_table(ids, ({f"target_{c}": [int(n == c) for n in names] for c in classes}, names), root,
+                            "one folder each; --positive-classes makes it binary")
     return train, framed({"image_id": pd.Series(dtype=str), "target": pd.Series(dtype=float)}, root)
 
 
@@ -415,8 +469,8 @@ def kaggle_test_ids(root):
 
 
 def require_targets(table):
-    """The pipeline trains binary targets: one, or one per label (multi-label); refuse, with the
-    reason, a table that has another task (a multi-class folder)."""
+    """The pipeline trains 0/1 target columns (binary, multi-label, one-hot multi-class); refuse,
+    with the reason, a table that has none."""
     if not target_columns(table):
         raise UserError(f"{table.attrs['source']}: the targets are {table.attrs.get('task', 'not binary')}; "
                         f"training and blending need binary targets (use --positive-classes)")

@@ -14,9 +14,10 @@ FORMATS = {  # name: the module that declares it
     "objectcxr": "cxr.formats.objectcxr",
     "kaggle": "cxr.formats.kaggle",
     "multilabel": "cxr.formats.multilabel",
+    "multiclass": "cxr.formats.multiclass",
 }
 AUTO = "auto"  # the data set's own: a Kaggle-style test table (test.csv, or only sample_submission.csv) gets kaggle
-# (multilabel for several labels), else objectcxr
+# (multilabel for several labels, multiclass for classes), else objectcxr
 NAMES = (AUTO, *FORMATS)
 
 
@@ -31,7 +32,7 @@ class Submission:
 @dataclass(frozen=True)
 class Format:
     name: str
-    task: str  # "binary" (one probability per image) or "multilabel" (one per label)
+    task: str  # "binary" (one probability per image), "multilabel" (one per label) or "multiclass" (per class)
     files: tuple  # the files a submission in this format is made of
     ids: str  # the rule for the ids its rows carry, in words
     summary: str  # one line for --help and the docs
@@ -49,25 +50,27 @@ def get(name):
     return importlib.import_module(FORMATS[name]).FORMAT
 
 
-def resolve(name, root, labels):
+def resolve(name, root, labels, task=None):
     """The Format for --format `name` on the data set at `root` with `labels` ([''] for a binary
-    target): `auto` picks the data set's own; `kaggle` on a multi-label set means multilabel (the
-    same sample_submission.csv rules, one column per label); a format for another task is refused."""
+    target) of `task` (labels.TASKS; default: binary or multilabel by the labels): `auto` picks the
+    data set's own; `kaggle` on a multi-label or multi-class set means multilabel or multiclass
+    (the same sample_submission.csv rules, one column per label or class); a format for another
+    task is refused."""
     from cxr.errors import UserError
 
-    task = "binary" if labels == [""] else "multilabel"
+    task = task or ("binary" if labels == [""] else "multilabel")
     if name == AUTO:
         from cxr.data.layouts import kaggle_test_table
 
-        name = "objectcxr" if kaggle_test_table(root) is None else ("kaggle" if task == "binary" else "multilabel")
-    elif name == "kaggle" and task == "multilabel":
-        name = "multilabel"
+        name = "objectcxr" if kaggle_test_table(root) is None else ("kaggle" if task == "binary" else task)
+    elif name == "kaggle" and task != "binary":
+        name = task
     chosen = get(name)
     if chosen.task != task:
         fits = [n for n in FORMATS if get(n).task == task]
-        words = {"binary": "binary (one target)", "multilabel": "multi-label"}
+        words = {"binary": "binary (one target)", "multilabel": "multi-label", "multiclass": "multi-class"}
         raise UserError(f"--format {name} is for a {words[chosen.task]} task; this data set is {words[task]}"
-                        f"{' (' + ', '.join(labels) + ')' if task == 'multilabel' else ''}: use --format "
+                        f"{' (' + ', '.join(labels) + ')' if task != 'binary' else ''}: use --format "
                         f"{' or '.join(fits)}")
     missing = [f for f in chosen.requires if not any((Path(root) / one).is_file() for one in f.split("|"))]
     if missing:

@@ -34,6 +34,7 @@ class FoldModel:
     image_score: str = ""
     precision: engine.Precision = engine.FP32  # what its OOF and test predictions were made in (config.json)
     fold: int = None  # the fold it held out (config.json); None: its place in the spec's list
+    task: str = "binary"  # labels.TASKS: a multi-class network's outputs are a softmax
 
 
 @dataclass
@@ -57,6 +58,11 @@ class Ensemble:
         names = list(self.models)
         chosen, weights = heatmap_sources([self.models[n][0].kind for n in names], self.blends[0].params["weights"])
         return [names[j] for j in chosen], weights
+
+    @property
+    def task(self):
+        """labels.TASKS: binary, multilabel, or multiclass (its blended rows scaled to sum to 1)."""
+        return next(iter(self.models.values()))[0].task
 
     def held_out(self, fold):
         """The ensemble restricted to the fold-`fold` models: what never trained on that fold's images
@@ -138,7 +144,8 @@ def load_fold_model(checkpoint, device, image_score=None):
     network.load_state_dict(state["model"])
     return FoldModel(network.to(device).eval(), ImageSpec.of(cfg), cfg.get("tta", "none"), targets,
                      cfg.get("kind", "classifier"), image_score or recorded.get("image_score_used", "max"),
-                     engine.precision_named(recorded.get("precision", "fp32")), recorded.get("fold"))
+                     engine.precision_named(recorded.get("precision", "fp32")), recorded.get("fold"),
+                     recorded.get("task", "binary"))
 
 
 def check_readable(paths):
@@ -183,6 +190,10 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
             weights.append(sources[name])
     P = np.stack(probabilities, axis=1)
     blended = np.column_stack([b.method.combine(P[:, :, j], b.params) for j, b in enumerate(ensemble.blends)])
+    if ensemble.task == "multiclass":  # as blend.py: each row's classes sum to 1
+        from cxr.blending.classes import as_class_probabilities
+
+        blended = as_class_probabilities(blended)
     return blended, P, (ensemble_heatmaps(cams, weights, frame.size).numpy() if cams else None)
 
 
@@ -209,7 +220,7 @@ def model_outputs(model, grays, device, cams=False):
     """(probabilities (b, labels), heatmaps (b, h, w) when `cams`, else None) of one fold model."""
     images = network_batch(grays, model.network, model.spec, device)
     logits, object_maps = engine.tta_outputs(model.network, images, device, model.precision, model.tta)
-    probability = torch.sigmoid(logits).cpu().numpy()
+    probability = engine.probabilities(logits, model.task == "multiclass").cpu().numpy()
     if object_maps is not None:
         object_maps = object_maps[:, 0].cpu().half()  # as train.py saved them
         probability = map_image_probability(probability, object_maps.numpy(), model.image_score)

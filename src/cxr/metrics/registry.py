@@ -6,6 +6,7 @@ entry to METRICS; docs/development.md walks through it.
 
     function(truth, predictions) -> float
         binary, multilabel: truth (n,) or (n, labels) 0/1 targets, predictions the probabilities
+        multiclass:         truth (n, classes) one-hot, predictions (n, classes) probabilities
         localization:       truth {image: [Shape]}, predictions {image: [(probability, x, y)]}"""
 from dataclasses import dataclass
 from typing import Callable
@@ -13,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from cxr.metrics.auc import mean_auc
+from cxr.metrics.classes import accuracy, log_loss
 from cxr.metrics.froc import froc_score
 
 
@@ -21,7 +23,7 @@ class Metric:
     name: str
     higher_is_better: bool
     function: Callable
-    tasks: tuple  # of "binary", "multilabel", "localization"
+    tasks: tuple  # of "binary", "multilabel", "multiclass", "localization"
     summary: str
 
     def best(self, values, tolerance=1e-9):
@@ -36,8 +38,14 @@ class Metric:
 
 
 METRICS = {
-    "auc": Metric("auc", True, mean_auc, ("binary", "multilabel"),
-                  "ROC AUC (Mann-Whitney, ties one half); a multi-label task's mean over its labels"),
+    "auc": Metric("auc", True, mean_auc, ("binary", "multilabel", "multiclass"),
+                  "ROC AUC (Mann-Whitney, ties one half); a multi-label task's mean over its labels, a multi-class "
+                  "task's macro one-vs-rest mean over its classes"),
+    "log_loss": Metric("log_loss", False, log_loss, ("multiclass", "binary"),
+                       "log loss: the mean negative log probability of the true class (rows scaled to sum to 1, "
+                       "clipped at 1e-15)"),
+    "accuracy": Metric("accuracy", True, accuracy, ("multiclass", "binary"),
+                       "accuracy: the share of images whose most probable class is the true one (binary: p > 0.5)"),
     "froc": Metric("froc", True, froc_score, ("localization",),
                    "Object-CXR's FROC: mean sensitivity at 0.125, 0.25, 0.5, 1, 2, 4, 8 false positives per image"),
 }

@@ -236,11 +236,25 @@ def tta_logits(model, images, device, precision, tta="none"):
     return tta_outputs(model, images, device, precision, tta)[0]
 
 
+def probabilities(logits, multiclass=False):
+    """Probabilities of image logits (N, labels): a softmax over the classes of a multi-class
+    task, else one sigmoid per label."""
+    return torch.softmax(logits, dim=1) if multiclass else torch.sigmoid(logits)
+
+
+def summed_loss(logits, targets, multiclass=False):
+    """The loss of labelled rows summed over rows (cross-entropy, or BCE averaged over the labels)."""
+    if multiclass:
+        return F.cross_entropy(logits, targets.float(), reduction="sum").item()
+    return F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="sum").item() / targets.shape[1]
+
+
 @torch.no_grad()
-def predict_outputs(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
-    """((N, labels) sigmoid probabilities (of the logits averaged over the `tta` views), the
-    mean loss over labelled rows (NaN when there are none), and for a map model its (N, h, w)
-    float16 object maps of the first label, else None)."""
+def predict_outputs(model, loader, device, precision, channels_last=True, tta="none", desc="predict",
+                    multiclass=False):
+    """((N, labels) probabilities (sigmoid, or a softmax for a `multiclass` task, of the logits
+    averaged over the `tta` views), the mean loss over labelled rows (NaN when there are none),
+    and for a map model its (N, h, w) float16 object maps of the first label, else None)."""
     model.eval()
     probs, maps, losses, count = [], [], 0.0, 0
     for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
@@ -249,19 +263,18 @@ def predict_outputs(model, loader, device, precision, channels_last=True, tta="n
         logits = logits.cpu()
         labelled = (targets >= 0).all(1)
         if labelled.any():
-            losses += F.binary_cross_entropy_with_logits(logits[labelled], targets[labelled].float(),
-                                                         reduction="sum").item() / targets.shape[1]
+            losses += summed_loss(logits[labelled], targets[labelled], multiclass)
             count += int(labelled.sum())
-        probs.append(torch.sigmoid(logits).numpy())
+        probs.append(probabilities(logits, multiclass).numpy())
         if batch_maps is not None:
             maps.append(batch_maps[:, 0].cpu().half().numpy())
     probs = np.concatenate(probs) if probs else np.zeros((0, 1))
     return probs, (losses / count if count else float("nan")), (np.concatenate(maps) if maps else None)
 
 
-def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict"):
+def predict(model, loader, device, precision, channels_last=True, tta="none", desc="predict", multiclass=False):
     """(N, labels) probabilities and the mean loss, as predict_outputs gives them."""
-    return predict_outputs(model, loader, device, precision, channels_last, tta, desc)[:2]
+    return predict_outputs(model, loader, device, precision, channels_last, tta, desc, multiclass)[:2]
 
 
 def unwrap(model):

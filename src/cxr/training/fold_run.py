@@ -22,7 +22,7 @@ from cxr.artifacts import cams_file, folds_file, oof_file, test_pred_file, write
 from cxr.data.cache import ImageSpec, build_cache, uncached_loader
 from cxr.data.dataset import EpochSeeded, ImageTable
 from cxr.data.annotations import parse_annotation
-from cxr.data.labels import prediction_column, target_columns
+from cxr.data.labels import prediction_column, target_columns, task_of
 from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from cxr.errors import UserError
@@ -70,7 +70,7 @@ class FoldData:
         image head's (see image_probabilities)."""
         loader, n, indices = self.split(split)
         probs, loss, maps = engine.predict_outputs(engine.unwrap(model), loader, device, precision, cfg.channels_last,
-                                                   cfg.tta, desc=desc)
+                                                   cfg.tta, desc=desc, multiclass=self.task == "multiclass")
         if maps is not None:
             maps = gather_rows(maps, indices, n, self.world)
         return gather_rows(probs, indices, n, self.world), gather_mean(loss, len(indices), self.world), maps
@@ -97,7 +97,7 @@ class FoldData:
 
     @property
     def task(self):
-        return "binary" if self.columns == ["target"] else "multilabel"
+        return task_of(self.train_rows)
 
 
 def load_split(cfg):
@@ -257,8 +257,9 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
     scheduler = recipe.build_scheduler(optimizer, cfg.schedule, epochs * steps, cfg.warmup_epochs * steps, lr)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_loss)
     ema = recipe.make_ema(engine.unwrap(model), cfg.ema_decay) if cfg.ema else None
-    pos_weight = recipe.positive_weight(data.train_rows[data.columns].to_numpy(), cfg.balance)
-    loss_fn = losses.loss_for(cfg.kind, pos_weight)
+    targets = data.train_rows[data.columns].to_numpy()
+    weight = (recipe.class_weight if data.task == "multiclass" else recipe.positive_weight)(targets, cfg.balance)
+    loss_fn = losses.loss_for(cfg.kind, weight, data.task, cfg.label_smoothing)
     mix = recipe.batch_mixer(cfg.mixup, cfg.cutmix)
     log, best_score, stopped, best_predictions = [], -math.inf, False, None
     state = TrainingState(engine.unwrap(model), optimizer, scheduler, scaler, ema, loss_fn)

@@ -1,16 +1,28 @@
-"""The losses: binary cross-entropy for classifiers; for map models a focal loss over the object
-map, divided by a running mean of object cells (so a batch with few objects does not jump),
-plus the image logit's cross-entropy."""
+"""The losses: binary cross-entropy for classifiers (one sigmoid per label), softmax
+cross-entropy for a multi-class task; for map models a focal loss over the object map, divided
+by a running mean of object cells (so a batch with few objects does not jump), plus the image
+logit's cross-entropy."""
 
 import torch
 import torch.nn.functional as F
 
 
-def classifier_loss(pos_weight=None):
-    """BCE over every label of the image logits; `pos_weight` (one per label) weighs positives."""
+def classifier_loss(pos_weight=None, label_smoothing=0.0):
+    """BCE over every label of the image logits; `pos_weight` (one per label) weighs positives;
+    `label_smoothing` e moves each 0/1 target e/2 towards the other class."""
     def loss(logits, targets):
         weight = pos_weight.to(targets.device) if pos_weight is not None else None
+        targets = targets * (1 - label_smoothing) + label_smoothing / 2 if label_smoothing else targets
         return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
+    return loss
+
+
+def multiclass_loss(class_weight=None, label_smoothing=0.0):
+    """Softmax cross-entropy of the image logits against one-hot (or mixed: mixup) class targets;
+    `class_weight` (one per class) weighs each class's images, `label_smoothing` as torch's."""
+    def loss(logits, targets):
+        weight = class_weight.to(targets.device) if class_weight is not None else None
+        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=label_smoothing)
     return loss
 
 
@@ -56,6 +68,9 @@ def map_loss(pos_weight=None):
     return MapLoss(pos_weight)
 
 
-def loss_for(kind, pos_weight=None):
-    """The training loss of a kind of model: classifier_loss or map_loss."""
-    return (map_loss if kind == "map" else classifier_loss)(pos_weight)
+def loss_for(kind, weight=None, task="binary", label_smoothing=0.0):
+    """The training loss of a kind of model and task: map_loss, multiclass_loss (`weight` per
+    class) or classifier_loss (`weight`: BCE's pos_weight per label)."""
+    if kind == "map":
+        return map_loss(weight)
+    return (multiclass_loss if task == "multiclass" else classifier_loss)(weight, label_smoothing)

@@ -58,6 +58,15 @@ def positive_weight(targets, mode):
     return torch.tensor((targets == 0).sum(0) / np.maximum(n_pos, 1), dtype=torch.float32)
 
 
+def class_weight(targets, mode):
+    """Cross-entropy weight per class of one-hot `targets` (n, classes) when mode is 'loss':
+    n / (classes x n_c), every class weighing as much in all as an average class; else None."""
+    if mode != "loss":
+        return None
+    counts = np.asarray(targets).sum(0)
+    return torch.tensor(len(targets) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+
+
 def balanced_sampler(targets, generator):
     """Draw each class equally often (with replacement), one epoch = len(targets) draws."""
     targets = np.asarray(targets).astype(int)

@@ -45,7 +45,8 @@ def train_run(cfg, out, world, device, precision, started):
     if main_process:
         write_json(out / "config.json", {**config, "resolved_device": str(device), "precision": precision.name,
                                          "n_train": len(data.train_rows), "n_pseudo": n_pseudo, "n_val": len(data.val_rows),
-                                         "n_test": len(data.test), "targets": data.columns, "processes": world.size,
+                                         "n_test": len(data.test), "targets": data.columns, "task": data.task,
+                                         "processes": world.size,
                                          "torch": torch.__version__, "timm": timm.__version__})
         print(f"{named}: {len(data.train_rows)} train"
               f"{f' ({n_pseudo} pseudo-labelled test images)' if n_pseudo else ''} / {len(data.val_rows)} val / "
