@@ -69,6 +69,9 @@ def main(argv=None):
     parser.add_argument("--study-name", help="Optuna study name with --storage (default: blend-<exp>), suffixed with a "
                                              "fingerprint of the OOF data so each label and model list has its own")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument("--metric", choices=("auc", "log_loss", "accuracy"), default="auc",
+                        help="a multi-class task: the metric that chooses the one blending method of every class, on "
+                             "the nested OOF rows of class probabilities (cxr/metrics/registry.py)")
     parser.add_argument("--format", choices=SUBMISSION_FORMATS, default="auto",
                         help="the submission file (src/cxr/formats/): objectcxr (prediction_classification.csv: "
                              "image_path,prediction) | kaggle (submission.csv: sample_submission.csv's header and "
@@ -141,26 +144,30 @@ def main(argv=None):
     kept, weak_folds = handle_weak_folds(args, exp_dir, models, columns, loaded, folds["fold"].nunique())
     loaded = [(oof, mean_of_folds(tests, columns, kept[m])) for m, (oof, tests) in zip(models, loaded)]
     test = loaded[0][1]
-    reports, metrics, choices, test_predictions, nested_by_label = [], [], [], [], []
+    reports, metrics, choices, test_predictions, fitted_by_label, T_by_label = [], [], [], [], [], []
     for column, label in zip(columns, labels):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
         P = np.stack([oof[prediction_column(column)].to_numpy() for oof, _ in loaded], axis=1)
         T = np.stack([t[prediction_column(column)].to_numpy() for _, t in loaded], axis=1)
         labelled = len(test) > 0 and column in test and test[column].notna().all()
         test_y = test[column].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
-        report, metric, choice, predictions, nested = blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y,
-                                                                   label, test_like)
+        report, metric, choice, predictions, nested, fitted = blend_target(args, exp_dir, models, y, fold_ids, P, T,
+                                                                           test_y, label, test_like)
         reports.append(report.assign(label=label))
         metrics.append(metric.assign(label=label))
         choices.append(choice)
         test_predictions.append(predictions)
-        nested_by_label.append(nested)
-    if task == "multiclass":  # each row's class probabilities, the blend's and every model's, scored as a whole
+        fitted_by_label.append(fitted)
+        T_by_label.append(T)
+    if task == "multiclass":  # one method for every class, chosen on the rows of class probabilities
         from cxr.blending.classes import blend_classes
 
         oof_by_model = {m: oof[[prediction_column(c) for c in columns]].to_numpy() for m, (oof, _) in zip(models, loaded)}
-        scaled = blend_classes(args, exp_dir, models, folds[columns].to_numpy(), oof_by_model, nested_by_label,
-                               test_predictions if len(test) else [])
+        method, params, scaled = blend_classes(args, exp_dir, folds[columns].to_numpy(), oof_by_model, fitted_by_label,
+                                               T_by_label, args.metric)
+        for report, choice, fitted_params in zip(reports, choices, params):
+            report["chosen"] = (report["kind"] == "blend") & (report["name"] == method)
+            choice.update(method=method, params=fitted_params, weights=fitted_params["weights"], chosen_by=args.metric)
         test_predictions = test_predictions if scaled is None else list(scaled.T)
 
     report = pd.concat(reports, ignore_index=True)

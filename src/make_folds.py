@@ -34,7 +34,7 @@ def main(argv=None):
     from cxr.data.dedup import group_duplicates
     from cxr.data.folds import assign_folds, join_patients, read_folds
     from cxr.testside.adversarial import mark_test_like
-    from cxr.data.labels import label_name, target_columns
+    from cxr.data.labels import label_name, target_columns, task_of
     from cxr.data.layouts import read_checked
 
     train, test, root = read_checked(args)
@@ -66,7 +66,7 @@ def main(argv=None):
         summary = pd.crosstab(folds["fold"], folds["target"]).rename(columns={0: "negatives", 1: "positives"})
     else:
         summary = folds.groupby("fold")[columns].sum().rename(columns=label_name).assign(images=folds["fold"].value_counts())
-        summary.columns.name = "positives per label"
+        summary.columns.name = "images per class" if task_of(folds) == "multiclass" else "positives per label"
     print(f"wrote {path}: {len(folds)} images, {args.n_folds} folds\n{summary.to_string()}")
 
 

@@ -217,6 +217,11 @@ def test_the_blend_scores_the_classes_as_a_whole(project):
     assert report.loc["resnet18", "log_loss"] == pytest.approx(sk_log_loss(y, p / p.sum(1, keepdims=True)), rel=1e-5)
     assert report.loc["resnet18", "auc"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr"), rel=1e-6)
     assert report.loc["resnet18", "auc_low"] <= report.loc["resnet18", "auc"] <= report.loc["resnet18", "auc_high"]
+    methods = pd.read_csv(cwd / "oof/mc/class_methods.csv")
+    chosen = methods.loc[methods["chosen"], "name"].tolist()
+    assert len(chosen) == 1 and methods.loc[methods["chosen"], "auc"].item() == methods["auc"].max()  # --metric auc
+    spec = json.loads((cwd / "submissions/mc/blend.json").read_text())
+    assert {spec["labels"][c]["method"] for c in CLASSES} == set(chosen)  # one method for every class
 
 
 def test_the_submission_sums_to_one_and_predict_reproduces_it(project, tmp_path):

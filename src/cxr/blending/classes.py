@@ -52,14 +52,34 @@ def show_class_report(report, title):
     return "\n".join(lines)
 
 
-def blend_classes(args, exp_dir, models, truth, oof_by_model, nested_by_class, test_by_class):
-    """A multi-class task after its classes were blended one by one: the blend's nested OOF and test
-    columns scaled to rows of probabilities; each model's and the blend's multi-class metrics
-    printed and written to oof/<exp>/class_report.csv. Returns the test probabilities (n, classes)."""
+def blend_classes(args, exp_dir, truth, oof_by_model, fitted_by_class, T_by_class, metric="auc"):
+    """A multi-class task after each class was scored alone (report.blend_target): one method for
+    every class, the one whose nested OOF predictions, scaled to rows of probabilities, score best
+    by `metric` (the registry's name: auc, log_loss, accuracy); each model's and the blend's
+    metrics printed (95 % bootstrap) and written to oof/<exp>/class_report.csv, the methods'
+    to class_methods.csv. Returns (the method's name, [(params) per class], test probabilities
+    (n, classes), or None without test rows)."""
+    import pandas as pd
+
     from cxr.artifacts import write_csv
 
-    named = {**oof_by_model, "blend (per-class choice, nested)": np.column_stack(nested_by_class)}
-    report = class_report(truth, named, args.bootstrap, args.seed)
+    chosen_metric = registry.get(metric)
+    names = [method.name for method, _, _ in fitted_by_class[0]]
+    nested = [as_class_probabilities(np.column_stack([fitted[m][2] for fitted in fitted_by_class]))
+              for m in range(len(names))]
+    methods = pd.DataFrame([{"name": name, **class_metrics(truth, matrix)} for name, matrix in zip(names, nested)])
+    best = chosen_metric.best(methods[metric])
+    methods["chosen"] = methods.index == best
+    print("\nmulti-class blend: each method on every class, nested OOF, rows scaled to sum to 1 (chosen by "
+          f"{metric}):\n" + methods.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    report = class_report(truth, {**oof_by_model, f"blend ({names[best]}, nested)": nested[best]}, args.bootstrap,
+                          args.seed)
     print("\n" + show_class_report(report, "multi-class, OOF (95 % bootstrap)"))
     write_csv(exp_dir / "class_report.csv", report, float_format="%.6f")
-    return as_class_probabilities(np.column_stack(test_by_class)) if test_by_class else None
+    write_csv(exp_dir / "class_methods.csv", methods, float_format="%.6f")
+    params = [fitted[best][1] for fitted in fitted_by_class]
+    test = None
+    if len(T_by_class) and len(T_by_class[0]):
+        method = fitted_by_class[0][best][0]
+        test = as_class_probabilities(np.column_stack([method.combine(T, p) for T, p in zip(T_by_class, params)]))
+    return names[best], params, test

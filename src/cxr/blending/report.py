@@ -88,8 +88,9 @@ def compare_with_best_model(y, nested, P, models):
 def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", test_like=None):
     """Score every model and method on one target (P, T: OOF and test matrices, n x models),
     choose by nested AUC (or by its test-like rows' AUC), compare with the best model, write
-    the figures (suffixed _<label> for a multi-label set). Returns the target's report, choice
-    and test predictions."""
+    the figures (suffixed _<label> for a multi-label set). Returns the target's report, metrics,
+    choice, test predictions, the chosen method's nested predictions and every method's
+    (method, params, nested predictions)."""
     import pandas as pd
 
     from cxr.blending.methods import best_method
@@ -125,7 +126,7 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
               "oof_auc": float(row["oof_auc"]), "nested_auc": float(row["nested_auc"]), "versus_best_model": comparison}
     if len(T):
         choice["prior_shift"] = prior_shift(y, P, T, test_y, named_as)
-    return report, metrics, choice, chosen.combine(T, params), nested
+    return report, metrics, choice, chosen.combine(T, params), nested, fitted
 
 
 PRIOR_CHECK_TOLERANCE = 0.2  # EM on the OOF rows may miss their known share by this much in log-odds (0.05 at 0.5)
