@@ -176,7 +176,8 @@ def test_the_multiclass_format_writes_probabilities_or_class_names(tmp_path):
 
 
 TRAIN = ["--dataset", "mc", "--exp", "mc", "--arch", "resnet18", "--img-size", "32", "--epochs", "2", "--batch-size",
-         "8", "--heatmaps", "off", "--no-tensorboard", "--label-smoothing", "0.05", "--balance", "loss"]
+         "8", "--heatmaps", "off", "--no-tensorboard", "--label-smoothing", "0.05", "--balance", "loss",
+         "--metric", "log_loss"]
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,12 @@ def test_training_writes_class_probabilities_and_records_the_task(project):
     test = pd.read_csv(cwd / "oof/mc/resnet18/test_fold_1.csv")
     assert np.allclose(test[[f"prediction_{c}" for c in CLASSES]].sum(1), 1, atol=1e-5) and len(test) == 9
     config = json.loads((cwd / "weights/mc/resnet18/fold_0/config.json").read_text())
-    assert config["task"] == "multiclass" and config["label_smoothing"] == 0.05
+    assert config["task"] == "multiclass" and config["label_smoothing"] == 0.05 and config["metric"] == "log_loss"
+    # --metric log_loss chose the epoch: its score is minus the validation log loss (the unsmoothed cross-entropy)
+    log = pd.read_csv(cwd / "weights/mc/resnet18/fold_0/log.csv")
+    assert np.allclose(log["val_score"], -log["val_loss"], rtol=1e-4)
+    best = torch.load(cwd / "weights/mc/resnet18/fold_0/best.pt", weights_only=True)
+    assert best["epoch"] == int(log.loc[log["val_score"].idxmax(), "epoch"])
 
 
 def test_the_blend_scores_the_classes_as_a_whole(project):

@@ -100,3 +100,10 @@ def test_the_best_value_follows_the_metric_s_direction_and_prefers_the_earliest_
     assert lower.shortfall(0.3, 0.2) == pytest.approx(0.1)
     with pytest.raises(UserError, match="unknown"):
         metrics.get("dice")
+
+
+def test_train_py_s_metric_choices_are_the_registry_s_image_metrics():
+    image_metrics = {name for name, m in metrics.METRICS.items() if set(m.tasks) & {"binary", "multiclass"}}
+    assert set(config.METRIC_NAMES) == {"auto", *image_metrics}
+    for task in ("binary", "multilabel", "multiclass"):
+        assert metrics.for_task(task).name == "auc"

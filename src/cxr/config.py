@@ -36,6 +36,7 @@ TTA_MODES = ("none", "hflip", "flips")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
 HEATMAP_MODES = ("auto", "on", "off")
 SELECTIONS = ("best", "last")
+METRIC_NAMES = ("auto", "auc", "log_loss", "accuracy")  # auto: the task's (cxr/metrics/registry.py for_task)
 AUGMENTATIONS = ("none", "basic", "shift")
 MAP_DEPTHS = (16, 32)
 INPUT_CHANNELS = (1, 3)
@@ -170,6 +171,10 @@ class TrainConfig(DataSettings):
                                  "and EMA or raw weights, of the best validation AUC: chosen on the OOF rows, so the "
                                  "OOF AUC leans optimistic) or last (the last epoch's; EMA weights with --ema)",
                          SELECTIONS)
+    metric: str = option("auto", "the validation metric that chooses the best epoch (and EMA or raw weights) and "
+                                 "drives early stopping: auto (the task's: AUC, a multi-label task's mean AUC, a "
+                                 "multi-class task's macro AUC) | auc | log_loss | accuracy (cxr/metrics/registry.py)",
+                         METRIC_NAMES)
     patience: int = option(0, "early stopping: stop after this many epochs without a better validation AUC (0 = off)")
     tta: str = option("hflip", "test-time augmentation for validation, OOF and test predictions", TTA_MODES)
     seed: int = option(42, "seed for initialization, augmentation and loader order")

@@ -31,7 +31,7 @@ from cxr.localization.map_scores import (SCORE_COLUMNS, UNSEEN_IMAGE_SCORE, choo
                                          every_image_score, map_image_probability)
 from cxr.localization.gradcam import loader_cams
 from cxr.localization.targets import MaskedCrops
-from cxr.metrics.registry import for_task
+from cxr.metrics.registry import for_task, get as get_metric
 from cxr.models.map_model import MAP_STRIDE
 from cxr.models.backbones import enable_grad_checkpointing
 from cxr.models.factory import network_of
@@ -57,6 +57,7 @@ class FoldData:
     annotated: bool  # the training table has object annotations (FROC can be scored)
     world: World = World()  # the processes training this fold together (torchrun), each loading a shard
     image_score: str = ""  # a map model's image score (map_scores.MAP_IMAGE_SCORES, or auto); '' for a classifier
+    metric: str = "auto"  # --metric: what chooses the best epoch (registry name; auto: the task's)
 
     def split(self, name):
         """(loader of this process's shard, number of rows, the shard's row indices) of 'val' or 'test'."""
@@ -94,6 +95,16 @@ class FoldData:
         """The selection metric (the registry's for the task: AUC of the target, or the mean over the
         labels; NaN where a fold has one class) of validation predictions."""
         return for_task(self.task).function(self.val_rows[self.columns].to_numpy(), probs)
+
+    def val_score(self, probs, auc, loss):
+        """The selection score (higher is better) of validation predictions: --metric's value, negated
+        when lower is better; for AUC (`auc`, computed already) its value, or minus the loss when a
+        fold has one class."""
+        metric = for_task(self.task) if self.metric == "auto" else get_metric(self.metric)
+        if metric.name == "auc":
+            return auc if np.isfinite(auc) else -loss
+        value = metric.function(self.val_rows[self.columns].to_numpy(), probs)
+        return value if metric.higher_is_better else -value
 
     @property
     def task(self):
@@ -175,7 +186,7 @@ def build_data(cfg, world=World()):
                     loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
                            crops=cfg.kind == "map", training=True, **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
-                    generator, columns, annotated, world, image_score_setting(cfg))
+                    generator, columns, annotated, world, image_score_setting(cfg), cfg.metric)
 
 
 def image_score_setting(cfg):
@@ -226,8 +237,9 @@ def evaluate(candidates, data, device, precision, cfg):
     results = {}
     for name, model in candidates.items():
         probs, loss, maps = data.predict(model, "val", device, precision, cfg, desc=f"validate {name}")
-        auc = data.val_auc(data.image_probabilities(probs, maps)[1])
-        results[name] = ((probs, loss, maps), loss, auc, auc if np.isfinite(auc) else -loss)  # one class: no AUC
+        image_probs = data.image_probabilities(probs, maps)[1]
+        auc = data.val_auc(image_probs)
+        results[name] = ((probs, loss, maps), loss, auc, data.val_score(image_probs, auc, loss))
     return results
 
 
@@ -318,23 +330,30 @@ def fit(cfg, model, data, device, precision, out, config, writer=None):
             best_score, best_predictions = float(score), predictions
             if main:
                 engine.save_checkpoint(out / "best.pt", candidates[chosen], config, epoch, score, weights_from=chosen)
-        row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "raw_val_auc": results["model"][2],
+        row = {"train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc, "val_score": score,
+               "raw_val_auc": results["model"][2],
                "ema_val_auc": results["ema"][2] if ema and validated else math.nan, "lr": scheduler.get_last_lr()[0],
                "lr_scale": guard.lr_scale, "restarts": len(guard.restarts),
                "seconds": time.time() - start, "train_images_per_s": len(data.train_rows) / max(train_seconds, 1e-9),
                "data_share": epoch_result.data_share}
         log.append({"epoch": epoch, **{k: float(v) for k, v in row.items()}})  # plain floats: last.pt loads weights-only
-        stopped = recipe.should_stop([row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
-                                      for row in log if np.isfinite(row["val_loss"])], cfg.patience)
+        stopped = recipe.should_stop([selection_score(row) for row in log if np.isfinite(row["val_loss"])], cfg.patience)
         if main:
             save_last(out, state, config, epoch, best_score, log, stopped, guard)
             report_epoch(log[-1], epochs, improved, chosen if ema else "", writer)
         if stopped and main:
-            print(f"early stopping: no better validation AUC in the last {cfg.patience} epochs")
+            print(f"early stopping: no better validation score ({cfg.metric}) in the last {cfg.patience} epochs")
         good = state.snapshot()
         epoch += 1
     barrier(data.world)  # the others read best.pt next
     return log, best_predictions, {**guard.record(), "epochs_run": epochs, "lr_used": lr}
+
+
+def selection_score(row):
+    """An epoch's selection score from its log row (a log written before val_score: AUC, else minus the loss)."""
+    if "val_score" in row:
+        return row["val_score"]
+    return row["val_auc"] if np.isfinite(row["val_auc"]) else -row["val_loss"]
 
 
 @dataclass
