@@ -2,10 +2,12 @@
 
     python src/explain.py --exp demo --dataset demo                 # 4 positives + 4 negatives, and t-SNE
     python src/explain.py --exp demo --images train/00004.jpg /data/new.png --no-tsne
+    python src/explain.py --exp cxr4 --dataset cxr4 --label COVID   # a class's (or label's) Grad-CAM
 
 Loads the experiment's blend spec and checkpoints (as submit.py does). Writes to
 reports/<exp>/explain/:
-    heatmaps/<image>.png  a row per model: its Grad-CAM (a map model: its object map), its
+    heatmaps/<image>[_<label>].png  a row per model (of --label's output: a multi-label or
+                          multi-class experiment's label or class, default the first): its Grad-CAM (a map model: its object map), its
                           gradient saliency (|d score / d pixel|) and SmoothGrad (the same over
                           noisy copies: less speckle), each the mean over its fold models; and
                           the ensemble (the blend-weighted heatmap whose points submit.py
@@ -39,6 +41,8 @@ def main(argv=None):
     parser.add_argument("--images", nargs="*", default=None, metavar="IMAGE",
                         help="image ids of the data set (train/00004.jpg) or image files (default: --per-class of each)")
     parser.add_argument("--per-class", type=int, default=4, help="positives and negatives to explain")
+    parser.add_argument("--label", default="", help="a multi-label or multi-class experiment: the label or class whose "
+                                                    "heatmaps and probabilities are shown (default: the first)")
     parser.add_argument("--tsne", action=argparse.BooleanOptionalAction, default=True, help="draw the t-SNE map")
     parser.add_argument("--tsne-fold", type=int, default=0, help="the fold whose OOF images the t-SNE shows")
     parser.add_argument("--tsne-images", type=int, default=1000, help="at most this many of them")
@@ -59,14 +63,18 @@ def main(argv=None):
     objects, test_objects = annotations(root) if root.is_dir() else (None, None)
     objects = {**(objects or {}), **(test_objects or {})}
     fold_of = dict(zip(folds["image_id"], folds["fold"]))
-    ids = args.images if args.images is not None else chosen_images(folds, args.per_class, args.seed)
+    if args.label and args.label not in ensemble.labels:
+        raise UserError(f"--label {args.label}: the experiment predicts {', '.join(ensemble.labels) or 'one target'}")
+    output = ensemble.labels.index(args.label) if args.label else 0
+    ids = args.images if args.images is not None else chosen_images(folds, args.per_class, args.seed, output)
     paths = [root / i if (root / i).is_file() else Path(i) for i in ids]
     check_readable(paths)
     out = Path(args.reports_dir) / args.exp / "explain"
     for image_id, path in zip(ids, paths):
         written, probabilities = explain_image(ensemble, image_id, path, fold_of.get(image_id), objects.get(image_id),
                                                device, out / "heatmaps", args.max_points,
-                                               (args.smoothgrad_samples, args.smoothgrad_noise) if args.saliency else None)
+                                               (args.smoothgrad_samples, args.smoothgrad_noise) if args.saliency else None,
+                                               output)
         shown = ", ".join(f"{name} {p:.6f}" for name, p in probabilities.items())
         where = f"out-of-fold, fold {fold_of[image_id]}" if image_id in fold_of else "all fold models"
         print(f"{image_id} ({where}): {shown}; wrote {written}")

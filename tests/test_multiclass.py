@@ -242,3 +242,17 @@ def test_the_submission_sums_to_one_and_predict_reproduces_it(project, tmp_path)
     (cwd / "list.csv").write_text("input/mc/test/t00.png\n")
     one_error_line(run_script("submit.py", "list.csv", tmp_path / "c.csv", tmp_path / "l.csv", "--exp", "mc",
                               cwd=cwd, check=False), "multi-class")
+
+
+def test_grad_cam_of_a_chosen_class(project):
+    cwd, _ = project
+    result = run_script("explain.py", "--exp", "mc", "--dataset", "mc", "--label", "Viral", "--per-class", 1,
+                        "--no-tsne", "--no-saliency", cwd=cwd)
+    written = sorted(p.name for p in (cwd / "reports/mc/explain/heatmaps").iterdir())
+    assert len(written) == 2 and all(name.endswith("_Viral.png") for name in written), result.stdout
+    chosen = [line.split(" ")[0] for line in result.stdout.splitlines() if "wrote" in line]
+    folds = read_folds(cwd / "folds/mc.csv").set_index("image_id")
+    classes = folds.loc[chosen, "class_name"].tolist()
+    assert classes[0] == "Viral" and classes[1] != "Viral"  # one of the class, then one of another
+    one_error_line(run_script("explain.py", "--exp", "mc", "--dataset", "mc", "--label", "Cat", "--no-tsne", cwd=cwd,
+                              check=False), "--label Cat", "COVID, Normal, Viral")

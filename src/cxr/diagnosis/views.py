@@ -7,12 +7,13 @@ from cxr.errors import UserError
 from cxr.figures import embedding_figure, heatmap_panels
 
 
-def chosen_images(folds, per_class, seed):
-    """`per_class` positives and negatives of the fold file (seeded), positives first."""
+def chosen_images(folds, per_class, seed, output=0):
+    """`per_class` positives and negatives (of label or class `output`) of the fold file (seeded),
+    positives first."""
     from cxr.data.labels import target_columns
 
     rng = np.random.default_rng(seed)
-    column = target_columns(folds)[0]
+    column = target_columns(folds)[output]
     picked = []
     for value in (1, 0):
         ids = folds.loc[folds[column] == value, "image_id"].to_numpy()
@@ -20,10 +21,11 @@ def chosen_images(folds, per_class, seed):
     return picked
 
 
-def model_maps(folds, gray, device, saliency):
-    """[(kind of map, (h, w) map in original pixels)] of one model for one image: its Grad-CAM or object
-    map, then with `saliency` (SmoothGrad's (samples, noise)) its gradient saliency and SmoothGrad;
-    each the mean over its fold models of their maps scaled to [0, 1]."""
+def model_maps(folds, gray, device, saliency, output=0):
+    """(probability, [(kind of map, (h, w) map in original pixels)]) of label or class `output` of
+    one model for one image: its Grad-CAM or object map, then with `saliency` (SmoothGrad's
+    (samples, noise)) its gradient saliency and SmoothGrad; each the mean over its fold models of
+    their maps scaled to [0, 1]."""
     import torch
 
     from cxr.data.cache import map_to_original
@@ -33,17 +35,18 @@ def model_maps(folds, gray, device, saliency):
 
     height, width = gray.shape
     spec = folds[0].spec
-    probability, cams = fold_outputs(folds, [gray], device, cams=True)
+    probability, cams = fold_outputs(folds, [gray], device, cams=True, output=output)
     heatmap = ensemble_heatmaps([cams], [1.0], spec.size)[0].numpy()
     maps = [("object map" if folds[0].kind == "map" else "Grad-CAM", heatmap)]
     if saliency:
         samples, noise = saliency
         generator = torch.Generator().manual_seed(0)
-        per_fold = [(gradient_saliency(fold_score(f), images), smoothgrad(fold_score(f), images, samples, noise, generator))
+        per_fold = [(gradient_saliency(fold_score(f, output), images),
+                     smoothgrad(fold_score(f, output), images, samples, noise, generator))
                     for f in folds for images in [network_batch([gray], f.network, f.spec, device)]]
         for name, index in (("saliency", 0), (f"SmoothGrad ({samples})", 1)):
             maps.append((name, np.mean([display_scaled(m[index][0].cpu().numpy()) for m in per_fold], axis=0)))
-    return float(probability[0, 0]), [(name, map_to_original(m, width, height, spec.mode)) for name, m in maps]
+    return float(probability[0, output]), [(name, map_to_original(m, width, height, spec.mode)) for name, m in maps]
 
 
 def display_scaled(saliency_map):
@@ -53,10 +56,11 @@ def display_scaled(saliency_map):
     return np.clip(saliency_map / top, 0, 1) if top > 0 else saliency_map
 
 
-def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_points, saliency=None):
-    """One heatmap figure: a row per model (its Grad-CAM or object map, and with `saliency`
-    its gradient saliency and SmoothGrad) and the ensemble's heatmap. Returns (its path,
-    {model or 'ensemble': probability})."""
+def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_points, saliency=None, output=0):
+    """One heatmap figure of label or class `output`: a row per model (its Grad-CAM or object map,
+    and with `saliency` its gradient saliency and SmoothGrad) and the ensemble's heatmap (of the
+    first label: the one submit.py's points come from). Returns (its path, {model or 'ensemble':
+    probability of `output`})."""
     from cxr.data.cache import decode_gray, map_to_original
     from cxr.inference.ensemble import predict_batch
     from cxr.localization.peaks import original_points
@@ -67,17 +71,20 @@ def explain_image(ensemble, image_id, path, fold, shapes, device, out, max_point
     frame = ensemble.frame
     rows, probabilities = [], {}
     for name, folds in views.models.items():
-        probabilities[name], maps = model_maps(folds, gray, device, saliency)
+        probabilities[name], maps = model_maps(folds, gray, device, saliency, output)
         rows.append([(f"{name}: p = {probabilities[name]:.3f}\n{kind}", heatmap) for kind, heatmap in maps])
     blended, _, maps = predict_batch(views, [gray], device, heatmaps=True)
-    points = original_points(maps[0], blended[0, 0], width, height, frame, max_points) if maps is not None else []
-    rows.append([(f"ensemble: p = {blended[0, 0]:.3f}\nblended heatmap, top points",
-                  map_to_original(maps[0], width, height, frame.mode) if maps is not None else None)])
+    points = (original_points(maps[0], blended[0, 0], width, height, frame, max_points)
+              if maps is not None and output == 0 else [])
+    rows.append([(f"ensemble: p = {blended[0, output]:.3f}\n" + ("blended heatmap, top points" if output == 0 else
+                                                                   f"(blended heatmap: {ensemble.labels[0]}'s only)"),
+                  map_to_original(maps[0], width, height, frame.mode) if maps is not None and output == 0 else None)])
     where = "out-of-fold" if fold is not None else "all fold models"
-    target = Path(out) / f"{image_id.replace('/', '_').rsplit('.', 1)[0]}.png"
+    label = f"_{ensemble.labels[output]}" if ensemble.labels != [""] else ""
+    target = Path(out) / f"{image_id.replace('/', '_').rsplit('.', 1)[0]}{label}.png"
     heatmap_panels(gray, rows, target, shapes=shapes or (), points=points[:5],
                    suptitle=f"{image_id} ({where}; {len(shapes or [])} annotated objects; circles: top points)")
-    return target, {**probabilities, "ensemble": float(blended[0, 0])}
+    return target, {**probabilities, "ensemble": float(blended[0, output])}
 
 
 def oof_features(fold_model, rows, root, device, batch_size=32):

@@ -197,7 +197,7 @@ def predict_batch(ensemble, grays, device, heatmaps=False):
     return blended, P, (ensemble_heatmaps(cams, weights, frame.size).numpy() if cams else None)
 
 
-def fold_outputs(folds, grays, device, cams=False):
+def fold_outputs(folds, grays, device, cams=False, output=0):
     """(probabilities (b, labels): the mean of the fold models', [each fold's heatmaps (b, h, w):
     a map model's object maps, a classifier's Grad-CAMs] when `cams`, else []) of one model for a
     batch of grayscale images, as train.py predicted its OOF and test images: the models of one
@@ -208,7 +208,7 @@ def fold_outputs(folds, grays, device, cams=False):
         by_fold.setdefault(place if model.fold is None else model.fold, []).append(model)
     probabilities, maps = [], []
     for seeds in by_fold.values():
-        outputs = [model_outputs(model, grays, device, cams) for model in seeds]
+        outputs = [model_outputs(model, grays, device, cams, output) for model in seeds]
         probabilities.append(np.mean([p for p, _ in outputs], axis=0))
         if cams:
             maps.append(torch.stack([m.float() for _, m in outputs]).mean(0).half() if len(outputs) > 1
@@ -216,8 +216,9 @@ def fold_outputs(folds, grays, device, cams=False):
     return np.mean(probabilities, axis=0), maps
 
 
-def model_outputs(model, grays, device, cams=False):
-    """(probabilities (b, labels), heatmaps (b, h, w) when `cams`, else None) of one fold model."""
+def model_outputs(model, grays, device, cams=False, output=0):
+    """(probabilities (b, labels), heatmaps (b, h, w) of label or class `output` when `cams`, else
+    None) of one fold model."""
     images = network_batch(grays, model.network, model.spec, device)
     logits, object_maps = engine.tta_outputs(model.network, images, device, model.precision, model.tta)
     probability = engine.probabilities(logits, model.task == "multiclass").cpu().numpy()
@@ -226,7 +227,7 @@ def model_outputs(model, grays, device, cams=False):
         probability = map_image_probability(probability, object_maps.numpy(), model.image_score)
     if not cams:
         return probability, None
-    return probability, object_maps if object_maps is not None else grad_cam(model.network, images).cpu()
+    return probability, object_maps if object_maps is not None else grad_cam(model.network, images, output).cpu()
 
 
 def run(ensemble, paths, device, batch_size=16, localize=False, max_points=10, on_heatmap=None, unreadable=None,
