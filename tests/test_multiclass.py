@@ -256,3 +256,28 @@ def test_grad_cam_of_a_chosen_class(project):
     assert classes[0] == "Viral" and classes[1] != "Viral"  # one of the class, then one of another
     one_error_line(run_script("explain.py", "--exp", "mc", "--dataset", "mc", "--label", "Cat", "--no-tsne", cwd=cwd,
                               check=False), "--label Cat", "COVID, Normal, Viral")
+
+
+def test_score_py_scores_a_submission_against_the_truth(tmp_path):
+    from sklearn.metrics import accuracy_score, log_loss as sk_log_loss, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 30)
+    p = rng.dirichlet([1, 1, 1], 30)
+    ids = [f"im{i}" for i in range(30)]
+    pd.DataFrame({"id": ids, "label": np.asarray(CLASSES)[y]}).to_csv(tmp_path / "truth.csv", index=False)
+    order = rng.permutation(30)  # rows matched by id, not by position; columns by name
+    pd.DataFrame({"id": np.asarray(ids)[order], **{c: p[order, j] for j, c in reversed(list(enumerate(CLASSES)))}}
+                 ).to_csv(tmp_path / "sub.csv", index=False)
+    out = run_script("score.py", "sub.csv", "truth.csv", "--bootstrap", 50, cwd=tmp_path).stdout
+    row = next(line for line in out.splitlines() if line.startswith("sub.csv")).split()
+    assert float(row[1]) == pytest.approx(roc_auc_score(y, p, multi_class="ovr"), abs=5e-5)
+    assert float(row[4]) == pytest.approx(accuracy_score(y, p.argmax(1)), abs=5e-5)
+    assert float(row[7]) == pytest.approx(sk_log_loss(y, p), abs=5e-5)
+    pd.DataFrame({"id": ids, "label": np.asarray(CLASSES)[p.argmax(1)]}).to_csv(tmp_path / "names.csv", index=False)
+    out = run_script("score.py", "names.csv", "truth.csv", "--bootstrap", 20, cwd=tmp_path).stdout
+    row = next(line for line in out.splitlines() if line.startswith("names.csv")).split()
+    assert float(row[4]) == pytest.approx(accuracy_score(y, p.argmax(1)), abs=5e-5)
+    pd.DataFrame({"id": ids[1:], "label": "COVID"}).to_csv(tmp_path / "short.csv", index=False)
+    one_error_line(run_script("score.py", "short.csv", "truth.csv", cwd=tmp_path, check=False),
+                   "short.csv: no row for im0 (truth.csv line 2)")
