@@ -14,8 +14,8 @@
 # GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
 # TEST_LIKE (share of the training images most like the test side scored apart by blend.py; default 0.25),
 # BN_ADAPT=1 (blend each model also with its BatchNorm statistics adapted to the test images: <model>-bn),
-# FORMAT (auto | objectcxr | kaggle | multilabel: the submission file, see src/cxr/formats/; auto, the default: kaggle
-# or multilabel when input/$DATASET has test.csv or sample_submission.csv, else objectcxr), BOOTSTRAP (resamples).
+# FORMAT (auto | objectcxr | kaggle | multilabel | multiclass: the submission file, see src/cxr/formats/; auto, the
+# default: kaggle, multilabel or multiclass when input/$DATASET has test.csv or sample_submission.csv, else objectcxr), BOOTSTRAP (resamples).
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs

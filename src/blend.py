@@ -27,11 +27,14 @@ Writes:
     oof/<exp>/froc_report.csv                        FROC of each model and the blend on the OOF images (and a labelled
                                                      test side), when the data has annotations and train.py saved
                                                      Grad-CAMs (see src/cxr/localization/evaluation.py)
+    oof/<exp>/class_report.csv, class_methods.csv    a multi-class task: each model's and the blend's macro AUC,
+                                                     accuracy and log loss (bootstrap intervals); every method's,
+                                                     one method for every class chosen by --metric
     submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
-    submissions/<exp>/submission.csv                 --format kaggle (or multilabel: a column per label):
-                                                     sample_submission.csv's header and order, else the test
-                                                     table's id column and `prediction`
-(--format auto, the default, picks the data set's own: kaggle or multilabel when it has a test.csv or
+    submissions/<exp>/submission.csv                 --format kaggle (or multilabel: a column per label; multiclass:
+                                                     a column per class, or the class name): sample_submission.csv's
+                                                     header and order, else the test table's id column and `prediction`
+(--format auto, the default, picks the data set's own: kaggle, multilabel or multiclass when it has a test.csv or
 only a sample_submission.csv, else objectcxr; a data set without a test side gets no submission, the
 reports and blend.json only.)
     submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
@@ -75,8 +78,9 @@ def main(argv=None):
     parser.add_argument("--format", choices=SUBMISSION_FORMATS, default="auto",
                         help="the submission file (src/cxr/formats/): objectcxr (prediction_classification.csv: "
                              "image_path,prediction) | kaggle (submission.csv: sample_submission.csv's header and "
-                             "order) | multilabel (the same, one column per label) | auto: the data set's own "
-                             "(kaggle or multilabel when it has test.csv or sample_submission.csv, else objectcxr)")
+                             "order) | multilabel (the same, one column per label) | multiclass (a probability "
+                             "column per class, or the class name) | auto: the data set's own (kaggle, multilabel or "
+                             "multiclass when it has test.csv or sample_submission.csv, else objectcxr)")
     parser.add_argument("--check-format", action="store_true",
                         help="only resolve --format for the data set and check its submission can be written, then "
                              "stop (run.sh does this before any training)")

@@ -1,2 +1,2 @@
 """Submission formats, found by name in registry: objectcxr (the worked example), kaggle,
-multilabel; files holds the CSV reading, validation and atomic writing they share."""
+multilabel, multiclass; files holds the CSV reading, validation and atomic writing they share."""
