@@ -9,7 +9,8 @@
 #
 # Settings (environment variables): DATASET, EXP, ARCHS, FOLDS (which folds to train),
 # N_FOLDS, IMG_SIZE, EPOCHS, BATCH_SIZE, LR, SEED, TRIALS, FORCE=1 or --force (retrain finished folds),
-# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN, ID_COLUMN, GROUP_COLUMN (how to read the data set: src/cxr/data/layouts.py),
+# LAYOUT, POSITIVE_CLASSES, LABEL_COLUMN, ID_COLUMN, GROUP_COLUMN, UNCERTAIN (how to read the data set and its
+# uncertain labels: src/cxr/data/layouts.py),
 # SKIP_BAD=1 (drop bad training rows, listed in reports/<dataset>/skipped_rows.csv, instead of stopping),
 # GPUS="0 1 2 3" (run the architecture x fold jobs in parallel, one per listed GPU, a log per job in logs/<exp>/),
 # TEST_LIKE (share of the training images most like the test side scored apart by blend.py; default 0.25),
@@ -58,7 +59,8 @@ for arg in "$@"; do  # --force is run.sh's own (retrain finished folds); the res
     if [ "$arg" = --force ]; then FORCE=1; else TRAIN_ARGS+=("$arg"); fi
 done
 DATA_ARGS=(--dataset "$DATASET" --layout "${LAYOUT:-auto}" --positive-classes "${POSITIVE_CLASSES:-}"
-           --label-column "${LABEL_COLUMN:-}" --id-column "${ID_COLUMN:-}" --group-column "${GROUP_COLUMN:-}")
+           --label-column "${LABEL_COLUMN:-}" --id-column "${ID_COLUMN:-}" --group-column "${GROUP_COLUMN:-}"
+           --uncertain "${UNCERTAIN:-}")
 if [ "${SKIP_BAD:-0}" = 1 ]; then DATA_ARGS+=(--skip-bad); fi
 
 if [ -z "${JOB:-}" ]; then  # JOB="<model> <fold>": one job of a prepared run (a cluster's array task), nothing else

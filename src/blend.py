@@ -112,6 +112,7 @@ def main(argv=None):
     from cxr.blending.weak_folds import handle_weak_folds
     from cxr.data.folds import read_folds
     from cxr.data.labels import label_name, prediction_column, target_columns, task_of
+    from cxr.metrics.auc import certain_rows
     from cxr.data.layouts import kaggle_test_ids, kaggle_test_table, require_data_set
     from cxr.formats.registry import resolve
     from cxr.localization.evaluation import localization_report
@@ -153,10 +154,14 @@ def main(argv=None):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
         P = np.stack([oof[prediction_column(column)].to_numpy() for oof, _ in loaded], axis=1)
         T = np.stack([t[prediction_column(column)].to_numpy() for _, t in loaded], axis=1)
+        certain = certain_rows(y)  # an uncertain label (--uncertain) is left out of its label's blend and scores
+        if not certain.all():
+            print(f"{label or 'target'}: {int((~certain).sum())} uncertain label(s) left out of the blend's fit and scores")
+            y, fold_ids, P = y[certain].astype(int), fold_ids[certain], P[certain]
         labelled = len(test) > 0 and column in test and test[column].notna().all()
         test_y = test[column].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
-        report, metric, choice, predictions, nested, fitted = blend_target(args, exp_dir, models, y, fold_ids, P, T,
-                                                                           test_y, label, test_like)
+        report, metric, choice, predictions, nested, fitted = blend_target(
+            args, exp_dir, models, y, fold_ids, P, T, test_y, label, test_like[certain] if test_like is not None else None)
         reports.append(report.assign(label=label))
         metrics.append(metric.assign(label=label))
         choices.append(choice)

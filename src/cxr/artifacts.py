@@ -254,7 +254,8 @@ def check_against_folds(frame, path, folds, fold, columns):
                             f"{folds.attrs['source']}: these OOF files were made with other folds")
         for column in columns:
             target, expected = frame[column].iat[row], reference.at[image_id, column]
-            if target != expected:
+            both_unknown = target != target and expected != expected  # NaN on both sides: an ignored uncertain label
+            if target != expected and not both_unknown:
                 raise UserError(f"{where} has {column} {target} but {expected} in {folds.attrs['source']}")
     expected = set(folds.loc[folds["fold"] == fold, "image_id"])
     if len(frame) != len(expected) or set(frame["image_id"]) != expected:

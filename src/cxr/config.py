@@ -67,6 +67,10 @@ class DataSettings:
     group_column: str = option("", "the column of the patient (or study) each image belongs to: its images share a "
                                    "fold (default: the first of Patient ID, PatientID, patient_id, subject_id, "
                                    "StudyInstanceUID, ... the training table has besides its id column; 'none': off)")
+    uncertain: str = option("", "uncertain labels (-1, as CheXpert writes them; a blank then means 0, not mentioned): "
+                                "ignore (left out of the loss and the metrics) | ones | zeros | a number in (0, 1) "
+                                "(a soft target, left out of the metrics); default: a -1 is a bad row",
+                            metavar="POLICY")
     skip_bad: bool = option(False, "drop bad training rows (missing/corrupt image, bad label or annotation) instead of "
                                    "stopping; each is listed in <reports-dir>/<dataset>/skipped_rows.csv")
     reports_dir: str = option("reports", "where data reports go (<reports-dir>/<dataset>/)")

@@ -46,7 +46,7 @@ def listed(each):
 SETTINGS = {  # key: its check; the run.sh variable is the key in capitals
     "dataset": flag("dataset"), "exp": flag("exp"), "layout": flag("layout"), "skip_bad": flag("skip_bad"),
     "positive_classes": flag("positive_classes"), "label_column": flag("label_column"), "id_column": flag("id_column"),
-    "group_column": flag("group_column"),
+    "group_column": flag("group_column"), "uncertain": flag("uncertain"),
     "n_folds": flag("n_folds"), "folds": listed(flag("fold")), "test_like": flag("test_like"), "seed": flag("seed"),
     "archs": listed(architecture), "img_size": flag("img_size"), "epochs": flag("epochs"),
     "batch_size": flag("batch_size"), "lr": flag("lr"),
@@ -58,7 +58,8 @@ SETTINGS = {  # key: its check; the run.sh variable is the key in capitals
 }
 # train: keys run.sh itself sets on every train.py call: as train: settings they would fight its own.
 RUN_SH_SETS = {**{name: f"a run.sh setting: write it as the top-level key {name}" for name in
-                  ("dataset", "exp", "layout", "positive_classes", "label_column", "id_column", "group_column", "skip_bad",
+                  ("dataset", "exp", "layout", "positive_classes", "label_column", "id_column", "group_column", "uncertain",
+                   "skip_bad",
                    "img_size", "epochs", "batch_size", "lr", "seed", "seeds", "crop_size")},
                **{name: "run.sh sets it for each job (from archs, map_archs, folds)"
                   for name in ("arch", "fold", "kind")}}

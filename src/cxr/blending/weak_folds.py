@@ -21,7 +21,7 @@ import numpy as np
 
 from cxr.artifacts import write_csv
 from cxr.blending.spec import model_runs
-from cxr.metrics.auc import delong_covariance
+from cxr.metrics.auc import certain_rows, delong_covariance
 from cxr.metrics.registry import get
 
 MARGIN = 0.02  # AUC below the model's median fold AUC
@@ -45,7 +45,8 @@ def fold_auc(targets, scores, level=LEVEL):
     errors = []
     for j in range(targets.shape[1]):
         try:
-            _, covariance = delong_covariance(targets[:, j], scores[:, j])
+            certain = certain_rows(targets[:, j])  # an uncertain label counts nowhere
+            _, covariance = delong_covariance(targets[certain, j], scores[certain, j])
         except ValueError:  # fewer than two positives or negatives: no standard error
             continue
         errors.append(np.sqrt(max(covariance[0, 0], 0.0)))

@@ -2,6 +2,7 @@
 images, shares one fold), cut once with a seed (make_folds.py writes folds/<dataset>.csv), read back checked."""
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cxr.data.ids import is_dicom
@@ -16,7 +17,8 @@ def strata(targets, n_folds):
     """One stratum per row: the binary target, or for several labels the combination of
     labels (label powerset), combinations rarer than `n_folds` pooled into one stratum (into
     the commonest one when even the pool is too small to stratify)."""
-    combos = pd.Series(["".join(map(str, row)) for row in targets.to_numpy(dtype=int)])
+    certain = np.nan_to_num(targets.to_numpy(dtype=float), nan=0.0) >= 0.5  # an uncertain label: its nearer side
+    combos = pd.Series(["".join(map(str, row)) for row in certain.astype(int)])
     rare = combos.map(combos.value_counts()) < n_folds
     pool = "rare" if rare.sum() >= n_folds else combos.value_counts().index[0]
     return combos.where(~rare, pool).to_numpy()

@@ -35,6 +35,8 @@ from cxr.data.labels import CLASS_COLUMN, target_columns
 from cxr.errors import STRICT, RowProblems, UserError
 
 LABEL_COLUMNS = ("label", "target", "labels")
+BINARY_VALUES = ("0", "1", "0.0", "1.0")
+UNCERTAIN_VALUES = ("-1", "-1.0")  # an uncertain label, as CheXpert writes it
 LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
 
 
@@ -116,8 +118,9 @@ def read_image_list(path, inside=False):
 
 
 def label_columns(raw, path, requested, id_col=None, requested_group=""):
-    """The label column(s): the requested one, else label/target, else every all-numeric column
-    (not the id column, nor the patient or study column)."""
+    """The label column(s): the requested one, else label/target, else (not the id column, nor the
+    patient or study column) every column of 0/1 values (-1 and blanks allowed: uncertain labels)
+    when there are several, else every all-numeric column."""
     if requested:
         if requested not in raw.columns:
             raise UserError(f"{path}: no label column '{requested}' (found {', '.join(raw.columns)})")
@@ -128,7 +131,12 @@ def label_columns(raw, path, requested, id_col=None, requested_group=""):
         return named[:1]
     id_col = id_col or id_column(raw, path)
     group = group_column(raw, path, id_col, requested_group)
-    numeric = [c for c in raw.columns if c not in (id_col, group) and pd.to_numeric(raw[c], errors="coerce").notna().all()]
+    candidates = [c for c in raw.columns if c not in (id_col, group)]
+    flags = set(BINARY_VALUES) | set(UNCERTAIN_VALUES) | {""}  # 0/1 labels, uncertain ones and blanks (CheXpert)
+    binary = [c for c in candidates if set(raw[c].str.strip()) <= flags and (raw[c].str.strip() != "").any()]
+    if len(binary) > 1:  # several label columns: a numeric column of other values (an age, a view count) is none
+        return binary
+    numeric = [c for c in candidates if pd.to_numeric(raw[c], errors="coerce").notna().all()]
     if not numeric:
         raise UserError(f"{path}: no label column found (name it one of {', '.join(LABEL_COLUMNS)}, or pass --label-column)")
     return numeric
@@ -164,18 +172,45 @@ def with_groups(table, raw, path, id_col, requested=""):
     return grouped
 
 
-def binary_targets(values, path, column, problems=STRICT):
+UNCERTAIN_POLICIES = ("ignore", "ones", "zeros")  # or a number in (0, 1)
+
+
+def uncertain_target(policy, path="--uncertain"):
+    """The target an uncertain label gets under `policy`: NaN (ignore), 1, 0 or the soft value; a
+    UserError for a policy that is none of these."""
+    named = {"ignore": float("nan"), "ones": 1.0, "zeros": 0.0}
+    if policy in named:
+        return named[policy]
+    try:
+        value = float(policy)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise UserError(f"{path} {policy}: expected {', '.join(UNCERTAIN_POLICIES)} or a number in (0, 1)")
+    return value
+
+
+def binary_targets(values, path, column, problems=STRICT, uncertain=""):
+    """0/1 targets of a label column. With an `uncertain` policy, -1 (uncertain) becomes the policy's
+    target (uncertain_target) and a blank 0 (CheXpert: not mentioned); without one, either is a
+    bad row (placeholder -1), as is any other value."""
+    soft = uncertain_target(uncertain) if uncertain else None
     targets = []
     for row, value in enumerate(values):
-        if value.strip() not in ("0", "1", "0.0", "1.0"):
+        value = value.strip()
+        if soft is not None and value in UNCERTAIN_VALUES:
+            targets.append(soft)
+            continue
+        if soft is not None and not value:
+            targets.append(0)
+            continue
+        if value not in BINARY_VALUES:
             problems.report(path, row, f"{path} line {row + 2}: label '{value}' in column '{column}' is not 0 or 1 "
-                                       f"(a binary task)")
+                                       f"(a binary task" + ("; --uncertain sets a policy for -1 and blanks)" if
+                                                            value in ("", *UNCERTAIN_VALUES) else ")"))
             value = "-1"
         targets.append(int(float(value)))
     return targets
-
-
-BINARY_VALUES = ("0", "1", "0.0", "1.0")
 
 
 def holds_classes(values):
@@ -257,7 +292,7 @@ def merge_repeats(table, path, problems=STRICT):
 
 
 def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True, problems=STRICT, requested_id="",
-                      requested_group=""):
+                      requested_group="", uncertain=""):
     raw = read_csv(csv_path)
     id_col = id_column(raw, csv_path, requested_id)
     ids = table_ids(raw[id_col], image_folder, csv_path, problems, repeats=labelled)
@@ -268,10 +303,10 @@ def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True,
         table = class_table(ids, class_targets(raw[columns[0]], csv_path, columns[0], problems), csv_path,
                             f"from column '{columns[0]}'")
     elif len(columns) == 1:
-        table = framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems)},
-                       csv_path)
+        table = framed({"image_id": ids, "target": binary_targets(raw[columns[0]], csv_path, columns[0], problems,
+                                                                  uncertain)}, csv_path)
     else:
-        table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems)
+        table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems, uncertain)
                                             for c in columns}}, csv_path)
         table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
     return merge_repeats(with_groups(table, raw, csv_path, id_col, requested_group), csv_path, problems)
@@ -419,7 +454,7 @@ def require_data_set(root):
 
 
 def read_dataset(root, layout="auto", positive_classes="", label_column="", problems=STRICT, requested_id="",
-                 requested_group=""):
+                 requested_group="", uncertain=""):
     """(train table, test table) of a data set folder. Bad training rows go to `problems`
     (and stay in the table until the caller drops them); the test side is always strict,
     as a submission must cover every test image."""
@@ -437,7 +472,7 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         return train, read_image_list(root / "image_path.csv", inside=True)
     if layout == "kaggle":
         train = read_kaggle_table(root / "train.csv", "train", label_column, problems=problems, requested_id=requested_id,
-                                  requested_group=requested_group)
+                                  requested_group=requested_group, uncertain=uncertain)
         test_table = kaggle_test_table(root)
         if test_table is None and (root / "test").is_dir():  # no table: every image below test/ is the test side
             found = sorted(p.relative_to(root).as_posix() for p in (root / "test").rglob("*")
@@ -485,7 +520,7 @@ def read_checked(settings, require_task=True):
     root = Path(settings.input_dir) / settings.dataset
     problems = RowProblems(skip=settings.skip_bad)
     train, test = read_dataset(root, settings.layout, settings.positive_classes, settings.label_column, problems,
-                               settings.id_column, settings.group_column)
+                               settings.id_column, settings.group_column, getattr(settings, "uncertain", ""))
     if require_task:
         require_targets(train)
     train = with_sizes(train, check_images(train, root, problems))

@@ -33,12 +33,21 @@ def safe_roc_auc(targets, scores):
         return float("nan")
 
 
+def certain_rows(targets):
+    """The rows of a target column that are 0 or 1: an uncertain label (NaN under --uncertain
+    ignore, or a soft value) is left out of every metric."""
+    targets = np.asarray(targets, dtype=float)
+    return (targets == 0) | (targets == 1)
+
+
 def mean_auc(targets, scores):
-    """The mean AUC over label columns of (n, labels) targets and scores (NaN columns, with one
-    class only, left out; NaN when every column is); (n,) arrays are one column."""
-    targets, scores = np.asarray(targets), np.asarray(scores)
+    """The mean AUC over label columns of (n, labels) targets and scores, each column on its
+    certain rows (certain_rows; NaN columns, with one class only, left out; NaN when every
+    column is); (n,) arrays are one column."""
+    targets, scores = np.asarray(targets, dtype=float), np.asarray(scores)
     targets, scores = targets.reshape(len(targets), -1), scores.reshape(len(scores), -1)
-    aucs = [safe_roc_auc(targets[:, j], scores[:, j]) for j in range(targets.shape[1])]
+    kept = [certain_rows(targets[:, j]) for j in range(targets.shape[1])]
+    aucs = [safe_roc_auc(targets[k, j], scores[k, j]) for j, k in enumerate(kept)]
     return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
 
 

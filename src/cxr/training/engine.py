@@ -243,10 +243,17 @@ def probabilities(logits, multiclass=False):
 
 
 def summed_loss(logits, targets, multiclass=False):
-    """The loss of labelled rows summed over rows (cross-entropy, or BCE averaged over the labels)."""
+    """(the loss summed over rows, the rows it counts): cross-entropy of rows with a class, or BCE
+    averaged over each row's known labels (a target below 0 is unknown: an unlabelled test row,
+    an ignored uncertain label), rows without one left out."""
+    known = targets >= 0
     if multiclass:
-        return F.cross_entropy(logits, targets.float(), reduction="sum").item()
-    return F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="sum").item() / targets.shape[1]
+        rows = known.all(1)
+        return F.cross_entropy(logits[rows], targets[rows].float(), reduction="sum").item(), int(rows.sum())
+    each = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0).float(), reduction="none") * known
+    rows = known.any(1)
+    per_row = each.sum(1)[rows] / known.sum(1)[rows]
+    return per_row.sum().item(), int(rows.sum())
 
 
 @torch.no_grad()
@@ -261,10 +268,9 @@ def predict_outputs(model, loader, device, precision, channels_last=True, tta="n
         images = to_device(images, device, channels_last, input_channels(model))
         logits, batch_maps = tta_outputs(model, images, device, precision, tta)
         logits = logits.cpu()
-        labelled = (targets >= 0).all(1)
-        if labelled.any():
-            losses += summed_loss(logits[labelled], targets[labelled], multiclass)
-            count += int(labelled.sum())
+        summed, rows = summed_loss(logits, targets, multiclass)
+        losses += summed
+        count += rows
         probs.append(probabilities(logits, multiclass).numpy())
         if batch_maps is not None:
             maps.append(batch_maps[:, 0].cpu().half().numpy())

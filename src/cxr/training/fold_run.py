@@ -118,6 +118,11 @@ def load_split(cfg):
     if set(folds["image_id"]) != set(train_table["image_id"]):
         raise UserError(f"{folds.attrs['source']} was cut from a different {train_table.attrs['source']}; "
                         f"re-run make_folds.py with --overwrite")
+    columns = target_columns(folds)
+    as_read = train_table.set_index("image_id").reindex(folds["image_id"]).reindex(columns=columns)
+    if not np.array_equal(folds[columns].to_numpy(float), as_read.to_numpy(float), equal_nan=True):
+        raise UserError(f"{folds.attrs['source']}: its targets differ from {train_table.attrs['source']} as read now "
+                        f"(another --uncertain policy or label column?); re-run make_folds.py with --overwrite")
     n_folds = folds["fold"].nunique()
     if not 0 <= cfg.fold < n_folds:
         raise UserError(f"--fold {cfg.fold}: {folds.attrs['source']} has folds 0..{n_folds - 1}")
@@ -151,6 +156,9 @@ def build_data(cfg, world=World()):
     else:
         load = uncached_loader(root, spec)
     columns = target_columns(train_rows)
+    if train_rows[columns].isna().to_numpy().any() and (cfg.mixup or cfg.cutmix or cfg.balance == "sampler"):
+        raise UserError(f"--uncertain {cfg.uncertain} leaves some targets unknown: --mixup, --cutmix and --balance sampler "
+                        f"need every target (use --uncertain ones, zeros or a number)")
     if cfg.balance == "sampler" and len(columns) > 1:
         raise UserError("--balance sampler draws the classes of one binary target; with several labels use --balance loss")
     if cfg.balance == "sampler" and world.distributed:

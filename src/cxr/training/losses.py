@@ -9,11 +9,18 @@ import torch.nn.functional as F
 
 def classifier_loss(pos_weight=None, label_smoothing=0.0):
     """BCE over every label of the image logits; `pos_weight` (one per label) weighs positives;
-    `label_smoothing` e moves each 0/1 target e/2 towards the other class."""
+    `label_smoothing` e moves each 0/1 target e/2 towards the other class. A target below 0 (an
+    uncertain label under --uncertain ignore: the data set gives -1) is left out: the mean runs
+    over the known targets."""
     def loss(logits, targets):
         weight = pos_weight.to(targets.device) if pos_weight is not None else None
+        known = targets >= 0
+        targets = targets.clamp(min=0)
         targets = targets * (1 - label_smoothing) + label_smoothing / 2 if label_smoothing else targets
-        return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
+        if bool(known.all()):
+            return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
+        each = F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight, reduction="none")
+        return (each * known).sum() / known.sum().clamp(min=1)
     return loss
 
 
