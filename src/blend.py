@@ -73,8 +73,10 @@ def main(argv=None):
                                              "fingerprint of the OOF data so each label and model list has its own")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--metric", choices=("auc", "log_loss", "accuracy"), default="auc",
-                        help="a multi-class task: the metric that chooses the one blending method of every class, on "
-                             "the nested OOF rows of class probabilities (cxr/metrics/registry.py)")
+                        help="the metric of the nested OOF predictions that chooses the blending method: of each "
+                             "label (binary, multi-label; log_loss and accuracy at 0.5 read them as probabilities), or "
+                             "the one method of every class of a multi-class task, on its rows of class probabilities "
+                             "(cxr/metrics/registry.py)")
     parser.add_argument("--format", choices=SUBMISSION_FORMATS, default="auto",
                         help="the submission file (src/cxr/formats/): objectcxr (prediction_classification.csv: "
                              "image_path,prediction) | kaggle (submission.csv: sample_submission.csv's header and "
@@ -161,7 +163,8 @@ def main(argv=None):
         labelled = len(test) > 0 and column in test and test[column].notna().all()
         test_y = test[column].to_numpy() if labelled else None  # Object-CXR's labelled dev set: a true hold-out
         report, metric, choice, predictions, nested, fitted = blend_target(
-            args, exp_dir, models, y, fold_ids, P, T, test_y, label, test_like[certain] if test_like is not None else None)
+            args, exp_dir, models, y, fold_ids, P, T, test_y, label, test_like[certain] if test_like is not None else None,
+            "auc" if task == "multiclass" else args.metric)  # a multi-class task: the metric chooses over all classes
         reports.append(report.assign(label=label))
         metrics.append(metric.assign(label=label))
         choices.append(choice)

@@ -94,6 +94,14 @@ def test_a_run_with_ignored_labels_end_to_end(tmp_path):
     assert oof["target_Edema"].isna().any() and oof["prediction_Edema"].notna().all()
     blend = run_script("blend.py", "--exp", "cx", "--dataset", "cx", "--trials", 3, "--bootstrap", 20, cwd=tmp_path)
     assert "Atelectasis: 6 uncertain label(s) left out" in blend.stdout
+    # --metric: each label's method chosen by its nested log loss (on the certain rows), not its AUC
+    blend = run_script("blend.py", "--exp", "cx", "--dataset", "cx", "--trials", 3, "--bootstrap", 20, "--metric",
+                       "log_loss", cwd=tmp_path)
+    report = pd.read_csv(tmp_path / "oof/cx/blend_report.csv", keep_default_na=False, na_values=[""])
+    for label in VALUES:
+        methods = report[(report["kind"] == "blend") & (report["label"] == label)]
+        assert methods.loc[methods["chosen"], "nested_log_loss"].item() == methods["nested_log_loss"].min()
+    assert "chosen by nested log loss [Edema]" in blend.stdout
     # the fold file was cut under another policy: train.py says so instead of training on other targets
     one_error_line(run_script("train.py", *TRAIN[:-1], "zeros", "--fold", 0, cwd=tmp_path, check=False),
                    "folds/cx.csv: its targets differ", "--uncertain")

@@ -85,9 +85,10 @@ def compare_with_best_model(y, nested, P, models):
     return {**result, "model": models[best], "verdict": verdict}
 
 
-def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", test_like=None):
+def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", test_like=None, metric="auc"):
     """Score every model and method on one target (P, T: OOF and test matrices, n x models),
-    choose by nested AUC (or by its test-like rows' AUC), compare with the best model, write
+    choose by nested AUC (or by its test-like rows' AUC; or by another registry `metric` of the
+    nested predictions, a column nested_<metric> of the report), compare with the best model, write
     the figures (suffixed _<label> for a multi-label set). Returns the target's report, metrics,
     choice, test predictions, the chosen method's nested predictions and every method's
     (method, params, nested predictions)."""
@@ -100,7 +101,13 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
     report = pd.DataFrame(model_rows(models, P, y, T, test_y, test_like) + method_rows)
     blends = report[report["kind"] == "blend"].reset_index(drop=True)
     choose_by = "test_like_auc" if args.choose_by == "test_like" else "nested_auc"
-    chosen, params, nested = fitted[best_method(blends[choose_by])]
+    if metric != "auc" and choose_by == "nested_auc":
+        choose_by = f"nested_{metric}"
+        values = [get(metric).function(y, predictions) for _, _, predictions in fitted]
+        report.loc[report["kind"] == "blend", choose_by] = values
+        chosen, params, nested = fitted[best_method(values, metric)]
+    else:
+        chosen, params, nested = fitted[best_method(blends[choose_by])]
     report["chosen"] = (report["kind"] == "blend") & (report["name"] == chosen.name)
     shown = report.drop(columns=["chosen"] + ([] if test_y is not None else ["test_auc"])
                         + ([] if test_like is not None else ["test_like_auc"]))
@@ -108,7 +115,8 @@ def blend_target(args, exp_dir, models, y, fold_ids, P, T, test_y, label="", tes
         index=False, float_format=lambda v: f"{v:.4f}", formatters={"weights": lambda w: w if len(w) < 70 else w[:67] + "..."}))
 
     comparison = compare_with_best_model(y, nested, P, models)
-    print(f"chosen by {'test-like' if choose_by == 'test_like_auc' else 'nested'} AUC{named_as}: {chosen.name}; vs the best single model {comparison['model']} (DeLong, "
+    chosen_by = {"test_like_auc": "test-like AUC", "nested_auc": "nested AUC"}.get(choose_by, choose_by.replace("_", " "))
+    print(f"chosen by {chosen_by}{named_as}: {chosen.name}; vs the best single model {comparison['model']} (DeLong, "
           f"paired): difference {comparison['difference']:+.4f} [{comparison['low']:+.4f}, {comparison['high']:+.4f}], "
           f"p = {comparison['p_value']:.3g}: {comparison['verdict']}")
 
