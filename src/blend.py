@@ -114,7 +114,7 @@ def main(argv=None):
     from cxr.blending.weak_folds import handle_weak_folds
     from cxr.data.folds import read_folds
     from cxr.data.labels import label_name, prediction_column, target_columns, task_of
-    from cxr.metrics.auc import certain_rows
+    from cxr.metrics.auc import certain_rows, mean_auc
     from cxr.data.layouts import kaggle_test_ids, kaggle_test_table, require_data_set
     from cxr.formats.registry import resolve
     from cxr.localization.evaluation import localization_report
@@ -133,7 +133,8 @@ def main(argv=None):
     out = Path(args.submissions_dir) / args.exp
     if args.check_format:
         test_ids = list(kaggle_test_ids(root)[1]) if kaggle_test_table(root) is not None else []
-        submission_format.plan(out, root, test_ids, labels)
+        if test_ids or submission_format.name == "objectcxr":  # without a test table, a Kaggle format has nothing to plan
+            submission_format.plan(out, root, test_ids, labels)
         print(f"submission format: {submission_format.name} ({submission_format.summary})")
         return
     exp_dir = Path(args.oof_dir) / args.exp
@@ -175,11 +176,17 @@ def main(argv=None):
         from cxr.blending.classes import blend_classes
 
         oof_by_model = {m: oof[[prediction_column(c) for c in columns]].to_numpy() for m, (oof, _) in zip(models, loaded)}
+        if args.choose_by == "test_like":
+            raise UserError("--choose-by test_like chooses each label's method by its own AUC; a multi-class task's one "
+                            "method is chosen by --metric on all classes together")
         method, params, scaled = blend_classes(args, exp_dir, folds[columns].to_numpy(), oof_by_model, fitted_by_label,
                                                T_by_label, args.metric)
-        for report, choice, fitted_params in zip(reports, choices, params):
+        for column, report, choice, (fitted_params, nested) in zip(columns, reports, choices, params):
             report["chosen"] = (report["kind"] == "blend") & (report["name"] == method)
-            choice.update(method=method, params=fitted_params, weights=fitted_params["weights"], chosen_by=args.metric)
+            for stale in ("threshold", "oof_auc", "versus_best_model"):  # of the method each class chose alone
+                choice.pop(stale, None)
+            choice.update(method=method, params=fitted_params, weights=fitted_params["weights"], chosen_by=args.metric,
+                          nested_auc=float(mean_auc(folds[column].to_numpy(), nested)))
         test_predictions = test_predictions if scaled is None else list(scaled.T)
 
     report = pd.concat(reports, ignore_index=True)

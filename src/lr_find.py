@@ -46,7 +46,7 @@ def main(argv=None):
     precision = engine.resolve_precision(cfg.amp, device)
     data = build_data(cfg)
     model = build_model(cfg, device, num_labels=len(data.columns))
-    lrs, losses = sweep(model, data.train_loader, device, precision, cfg)
+    lrs, losses = sweep(model, data.train_loader, device, precision, cfg, data.task)
     smoothed = smooth(losses)
     suggestion = suggest(lrs, smoothed)
     out = Path(cfg.weights_dir) / cfg.exp / cfg.model_name

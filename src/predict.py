@@ -8,7 +8,8 @@ Uses the experiment's blend spec (submissions/<exp>/blend.json) and checkpoints,
 preprocessing, TTA and blend as its submission (see src/cxr/inference/ensemble.py). Writes --out with
 `image_path,probability`; with --heatmaps-dir, one PNG per image (its path below the images' common folder, plus .png): the radiograph with the
 ensemble's Grad-CAM heatmap over it. A multi-label experiment gets one probability column
-per label (its heatmaps are of the first label)."""
+per label, a multi-class one a column per class, each row summing to 1 (heatmaps are of the
+first label or class; explain.py --label draws another's)."""
 import argparse
 import os
 import sys

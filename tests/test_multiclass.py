@@ -43,8 +43,8 @@ def kaggle_classes(root, n_train=36, n_test=9, sample_columns=None):
     for i, image_id in enumerate(ids):
         write_png(root / "test" / f"{image_id}.png", 210, band=i % 3)
     columns = sample_columns or CLASSES
-    pd.DataFrame({"id": ids, **{c: round(1 / len(columns), 4) for c in columns}}).to_csv(
-        root / "sample_submission.csv", index=False)
+    value = "Normal" if columns == ["label"] else round(1 / len(columns), 4)  # a class-name column holds a class
+    pd.DataFrame({"id": ids, **{c: value for c in columns}}).to_csv(root / "sample_submission.csv", index=False)
     return root
 
 
@@ -173,6 +173,29 @@ def test_the_multiclass_format_writes_probabilities_or_class_names(tmp_path):
     submission.path.write_text("id,label\nt00,COVID\nt01,\n")
     with pytest.raises(UserError, match="line 3: expected 'id,class'"):
         get("multiclass").validate(submission.path, ["t00", "t01"])
+    root = kaggle_classes(tmp_path / "one_number", n_train=6, n_test=3, sample_columns=["target"])
+    with pytest.raises(UserError, match=r"one probability column \(target\) for the classes COVID, Normal, Viral"):
+        chosen.plan(tmp_path / "out3", root, ids, CLASSES)
+
+
+def test_a_multiclass_image_folder_needs_no_submission_format(tmp_path):
+    from cxr.formats.registry import resolve
+
+    assert resolve("auto", tmp_path, CLASSES, "multiclass").name == "multiclass"  # no test side: nothing to write
+    (tmp_path / "test").mkdir()  # a test folder without a table: its ids have no column to go in
+    with pytest.raises(UserError, match="needs .*test.csv or .*sample_submission.csv"):
+        resolve("auto", tmp_path, CLASSES, "multiclass")
+
+
+def test_a_class_name_with_a_comma_and_an_uncertain_binary_column(tmp_path):
+    kaggle_classes(tmp_path)
+    table = pd.read_csv(tmp_path / "train.csv")
+    table.assign(label=table["label"].replace("Viral", "Viral, other")).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UserError, match="class 'Viral, other' in column 'label' holds a comma"):
+        read_dataset(tmp_path)
+    table.assign(label=[("1", "0", "-1")[i % 3] for i in range(len(table))]).to_csv(tmp_path / "train.csv", index=False)
+    train, _ = read_dataset(tmp_path, uncertain="ignore")  # -1 is an uncertain label, not a third class
+    assert task_of(train) == "binary" and train["target"].isna().sum() == 12
 
 
 TRAIN = ["--dataset", "mc", "--exp", "mc", "--arch", "resnet18", "--img-size", "32", "--epochs", "2", "--batch-size",

@@ -7,6 +7,10 @@ import numpy as np
 from cxr.metrics import registry
 
 CLASS_METRICS = ("auc", "accuracy", "log_loss")  # registry names; auc is the macro one-vs-rest mean
+# Methods whose outputs are not probabilities of their own class: rank_mean maps each class to its own
+# OOF quantiles and majority_vote gives vote shares; scaled into rows they would compare classes on
+# different scales (a rare class's rank beside a common one's), however well each ranks alone.
+NOT_PROBABILITIES = ("rank_mean", "majority_vote")
 
 
 def as_class_probabilities(matrix):
@@ -57,13 +61,16 @@ def blend_classes(args, exp_dir, truth, oof_by_model, fitted_by_class, T_by_clas
     every class, the one whose nested OOF predictions, scaled to rows of probabilities, score best
     by `metric` (the registry's name: auc, log_loss, accuracy); each model's and the blend's
     metrics printed (95 % bootstrap) and written to oof/<exp>/class_report.csv, the methods'
-    to class_methods.csv. Returns (the method's name, [(params) per class], test probabilities
+    to class_methods.csv (rank_mean and majority_vote are no candidates: NOT_PROBABILITIES).
+    Returns (the method's name, [its (params, nested predictions) per class], test probabilities
     (n, classes), or None without test rows)."""
     import pandas as pd
 
     from cxr.artifacts import write_csv
 
     chosen_metric = registry.get(metric)
+    usable = [m for m, (method, _, _) in enumerate(fitted_by_class[0]) if method.name not in NOT_PROBABILITIES]
+    fitted_by_class = [[fitted[m] for m in usable] for fitted in fitted_by_class]
     names = [method.name for method, _, _ in fitted_by_class[0]]
     nested = [as_class_probabilities(np.column_stack([fitted[m][2] for fitted in fitted_by_class]))
               for m in range(len(names))]
@@ -78,8 +85,9 @@ def blend_classes(args, exp_dir, truth, oof_by_model, fitted_by_class, T_by_clas
     write_csv(exp_dir / "class_report.csv", report, float_format="%.6f")
     write_csv(exp_dir / "class_methods.csv", methods, float_format="%.6f")
     params = [fitted[best][1] for fitted in fitted_by_class]
+    chosen = [(fitted[best][1], fitted[best][2]) for fitted in fitted_by_class]
     test = None
     if len(T_by_class) and len(T_by_class[0]):
         method = fitted_by_class[0][best][0]
         test = as_class_probabilities(np.column_stack([method.combine(T, p) for T, p in zip(T_by_class, params)]))
-    return names[best], params, test
+    return names[best], chosen, test

@@ -216,10 +216,10 @@ def binary_targets(values, path, column, problems=STRICT, uncertain=""):
 def holds_classes(values):
     """Whether a label column names classes (a multi-class task) rather than 0/1 targets: every
     value is text (class names), or every value is a whole number, three or more of them, each
-    on two rows or more ('0', '1', '2'). A mix of 0/1 and text, or a number found once (a typo
-    in a binary column), is a binary column with bad rows."""
+    on two rows or more ('0', '1', '2'). 0/1 with -1 (uncertain labels), a mix of 0/1 and text,
+    or a number found once (a typo in a binary column) make a binary column (with bad rows)."""
     counts = pd.Series([str(v).strip() for v in values]).value_counts().drop("", errors="ignore")
-    if set(counts.index) <= set(BINARY_VALUES):
+    if set(counts.index) <= {*BINARY_VALUES, *UNCERTAIN_VALUES}:  # 0/1 with uncertain -1s: --uncertain's
         return False
     numbers = pd.to_numeric(pd.Series(counts.index), errors="coerce")
     if numbers.isna().all():
@@ -235,6 +235,10 @@ def class_targets(values, path, column, problems=STRICT):
     for row, name in enumerate(names):
         if not name:
             problems.report(path, row, f"{path} line {row + 2}: no class in column '{column}' (a multi-class task)")
+    with_comma = next((c for c in classes if "," in c), None)
+    if with_comma is not None:
+        raise UserError(f"{path}: class '{with_comma}' in column '{column}' holds a comma: a submission's header could "
+                        f"not name it (rename the class)")
     return {f"target_{c}": [int(n == c) for n in names] for c in classes}, names
 
 

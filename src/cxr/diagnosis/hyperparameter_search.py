@@ -90,14 +90,17 @@ def die_with_parent():
 
 
 def epoch_aucs(log_csv):
-    """The validation AUC of each epoch train.py has logged so far ([] before the first)."""
+    """The selection score of each epoch train.py has logged so far ([] before the first): its
+    validation AUC, or under train.py --metric the metric's value (negated when lower is better:
+    val_score), so a trial is searched on the metric its runs select by."""
     import pandas as pd
 
     try:
         log = pd.read_csv(log_csv)
     except (FileNotFoundError, pd.errors.EmptyDataError):
         return []
-    return [float(v) for v in log["val_auc"]]
+    scores = log["val_score"].replace(-np.inf, np.nan) if "val_score" in log else log["val_auc"]  # -inf: not validated
+    return [float(v) for v in scores]
 
 
 class Pruned(Exception):

@@ -19,8 +19,22 @@ def plan(out, root, test_ids, labels):
         header, order = sample_format(sample)
         names = header.split(",")[1:]
         if len(names) == 1 and names != labels:
-            return label_plan(Path(out) / FILE, root, test_ids, labels, header, order)
+            if class_names_expected(sample):
+                return label_plan(Path(out) / FILE, root, test_ids, labels, header, order)
+            raise UserError(f"{sample}: one probability column ({names[0]}) for the classes {', '.join(labels)}: which "
+                            f"class it is the probability of is not said (write train.csv's labels as 0/1 for a binary "
+                            f"task)")
     return Submission(*sample_submission_plan(out, root, test_ids, labels, FILE))
+
+
+def class_names_expected(sample):
+    """Whether a sample submission's single prediction column holds class names (text), not numbers."""
+    import pandas as pd
+
+    from cxr.data.layouts import read_csv
+
+    values = read_csv(sample).iloc[:, 1]
+    return bool(pd.to_numeric(values, errors="coerce").isna().any())
 
 
 def label_plan(path, root, test_ids, classes, header, order):

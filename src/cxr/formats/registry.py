@@ -58,11 +58,12 @@ def resolve(name, root, labels, task=None):
     task is refused."""
     from cxr.errors import UserError
 
-    task = task or ("binary" if labels == [""] else "multilabel")
-    if name == AUTO:
-        from cxr.data.layouts import kaggle_test_table
+    from cxr.data.layouts import kaggle_test_table
 
-        name = "objectcxr" if kaggle_test_table(root) is None else ("kaggle" if task == "binary" else task)
+    task = task or ("binary" if labels == [""] else "multilabel")
+    no_test_table = kaggle_test_table(root) is None
+    if name == AUTO:
+        name = "objectcxr" if no_test_table and task == "binary" else ("kaggle" if task == "binary" else task)
     elif name == "kaggle" and task != "binary":
         name = task
     chosen = get(name)
@@ -73,7 +74,9 @@ def resolve(name, root, labels, task=None):
                         f"{' (' + ', '.join(labels) + ')' if task != 'binary' else ''}: use --format "
                         f"{' or '.join(fits)}")
     missing = [f for f in chosen.requires if not any((Path(root) / one).is_file() for one in f.split("|"))]
-    if missing:
+    # no test side at all (an ImageFolder): nothing to submit; blend.py writes the reports and blend.json only
+    nothing_to_submit = no_test_table and task != "binary" and not (Path(root) / "test").is_dir()
+    if missing and not nothing_to_submit:
         needed = " or ".join(str(Path(root) / one) for one in missing[0].split("|"))
         raise UserError(f"--format {name} needs {needed} (its ids come from it), which this data "
                         f"set does not have: use --format auto")

@@ -12,7 +12,7 @@ In a notebook (this folder attached as a data set, no network needed):
 
 Uses blend.json, the checkpoints under weights/ and the inference code under lib/, all beside
 this file, wherever the folder is. Writes `image_path,probability` (one probability column
-per label for a multi-label experiment). (src/package.py copies this file into a package as
+per label for a multi-label experiment, per class for a multi-class one). (src/package.py copies this file into a package as
 predict.py; it does not run from the repository's src/.)"""
 import argparse
 import re

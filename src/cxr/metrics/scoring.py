@@ -33,8 +33,13 @@ def read_scored_pair(submission_path, truth_path):
         targets, _ = class_targets(truth[label], truth_path, label)
         classes = [c[len("target_"):] for c in targets]
         truth_matrix = np.column_stack(list(targets.values()))
-        if len(values) == 1 and holds_classes(submission[values[0]]):  # a class name per row
-            probabilities = np.column_stack([(submission[values[0]].str.strip() == c).astype(float) for c in classes])
+        if len(values) == 1:  # one column for several classes: a class name per row
+            names = submission[values[0]].str.strip()
+            unknown = np.flatnonzero(~names.isin(classes))
+            if len(unknown):
+                raise UserError(f"{submission_path} line {rows[truth_ids[unknown[0]]] + 2}: '{names[unknown[0]]}' is "
+                                f"not a class of {truth_path} ({', '.join(classes)})")
+            probabilities = np.column_stack([(names == c).astype(float) for c in classes])
         else:
             lost = sorted(set(classes) - set(values))
             if lost:

@@ -99,6 +99,11 @@ def read_test_predictions(model_dir):
     for path in sorted(model_dir.glob(f"{TEST_FILE}*.csv")):
         fold = path.stem[len(TEST_FILE):]
         if fold.isdigit():
+            header = path.open(encoding="utf-8").readline().strip().split(",")
+            if "prediction" not in header:  # prediction_<label> columns: a multi-label or multi-class model
+                shown = ", ".join(h for h in header if h.startswith("prediction"))
+                raise UserError(f"{path}: one probability per label or class ({shown}); pseudo-labels are made for a "
+                                f"binary target only")
             frame = read_prediction_file(path, ["image_id", "prediction"])
             found[int(fold)] = (frame["image_id"].tolist(), frame["prediction"].to_numpy())
     return found

@@ -159,12 +159,17 @@ def build_data(cfg, world=World()):
     if train_rows[columns].isna().to_numpy().any() and (cfg.mixup or cfg.cutmix or cfg.balance == "sampler"):
         raise UserError(f"--uncertain {cfg.uncertain} leaves some targets unknown: --mixup, --cutmix and --balance sampler "
                         f"need every target (use --uncertain ones, zeros or a number)")
-    if cfg.balance == "sampler" and len(columns) > 1:
-        raise UserError("--balance sampler draws the classes of one binary target; with several labels use --balance loss")
+    task = task_of(train_rows)
+    if cfg.metric != "auto" and task not in get_metric(cfg.metric).tasks:
+        raise UserError(f"--metric {cfg.metric} scores {' and '.join(get_metric(cfg.metric).tasks)} tasks; this data set "
+                        f"is {task} (use auc)")
+    if cfg.balance == "sampler" and task == "multilabel":
+        raise UserError("--balance sampler draws the classes of one target; with several labels use --balance loss")
     if cfg.balance == "sampler" and world.distributed:
         raise UserError("--balance sampler is single-process; under torchrun use --balance loss")
     generator = torch.Generator().manual_seed(cfg.seed)
-    sampler = recipe.balanced_sampler(train_rows["target"], generator) if cfg.balance == "sampler" else None
+    classes = train_rows[columns].to_numpy().argmax(1) if task == "multiclass" else train_rows[columns[0]]
+    sampler = recipe.balanced_sampler(classes, generator) if cfg.balance == "sampler" else None
     objects = object_table(train_table) if cfg.kind == "map" else None
 
     crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
@@ -214,6 +219,8 @@ def check_settings(cfg):
         raise UserError(f"{bad} {value}: a map model's input must be a multiple of its deepest stride, --map-depth "
                         f"{cfg.map_depth} (its map cells and the mask's would not line up): {low or cfg.map_depth} or "
                         f"{low + cfg.map_depth}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise UserError(f"--label-smoothing {cfg.label_smoothing}: a share in [0, 1)")
     if cfg.accumulate < 1 or cfg.prefetch < 1:
         raise UserError("--accumulate and --prefetch are counts of batches: 1 or more")
     if cfg.mixup < 0 or cfg.cutmix < 0:

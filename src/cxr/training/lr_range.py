@@ -22,8 +22,8 @@ def suggest(lrs, smoothed):
     return float(lrs[int(np.argmin(slopes))])
 
 
-def sweep(model, loader, device, precision, cfg):
-    """(learning rates, losses) of one exponential sweep."""
+def sweep(model, loader, device, precision, cfg, task="binary"):
+    """(learning rates, losses) of one exponential sweep, with the training loss of `task`."""
     import torch
 
     from cxr.training import engine, recipe
@@ -32,7 +32,7 @@ def sweep(model, loader, device, precision, cfg):
     optimizer = recipe.build_optimizer(engine.unwrap(model), cfg.start_lr, cfg.weight_decay, cfg.optimizer, cfg.momentum)
     factor = (cfg.end_lr / cfg.start_lr) ** (1 / max(cfg.steps - 1, 1))
     lrs, losses, best = [], [], np.inf
-    loss_fn = loss_for(cfg.kind)
+    loss_fn = loss_for(cfg.kind, None, task, cfg.label_smoothing)
     model.train()
     batches = iter(loader)
     for step in range(cfg.steps):
