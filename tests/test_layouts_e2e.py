@@ -1,6 +1,6 @@
 """Every layout through the whole of run.sh: a Kaggle-style set (with a test side; run.sh's default two
-models, BN_ADAPT=1), an image folder (none: it used to stop in blend.py with a TypeError) and a MedMNIST
-.npz, these two with one model (a blend of one still runs every method; the suite's time stays near 10
+models, BN_ADAPT=1), an image folder (none: it used to stop in blend.py with a TypeError), as a binary
+task and as a multi-class one, and a MedMNIST .npz, these three with one model (a blend of one still runs every method; the suite's time stays near 10
 minutes). The Object-CXR layout runs in tests/test_pipeline.py (the demo)."""
 import os
 import shutil
@@ -43,6 +43,15 @@ def imagefolder_set(folder, train, dev):
     return {"POSITIVE_CLASSES": "abnormal", "ARCHS": "resnet18"}
 
 
+def imagefolder_classes_set(folder, train, dev):
+    """Three class folders and no --positive-classes: a multi-class task (no test side)."""
+    for i, (f, y) in enumerate(train):
+        name = "abnormal" if y else ("normal", "other")[i % 2]
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, folder / name / f.name)
+    return {"ARCHS": "resnet18"}
+
+
 def medmnist_set(folder, train, dev):
     def small(files):
         return np.stack([cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (28, 28)) for f in files])
@@ -55,7 +64,8 @@ def medmnist_set(folder, train, dev):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", [kaggle_set, imagefolder_set, medmnist_set], ids=["kaggle", "imagefolder", "medmnist"])
+@pytest.mark.parametrize("layout", [kaggle_set, imagefolder_set, imagefolder_classes_set, medmnist_set],
+                         ids=["kaggle", "imagefolder", "imagefolder-classes", "medmnist"])
 def test_run_sh_on_every_layout(tmp_path, layout):
     shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
@@ -72,7 +82,9 @@ def test_run_sh_on_every_layout(tmp_path, layout):
     assert "chosen by nested AUC:" in result.stdout
     assert (tmp_path / "oof/set/blend_report.csv").is_file() and (tmp_path / "oof/set/oof_metrics.csv").is_file()
     submissions = sorted(p.name for p in (tmp_path / "submissions/set").glob("*.csv"))
-    if layout is imagefolder_set:  # no test side: no submission, no shift to measure
+    if layout is imagefolder_classes_set:  # softmax over the folders, scored as a whole
+        assert "multi-class blend" in result.stdout and (tmp_path / "oof/set/class_report.csv").is_file()
+    if layout in (imagefolder_set, imagefolder_classes_set):  # no test side: no submission, no shift to measure
         assert not submissions and "shift set: no test side" in result.stdout
     else:  # the shift is measured once and the test-like rows are scored apart
         assert submissions and "shift set: adversarial AUC" in result.stdout and "test_like_auc" in result.stdout
