@@ -16,7 +16,8 @@
 # TEST_LIKE (share of the training images most like the test side scored apart by blend.py; default 0.25),
 # BN_ADAPT=1 (blend each model also with its BatchNorm statistics adapted to the test images: <model>-bn),
 # FORMAT (auto | objectcxr | kaggle | multilabel | multiclass: the submission file, see src/cxr/formats/; auto, the
-# default: kaggle, multilabel or multiclass when input/$DATASET has test.csv or sample_submission.csv, else objectcxr), BOOTSTRAP (resamples).
+# default: kaggle, multilabel or multiclass when input/$DATASET has test.csv or sample_submission.csv, else objectcxr), BOOTSTRAP (resamples),
+# METRIC (auc | log_loss | accuracy: what chooses each fold's best epoch and the blend; default: AUC, macro for classes).
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs
@@ -103,7 +104,7 @@ train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
               ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-})
     fi
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
-        --lr "$LR" --seed "$SEED" --seeds "$SEEDS" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "${@:3}"
+        --lr "$LR" --seed "$SEED" --seeds "$SEEDS" --metric "${METRIC:-auto}" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "${@:3}"
 }
 
 if [ "${PREPARE_ONLY:-0}" = 1 ]; then  # folds, checks and settings only (slurm/submit.sh asks for the models)
@@ -177,4 +178,4 @@ if [ "${BN_ADAPT:-0}" = 1 ]; then  # each model also as <model>-bn: BatchNorm st
 fi
 
 $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $MODELS --trials "$TRIALS" --seed "$SEED" \
-    --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}"
+    --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}" --metric "${METRIC:-auto}"

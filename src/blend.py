@@ -72,11 +72,11 @@ def main(argv=None):
     parser.add_argument("--study-name", help="Optuna study name with --storage (default: blend-<exp>), suffixed with a "
                                              "fingerprint of the OOF data so each label and model list has its own")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
-    parser.add_argument("--metric", choices=("auc", "log_loss", "accuracy"), default="auc",
+    parser.add_argument("--metric", choices=("auto", "auc", "log_loss", "accuracy"), default="auto",
                         help="the metric of the nested OOF predictions that chooses the blending method: of each "
                              "label (binary, multi-label; log_loss and accuracy at 0.5 read them as probabilities), or "
                              "the one method of every class of a multi-class task, on its rows of class probabilities "
-                             "(cxr/metrics/registry.py)")
+                             "(cxr/metrics/registry.py); auto: auc")
     parser.add_argument("--format", choices=SUBMISSION_FORMATS, default="auto",
                         help="the submission file (src/cxr/formats/): objectcxr (prediction_classification.csv: "
                              "image_path,prediction) | kaggle (submission.csv: sample_submission.csv's header and "
@@ -104,6 +104,7 @@ def main(argv=None):
     parser.add_argument("--submissions-dir", default="submissions", metavar="DIR",
                         help="the submission and blend spec go to <submissions-dir>/<exp>/")
     args = parser.parse_args(argv)
+    args.metric = "auc" if args.metric == "auto" else args.metric  # every task's default: AUC (macro for classes)
     if args.storage and not args.study_name:
         args.study_name = f"blend-{args.exp}"
     import pandas as pd

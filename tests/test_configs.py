@@ -190,7 +190,7 @@ def test_a_runs_config_json_given_back_reproduces_its_settings(tmp_path):
     run = config.TrainConfig(arch="densenet121", fold=3, img_size=64, lr=3e-4, pretrained=True, amp="bf16",
                              heatmaps="off", positive_classes="a,b", exp="full", cache=False)
     recorded = {"resolved_device": "cuda:0", "precision": "bfloat16", "n_train": 10, "n_pseudo": 0, "n_val": 5,
-                "n_test": 4, "targets": ["target"], "processes": 1, "torch": "2", "timm": "1",
+                "n_test": 4, "targets": ["target"], "task": "binary", "processes": 1, "torch": "2", "timm": "1",
                 "test_seconds_per_image": 0.01, "image_score_used": "max", "bn_adapted": {"layers": 3},
                 "restarts": [{"epoch": 3, "reason": "spike", "lr_scale": 0.5}], "lr_scale": 0.5, "stopped_reason": "",
                 "hard_epochs": [], "epochs_run": 36, "lr_used": 1e-3, "seed_runs": ["seed_43"], "seed_oof_auc": {"42": 0.9, "43": 0.8}}
