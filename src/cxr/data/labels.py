@@ -30,3 +30,8 @@ def prediction_column(target_column):
 def label_name(target_column):
     """The label a target column holds ('' for the binary target)."""
     return target_column[len("target_"):]
+
+
+def auc_averaged(task):
+    """What a task's AUC averages, as a summary line says it ('' for a binary target)."""
+    return {"multilabel": " (mean over labels)", "multiclass": " (macro over classes)"}.get(task, "")

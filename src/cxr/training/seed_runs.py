@@ -6,9 +6,8 @@ import sys
 import time
 from pathlib import Path
 from cxr.artifacts import write_json
+from cxr.data.labels import auc_averaged
 from cxr.errors import UserError
-
-LABEL_MEAN = {"multilabel": " (mean over labels)", "multiclass": " (macro over classes)"}  # what the AUC averages
 
 
 def seed_folder(seed):
@@ -75,7 +74,7 @@ def train_run(cfg, out, world, device, precision, started):
     learning_curves(log, out / "curves.png", title=f"{cfg.exp} / {named}")
     train_rate = sum(r["train_images_per_s"] for r in log) / max(len(log), 1)
     print(f"summary: {named}: best epoch {best['epoch']} of {len(log)} "
-          f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(predictions.oof):.4f}{LABEL_MEAN.get(data.task, '')} "
+          f"({best.get('weights_from', 'model')} weights), OOF AUC {data.val_auc(predictions.oof):.4f}{auc_averaged(data.task)} "
           f"(TTA {cfg.tta}{f', image score {predictions.image_score}' if predictions.image_score else ''}), "
           f"{time.time() - started:.0f} s in all, {train_rate:.0f} training images/s{guard_note(guarded)}")
     return data, predictions
