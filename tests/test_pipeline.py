@@ -67,8 +67,9 @@ def test_pipeline_writes_every_run_artifact(project):
             assert {p.name for p in run.iterdir()} == {"best.pt", "last.pt", "config.json", "log.csv", "curves.png"}
             assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
             log = pd.read_csv(run / "log.csv")
-            assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "raw_val_auc", "ema_val_auc",
-                                         "lr", "lr_scale", "restarts", "seconds", "train_images_per_s", "data_share"]
+            assert list(log.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_score", "raw_val_auc",
+                                         "ema_val_auc", "lr", "lr_scale", "restarts", "seconds", "train_images_per_s",
+                                         "data_share"]
             assert log["data_share"].between(0, 1).all()
             assert list((cwd / f"runs/e2e/{arch}/fold_{fold}").glob("events.out.tfevents.*"))
             oof = pd.read_csv(cwd / f"oof/e2e/{arch}/fold_{fold}.csv")
