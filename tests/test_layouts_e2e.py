@@ -79,7 +79,7 @@ def test_run_sh_on_every_layout(tmp_path, layout):
     assert "Traceback" not in result.stderr
     for model in extra.get("ARCHS", "resnet18 regnety_002").split():  # run.sh's default pair without annotations
         assert f"== {model} fold 1" in result.stdout
-    assert "chosen by nested AUC:" in result.stdout
+    assert "chosen by nested AUC" in result.stdout  # a multi-class set: per class, "[<class>]:"
     assert (tmp_path / "oof/set/blend_report.csv").is_file() and (tmp_path / "oof/set/oof_metrics.csv").is_file()
     submissions = sorted(p.name for p in (tmp_path / "submissions/set").glob("*.csv"))
     if layout is imagefolder_classes_set:  # softmax over the folders, scored as a whole

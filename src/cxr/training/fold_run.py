@@ -555,9 +555,10 @@ def write_predictions(cfg, data, predictions):
     path = oof_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold)
     write_csv(path, oof)
     test_targets = [c for c in data.columns if c in data.test]
+    test = np.asarray(predictions.test).reshape(len(data.test), len(columns))  # no test side: (0, labels), not (0, 1)
     write_csv(test_pred_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
               data.test[["image_id", *test_targets]].assign(
-                  **dict(zip(columns, predictions.test.T)), **{SCORE_COLUMNS[name]: p[1][:, 0] for name, p in scores.items()}))
+                  **dict(zip(columns, test.T)), **{SCORE_COLUMNS[name]: p[1][:, 0] for name, p in scores.items()}))
     if predictions.cams is not None:
         write_npz(cams_file(cfg.oof_dir, cfg.exp, cfg.model_name, cfg.fold),
                   oof_ids=data.val_rows["image_id"].to_numpy(str), oof=predictions.cams["val"],
