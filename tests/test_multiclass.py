@@ -304,3 +304,24 @@ def test_score_py_scores_a_submission_against_the_truth(tmp_path):
     pd.DataFrame({"id": ids[1:], "label": "COVID"}).to_csv(tmp_path / "short.csv", index=False)
     one_error_line(run_script("score.py", "short.csv", "truth.csv", cwd=tmp_path, check=False),
                    "short.csv: no row for im0 (truth.csv line 2)")
+
+
+def test_tune_py_s_confirmation_compares_several_columns_by_their_mean_auc():
+    from sklearn.metrics import roc_auc_score
+
+    from cxr.diagnosis.hyperparameter_search import paired_comparison
+    from cxr.metrics.auc import delong_test
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 40)
+    frames = [pd.DataFrame({**{f"target_{c}": (y == j).astype(int) for j, c in enumerate(CLASSES)},
+                            **{f"prediction_{c}": p[:, j] for j, c in enumerate(CLASSES)}})
+              for p in (rng.dirichlet([1, 1, 1], 40), rng.dirichlet([1, 1, 1], 40))]
+    row = paired_comparison(*frames)
+    aucs = [roc_auc_score(y, f[[f"prediction_{c}" for c in CLASSES]].to_numpy(), multi_class="ovr") for f in frames]
+    assert row["base_auc"] == pytest.approx(aucs[0]) and row["best_auc"] == pytest.approx(aucs[1])
+    assert row["difference"] == pytest.approx(aucs[1] - aucs[0]) and np.isnan(row["p_value"])
+    binary = [pd.DataFrame({"target": (y == 0).astype(int), "prediction": f["prediction_COVID"]}) for f in frames]
+    test = delong_test(binary[0]["target"].to_numpy(), binary[1]["prediction"].to_numpy(),
+                       binary[0]["prediction"].to_numpy())
+    assert paired_comparison(*binary)["p_value"] == pytest.approx(test["p_value"])

@@ -159,8 +159,6 @@ def confirm(base_flags, base_settings, best_settings, folds, folder, model_name)
     predictions of both on the same images (paired DeLong test, metrics/auc.py delong_test)."""
     import pandas as pd
 
-    from cxr.metrics.auc import delong_test
-
     rows = []
     for fold in folds:
         predictions = {}
@@ -171,12 +169,27 @@ def confirm(base_flags, base_settings, best_settings, folds, folder, model_name)
                       folder / "weights" / exp / model_name / f"fold_{fold}" / "log.csv",
                       folder / "logs" / f"{exp}_fold_{fold}.log", lambda *_: None, lambda: False)
             predictions[name] = pd.read_csv(folder / "oof" / exp / model_name / f"fold_{fold}.csv")
-        base, best = predictions["base"], predictions["best"]
-        test = delong_test(base["target"].to_numpy(), best["prediction"].to_numpy(), base["prediction"].to_numpy())
-        rows.append({"fold": fold, "images": len(base), "base_auc": test["auc_b"], "best_auc": test["auc_a"],
-                     "difference": test["difference"], "low": test["low"], "high": test["high"],
-                     "p_value": test["p_value"]})
+        rows.append({"fold": fold, "images": len(predictions["base"]), **paired_comparison(predictions["base"],
+                                                                                          predictions["best"])})
     return rows
+
+
+def paired_comparison(base, best):
+    """{base_auc, best_auc, difference, low, high, p_value} of two OOF frames of the same images: a
+    binary target by DeLong's paired test; several label or class columns by their mean AUC (the
+    task's selection AUC), the interval and p-value left NaN (DeLong's test is of one AUC)."""
+    from cxr.data.labels import prediction_column, target_columns
+    from cxr.metrics.auc import delong_test, mean_auc
+
+    columns = target_columns(base)
+    if columns == ["target"]:
+        test = delong_test(base["target"].to_numpy(), best["prediction"].to_numpy(), base["prediction"].to_numpy())
+        return {"base_auc": test["auc_b"], "best_auc": test["auc_a"], "difference": test["difference"],
+                "low": test["low"], "high": test["high"], "p_value": test["p_value"]}
+    predicted = [prediction_column(c) for c in columns]
+    base_auc, best_auc = (mean_auc(frame[columns].to_numpy(), frame[predicted].to_numpy()) for frame in (base, best))
+    return {"base_auc": base_auc, "best_auc": best_auc, "difference": best_auc - base_auc, "low": np.nan,
+            "high": np.nan, "p_value": np.nan}
 
 
 def objective_value(aucs, select):
@@ -346,8 +359,9 @@ def confirm_on_other_folds(folds, train_flags, first, best, folder, base_cfg):
     rows = confirm(train_flags, first.user_attrs["settings"], best.user_attrs["settings"], folds, folder,
                           base_cfg.model_name)
     for row in rows:
+        tested = (f"[{row['low']:+.4f}, {row['high']:+.4f}], p = {row['p_value']:.3g} (paired DeLong, "
+                  if np.isfinite(row["low"]) else "(mean AUC over the labels or classes, no paired test; ")
         print(f"confirm fold {row['fold']}: base {row['base_auc']:.4f}, best {row['best_auc']:.4f}, difference "
-              f"{row['difference']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}], p = {row['p_value']:.3g} "
-              f"(paired DeLong, {row['images']} images)")
+              f"{row['difference']:+.4f} {tested}{row['images']} images)")
     write_csv(folder / "confirm.csv", pd.DataFrame(rows))
     return folder / "confirm.csv"
