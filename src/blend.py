@@ -30,6 +30,11 @@ Writes:
     oof/<exp>/class_report.csv, class_methods.csv    a multi-class task: each model's and the blend's macro AUC,
                                                      accuracy and log loss (bootstrap intervals); every method's,
                                                      one method for every class chosen by --metric
+    oof/<exp>/study_report.csv                       a data set of studies (a test table whose ids name folders of
+                                                     images, a training table of study folders or with a study
+                                                     column): the blend's nested OOF metric per image, and per study
+                                                     as the mean and as the max of its images; the better rule makes
+                                                     the submission's one row per study
     submissions/<exp>/prediction_classification.csv  Object-CXR format (--format objectcxr), validated
     submissions/<exp>/submission.csv                 --format kaggle (or multilabel: a column per label; multiclass:
                                                      a column per class, or the class name): sample_submission.csv's
@@ -37,6 +42,8 @@ Writes:
 (--format auto, the default, picks the data set's own: kaggle, multilabel or multiclass when it has a test.csv or
 only a sample_submission.csv, else objectcxr; a data set without a test side gets no submission, the
 reports and blend.json only.)
+    submissions/<exp>/test_images.csv                a submission per study: each test image's blended prediction
+                                                     and its study
     submissions/<exp>/blend.json                     the blend spec: method, models, fitted parameters,
                                                      threshold and the checkpoints, so new images get the same blend;
                                                      weak_folds: the rule, and the folds flagged and dropped
@@ -112,6 +119,8 @@ def main(argv=None):
     from cxr.blending.inputs import load_model_predictions, mean_of_folds, test_like_mask
     from cxr.blending.report import blend_target, mean_over_labels
     from cxr.blending.spec import blend_spec
+    from cxr.blending.studies import aggregate, first_images, test_studies
+    from cxr.data.studies import STUDY_COLUMN
     from cxr.blending.weak_folds import handle_weak_folds
     from cxr.data.folds import read_folds
     from cxr.data.labels import label_name, prediction_column, target_columns, task_of
@@ -148,12 +157,15 @@ def main(argv=None):
         if not tests[0]["image_id"].equals(test_ids):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
 
-    submission = submission_format.plan(out, root, list(test_ids), labels) if len(test_ids) else None
+    studies = test_studies(root, list(test_ids)) if len(test_ids) else None  # a submission of one row per study
+    planned_ids = first_images(studies, list(test_ids)) if studies else list(test_ids)
+    submission = submission_format.plan(out, root, planned_ids, labels) if len(test_ids) else None
     test_like = test_like_mask(args, folds)
     kept, weak_folds = handle_weak_folds(args, exp_dir, models, columns, loaded, folds["fold"].nunique())
     loaded = [(oof, mean_of_folds(tests, columns, kept[m])) for m, (oof, tests) in zip(models, loaded)]
     test = loaded[0][1]
     reports, metrics, choices, test_predictions, fitted_by_label, T_by_label = [], [], [], [], [], []
+    nested_oof = np.full((len(folds), len(columns)), np.nan)  # the chosen blend's nested predictions (studies' rule)
     for column, label in zip(columns, labels):
         y, fold_ids = folds[column].to_numpy(), folds["fold"].to_numpy()
         P = np.stack([oof[prediction_column(column)].to_numpy() for oof, _ in loaded], axis=1)
@@ -167,6 +179,7 @@ def main(argv=None):
         report, metric, choice, predictions, nested, fitted = blend_target(
             args, exp_dir, models, y, fold_ids, P, T, test_y, label, test_like[certain] if test_like is not None else None,
             "auc" if task == "multiclass" else args.metric)  # a multi-class task: the metric chooses over all classes
+        nested_oof[certain, len(reports)] = nested
         reports.append(report.assign(label=label))
         metrics.append(metric.assign(label=label))
         choices.append(choice)
@@ -189,6 +202,7 @@ def main(argv=None):
             choice.update(method=method, params=fitted_params, weights=fitted_params["weights"], chosen_by=args.metric,
                           nested_auc=float(mean_auc(folds[column].to_numpy(), nested)))
         test_predictions = test_predictions if scaled is None else list(scaled.T)
+        nested_oof = np.column_stack([nested for _, nested in params])
 
     report = pd.concat(reports, ignore_index=True)
     if len(labels) > 1:
@@ -211,11 +225,22 @@ def main(argv=None):
         choices[0]["froc"] = localization_report(args, models, folds, P, T, test, choices[0], nested,
                                                  test_predictions[0], kept)
 
+    study_rule = None
+    if studies is not None or STUDY_COLUMN in folds:  # one prediction per study: its images' mean or max
+        study_rule = choose_study_rule(args, exp_dir, folds, columns, nested_oof, task)
     written = "no submission (the data set has no test side)"
     if submission is not None:
-        submission.write(np.column_stack(test_predictions))
-        written = f"{submission.path} ({len(test)} images)"
+        predictions = np.column_stack(test_predictions)
+        if studies is not None:  # the images' blended predictions kept beside the studies' rows
+            write_csv(out / "test_images.csv", pd.DataFrame(
+                {"image_id": test["image_id"], STUDY_COLUMN: studies,
+                 **{prediction_column(c): predictions[:, j] for j, c in enumerate(columns)}}), float_format="%.8f")
+            _, predictions = aggregate(predictions, studies, study_rule, task == "multiclass")
+        submission.write(predictions)
+        written = f"{submission.path} ({len(test)} images" + (f" in {len(predictions)} studies)" if studies else ")")
     spec = blend_spec(args, models, kept, weak_folds, labels, choices, image_scores)
+    if study_rule is not None:
+        spec["studies"] = {"rule": study_rule, "submission": "one row per study" if studies else "one row per image"}
     write_json(out / "blend.json", spec)
     print("predictions made in " + ", ".join(f"{m} {p}" for m, p in spec["precision"].items())
           + " (submit.py and predict.py run each model in its own precision)")
@@ -224,6 +249,26 @@ def main(argv=None):
     warning = shift_warning(args.reports_dir, args.dataset)
     if warning:
         print(warning)
+
+
+def choose_study_rule(args, exp_dir, folds, columns, nested_oof, task):
+    """The rule (mean or max of a study's images) chosen on the training studies' nested OOF
+    predictions (blending/studies.py), printed and written to <oof>/<exp>/study_report.csv."""
+    from cxr.artifacts import write_csv
+    from cxr.blending.studies import choose_rule
+    from cxr.data.studies import STUDY_COLUMN
+
+    if STUDY_COLUMN not in folds:
+        print("studies: the training table names none (no folders of images, no study column): each study's "
+              "prediction is the mean of its images (not chosen on OOF)")
+        return "mean"
+    rule, report, several = choose_rule(folds[columns].to_numpy(dtype=float), nested_oof, folds[STUDY_COLUMN],
+                                        args.metric, task == "multiclass")
+    print(f"\nstudies ({several} of {report['n'].iloc[1]} training studies with 2 or more images), the blend's nested "
+          f"OOF {args.metric} per image and per study:\n" + report.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+          + f"\neach study's prediction: the {rule} of its images'")
+    write_csv(exp_dir / "study_report.csv", report, float_format="%.6f")
+    return rule
 
 
 if __name__ == "__main__":

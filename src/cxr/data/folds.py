@@ -7,6 +7,7 @@ import pandas as pd
 
 from cxr.data.ids import is_dicom
 from cxr.data.labels import CLASS_COLUMN, target_columns
+from cxr.data.studies import STUDY_COLUMN
 from cxr.errors import UserError
 
 
@@ -28,8 +29,8 @@ def join_patients(table, root=None):
     """(the table with its `group` column joined with its patients, a sentence saying what grouped
     the rows). Rows that share a duplicate group (dedup) or a patient (the `patient` column a table
     gets from its Patient ID, StudyInstanceUID, ... column; for DICOM files without one, their
-    PatientID tags, read from `root` when given) end in one group, so no patient's images, nor a
-    copy of one, sit on both sides of a fold."""
+    PatientID tags, read from `root` when given) or a study (the `study` column: studies.py) end in
+    one group, so no patient's or study's images, nor a copy of one, sit on both sides of a fold."""
     if "patient" not in table and root is not None and len(table) and \
             table["image_id"].map(is_dicom).all():
         from cxr.data.dicom import dicom_patients
@@ -42,7 +43,8 @@ def join_patients(table, root=None):
     groups = table["group"] if "group" in table else table["image_id"]
     said = [f"duplicate images ({int((groups.value_counts() > 1).sum())} groups of 2 or more)"
             if "group" in table else "nothing (each image its own group)"]
-    if "patient" not in table:
+    keys = [groups] + [table[c] for c in ("patient", STUDY_COLUMN) if c in table]
+    if len(keys) == 1:
         return table.assign(group=groups.to_numpy()), "folds grouped by " + said[0]
     parent = list(range(len(table)))
 
@@ -51,15 +53,20 @@ def join_patients(table, root=None):
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
-    for key in (groups, table["patient"]):  # rows sharing a value of either key join one group
+    for key in keys:  # rows sharing a value of any key join one group
         first = {}
         for row, value in enumerate(key):
             parent[root(row)] = root(first.setdefault(value, row))
     ids = table["image_id"].to_numpy()
-    patients = table["patient"].value_counts()
-    source = table.attrs.get("grouped_by", "patient")
-    source = source if source.startswith("the ") else f"column '{source}'"
-    said.append(f"patients ({source}: {int((patients > 1).sum())} of {len(patients)} with 2 or more images)")
+    if "patient" in table:
+        patients = table["patient"].value_counts()
+        source = table.attrs.get("grouped_by", "patient")
+        source = source if source.startswith("the ") else f"column '{source}'"
+        said.append(f"patients ({source}: {int((patients > 1).sum())} of {len(patients)} with 2 or more images)")
+    if STUDY_COLUMN in table:
+        studies = table[STUDY_COLUMN].value_counts()
+        said.append(f"studies ({table.attrs.get('studies', 'study')}: {int((studies > 1).sum())} of {len(studies)} "
+                    f"with 2 or more images)")
     return table.assign(group=[ids[root(row)] for row in range(len(table))]), "folds grouped by " + " and ".join(said)
 
 
@@ -75,7 +82,8 @@ def assign_folds(table, n_folds=5, seed=42):
         if len(table) < n_folds or counts.min() < n_folds:
             raise UserError(f"{n_folds} folds need at least {n_folds} images of each class in '{column}'; "
                             f"the table has {counts.to_dict()}")
-    columns = [*columns, *[CLASS_COLUMN] * (CLASS_COLUMN in table)]  # a multi-class table keeps its marker
+    # a multi-class table keeps its marker, a table of studies each image's study (blend.py scores studies)
+    columns = [*columns, *[c for c in (CLASS_COLUMN, STUDY_COLUMN) if c in table]]
     folds = table[["image_id", *columns]].copy()
     folds["group"] = table["group"] if "group" in table else table["image_id"]
     folds["fold"] = -1
@@ -89,7 +97,7 @@ def read_folds(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: fold file not found (run `python src/make_folds.py --dataset {path.stem}` first)")
-    folds = pd.read_csv(path, dtype={"image_id": str, "group": str, CLASS_COLUMN: str})
+    folds = pd.read_csv(path, dtype={"image_id": str, "group": str, CLASS_COLUMN: str, STUDY_COLUMN: str})
     folds.attrs["source"] = str(path)
     missing = [c for c in FOLD_COLUMNS if c not in folds.columns] + ([] if target_columns(folds) else ["target"])
     if missing:

@@ -7,6 +7,8 @@ Every table has one row per image with
                 column per label instead, a multi-class table one-hot target_<class> columns and a
                 class_name column (labels.task_of tells them apart; `attrs["task"]` says it in words)
     annotation  Object-CXR annotation string ('' = no object; Object-CXR layout only)
+    study       the study an image belongs to, when the table has studies (a row naming a folder
+                of images, or a StudyInstanceUID column; studies.py); absent otherwise
 and `table.attrs["source"]` names the file it came from, for error messages.
 
 Layouts (auto-detected, or forced with --layout):
@@ -32,6 +34,7 @@ from cxr.data.ids import IMAGE_SUFFIXES, bad_row, id_column, plain, resolve_ids
 from cxr.data.images import check_images
 from cxr.data.annotations import parse_annotation
 from cxr.data.labels import CLASS_COLUMN, target_columns
+from cxr.data.studies import STUDY_COLUMN, expand_folders, study_column
 from cxr.errors import STRICT, RowProblems, UserError
 
 LABEL_COLUMNS = ("label", "target", "labels")
@@ -300,8 +303,9 @@ def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True,
     raw = read_csv(csv_path)
     id_col = id_column(raw, csv_path, requested_id)
     ids = table_ids(raw[id_col], image_folder, csv_path, problems, repeats=labelled)
+    root = Path(csv_path).parent
     if not labelled:
-        return framed({"image_id": ids, "target": np.nan}, csv_path)
+        return with_studies(framed({"image_id": ids, "target": np.nan}, csv_path), raw, id_col, root, csv_path)
     columns = label_columns(raw, csv_path, requested_label, id_col, requested_group)
     if len(columns) == 1 and holds_classes(raw[columns[0]]):
         table = class_table(ids, class_targets(raw[columns[0]], csv_path, columns[0], problems), csv_path,
@@ -313,7 +317,41 @@ def read_kaggle_table(csv_path, image_folder, requested_label="", labelled=True,
         table = framed({"image_id": ids, **{f"target_{c}": binary_targets(raw[c], csv_path, c, problems, uncertain)
                                             for c in columns}}, csv_path)
         table.attrs["task"] = f"multi-label ({len(columns)} label columns: {', '.join(columns)})"
-    return merge_repeats(with_groups(table, raw, csv_path, id_col, requested_group), csv_path, problems)
+    table = merge_repeats(with_groups(table, raw, csv_path, id_col, requested_group), csv_path, problems)
+    return with_studies(table, raw, id_col, root, csv_path, problems)
+
+
+def with_studies(table, raw, id_col, root, path, problems=STRICT):
+    """The table with a `study` column when it has studies (studies.py): a row whose id names a
+    folder becomes one row per image below it (its labels, group and file line copied; the study
+    is the id as the table wrote it), or the table's own study column names each image's study."""
+    lines = list(table.attrs.get("lines") or range(2, len(table) + 2))
+    written = [str(raw[id_col].iloc[line - 2]).strip() for line in lines]
+    images = expand_folders(table["image_id"], root)
+    if all(found == [i] for found, i in zip(images, table["image_id"])):
+        column = study_column(raw, id_col)
+        if column is None:
+            return table
+        studied = table.assign(**{STUDY_COLUMN: [str(raw[column].iloc[line - 2]).strip() for line in lines]})
+        studied.attrs = {**table.attrs, "studies": f"column '{column}'"}
+        return studied
+    for row, found in enumerate(images):
+        if not found:
+            problems.report(path, row, f"{path} line {lines[row]}: {table['image_id'][row]} is a folder without images")
+            images[row] = [table["image_id"][row]]
+    source = [row for row, found in enumerate(images) for _ in found]
+    expanded = table.iloc[source].reset_index(drop=True)
+    expanded["image_id"] = [i for found in images for i in found]
+    expanded[STUDY_COLUMN] = [written[row] for row in source]
+    repeated = expanded["image_id"].duplicated()
+    if repeated.any():
+        row = source[int(np.flatnonzero(repeated)[0])]
+        raise UserError(f"{path} line {lines[row]}: image {expanded['image_id'][np.flatnonzero(repeated)[0]]} lies in "
+                        f"another listed folder too (a study's images belong to it alone)")
+    problems.renumber(path, np.cumsum([0] + [len(found) for found in images[:-1]]))
+    expanded.attrs = {**table.attrs, "lines": [lines[row] for row in source],
+                      "studies": f"folders: {len(table)} rows for {len(expanded)} images"}
+    return expanded
 
 
 def read_imagefolder(root, positive_classes):
@@ -500,11 +538,13 @@ def kaggle_test_table(root):
 
 
 def kaggle_test_ids(root):
-    """(id column name, {image_id: the id as the test table writes it}) of a Kaggle-style data set."""
+    """(id column name, {image_id: the id as the test table writes it}) of a Kaggle-style data set; the
+    images of a study (a row naming a folder) all map to the study's id."""
     path = kaggle_test_table(root) or Path(root) / "test.csv"
     raw = read_csv(path)
     column = id_column(raw, path)
-    return column, dict(zip(table_ids(raw[column], "test", path), (str(n).strip() for n in raw[column])))
+    images = expand_folders(table_ids(raw[column], "test", path), root)  # a study's images: its one id
+    return column, {i: str(name).strip() for found, name in zip(images, raw[column]) for i in found}
 
 
 def require_targets(table):
