@@ -7,6 +7,7 @@ own cache; `index.csv` beside it records each source file's size and modificatio
 coordinates back). Only the row being read is in memory: the cache of 10,000 images at
 512 px is 2.6 GB on disk and a batch in RAM."""
 import functools
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,9 +215,14 @@ def _build_cache(folder, image_ids, root, spec, progress):
         for row, image_id in enumerate(image_ids):
             if row not in fresh_set:
                 images[row] = old.images[reusable[image_id][0]]
+        started = time.time()
         for row in tqdm(fresh, desc=f"cache {spec.key}", leave=False, **({} if progress else {"disable": True})):
             images[row] = prepare_image(paths[row], spec)
             sizes[row] = image_size(paths[row])
+        if progress and fresh:  # the cost of big films is here, once per size and preprocessing
+            seconds = time.time() - started
+            print(f"cache {spec.key}: {len(fresh)} image(s) decoded in {seconds:.0f} s ({seconds / len(fresh):.3f} s each)",
+                  flush=True)
         images.flush()
         del images
         (folder / "index.csv").unlink(missing_ok=True)  # a crash before the new index is written means a full rebuild
