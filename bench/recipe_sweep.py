@@ -2,6 +2,8 @@
 on the semi-real Object-CXR set subsampled to several sizes, each with its own seed and fold split,
 and every fold's OOF AUC and FROC beside the others.
 
+    python3 bench/recipe_sweep.py --sizes 400 800                   # the docs' table in two commands, each within
+    python3 bench/recipe_sweep.py --sizes 1600                      # the hour on 2 cores (one report: both)
     python3 bench/recipe_sweep.py                                   # 400, 800, 1600 images, one split each; 3 folds
     python3 bench/recipe_sweep.py --sizes 400 800 --repeats 3       # more seeds and splits
     python3 bench/recipe_sweep.py --val-every 12                    # run.sh's validations (epochs 12, 24, ...)
@@ -10,7 +12,8 @@ and every fold's OOF AUC and FROC beside the others.
 For each size and repeat r: input/sweep_<size>_r<r>/ holds <size> training images drawn with seed r
 (the images linked, not copied) and 40 dev images; `bash run.sh` trains the map model (ARCHS="", the
 default MAP_ARCHS) on N_FOLDS folds cut with SEED=r, then blends (the weak-fold check included).
-Prints and writes reports/recipe_sweep<_tag>.csv: per fold its OOF AUC, OOF FROC, the divergence
+Prints and writes reports/recipe_sweep<_tag>.csv (the runs of earlier commands of other sizes or
+repeats kept beside this command's): per fold its OOF AUC, OOF FROC, the divergence
 guard's restarts, and per run the median, the largest gap below it and the minutes; the goal is
 no fold more than 0.02 AUC below its run's median. From scratch on the CPU unless run.sh args say
 otherwise (--run-args "--pretrained")."""
@@ -74,6 +77,18 @@ def fold_rows(dataset, exp):
     return rows
 
 
+def merged_report(path, rows):
+    """The sweep's report: the runs of earlier commands (another size, another repeat) kept, this
+    command's runs replacing theirs; written to `path` and returned."""
+    if path.is_file():
+        earlier = pd.read_csv(path)
+        ran = set(zip(rows["size"], rows["repeat"]))
+        rows = pd.concat([earlier[[key not in ran for key in zip(earlier["size"], earlier["repeat"])]], rows],
+                         ignore_index=True).sort_values(["size", "repeat", "fold"], ignore_index=True)
+    rows.to_csv(path, index=False, float_format="%.4f")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default=str(ROOT.parent / "shared" / "data" / "objectcxr_semireal"))
@@ -114,8 +129,7 @@ def main():
         for r in run_rows:
             rows.append({"size": size, "repeat": repeat, **r, "run_median_auc": median, "gap": median - r["auc"],
                          "run_minutes": minutes})
-        table = pd.DataFrame(rows)
-        table.to_csv(ROOT / "reports" / f"recipe_sweep{tag}.csv", index=False, float_format="%.4f")
+        table = merged_report(ROOT / "reports" / f"recipe_sweep{tag}.csv", pd.DataFrame(rows))
         print(f"{dataset}: fold AUC " + " ".join(f"{r['auc']:.3f}" for r in run_rows) + ", FROC "
               + " ".join(f"{r['froc']:.3f}" for r in run_rows) + f"; restarts {sum(r['restarts'] for r in run_rows)}; "
               f"{minutes:.1f} min", flush=True)

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 import time
 
 import numpy as np
@@ -224,3 +225,20 @@ def test_val_every_0_validates_after_the_last_epoch_only_and_skip_done_compares_
     assert again.strip() == "== resnet18 fold 0: done already (FORCE=1 retrains)"
     other = run_script("train.py", *args, "--skip-done", "--epochs", 4, cwd=tiny, check=False)
     one_error_line(other, "resnet18 fold 0 of experiment lastval was trained with other settings (--epochs 3 -> 4)")
+
+
+def test_the_sweep_report_keeps_earlier_commands_runs(tmp_path):
+    """bench/recipe_sweep.py --sizes 400 800, then --sizes 1600: one report holds all three sizes; a
+    size run again replaces its rows."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from recipe_sweep import merged_report
+
+    def runs(size, auc):
+        return pd.DataFrame({"size": size, "repeat": 0, "fold": [0, 1, 2], "auc": auc})
+    path = tmp_path / "recipe_sweep.csv"
+    merged_report(path, pd.concat([runs(400, 0.9), runs(800, 0.8)]))
+    merged_report(path, runs(1600, 0.99))
+    table = merged_report(path, runs(400, 0.5))
+    assert table["size"].tolist() == [400] * 3 + [800] * 3 + [1600] * 3
+    assert table.groupby("size")["auc"].first().tolist() == [0.5, 0.8, 0.99]
+    assert pd.read_csv(path).equals(table)
