@@ -99,7 +99,7 @@ def test_the_best_value_follows_the_metric_s_direction_and_prefers_the_earliest_
     assert lower.best([0.7, 0.2, 0.2 + 1e-12, 0.5]) == 1
     assert lower.shortfall(0.3, 0.2) == pytest.approx(0.1)
     with pytest.raises(UserError, match="unknown"):
-        metrics.get("dice")
+        metrics.get("jaccard")
 
 
 def test_train_py_s_metric_choices_are_the_registry_s_image_metrics():

@@ -7,7 +7,10 @@ entry to METRICS; docs/development.md walks through it.
     function(truth, predictions) -> float
         binary, multilabel: truth (n,) or (n, labels) 0/1 targets, predictions the probabilities
         multiclass:         truth (n, classes) one-hot, predictions (n, classes) probabilities
-        localization:       truth {image: [Shape]}, predictions {image: [(probability, x, y)]}"""
+        localization:       truth {image: [Shape]}, predictions {image: [(probability, x, y)]}
+        boxes:              truth {image: [box]}, predictions {image: [(score, box)]} (box: x1, y1, x2, y2)
+        classed boxes:      truth {image: [(class, box)]}, predictions {image: [(class, score, box)]}
+        masks:              truth and predictions {image: boolean mask}"""
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +18,7 @@ import numpy as np
 
 from cxr.metrics.auc import mean_auc
 from cxr.metrics.classes import accuracy, log_loss
+from cxr.metrics.detection import mean_dice, rsna_map, voc_map
 from cxr.metrics.froc import froc_score
 
 
@@ -46,6 +50,13 @@ METRICS = {
                        "clipped at 1e-15)"),
     "accuracy": Metric("accuracy", True, accuracy, ("multiclass", "binary"),
                        "accuracy: the share of images whose most probable class is the true one (binary: p > 0.5)"),
+    "rsna_map": Metric("rsna_map", True, rsna_map, ("boxes",),
+                       "RSNA Pneumonia's mean over images of TP / (TP + FP + FN) averaged over IoU 0.40-0.75 "
+                       "(an image with no truth and no box left out)"),
+    "voc_map": Metric("voc_map", True, lambda truth, predictions: voc_map(truth, predictions)[0], ("classed boxes",),
+                      "VinBigData's PASCAL VOC mean average precision at IoU 0.4 over the classes with truth boxes"),
+    "dice": Metric("dice", True, mean_dice, ("masks",),
+                   "SIIM-ACR's mean Dice over images (an empty prediction on an empty truth scores 1)"),
     "froc": Metric("froc", True, froc_score, ("localization",),
                    "Object-CXR's FROC: mean sensitivity at 0.125, 0.25, 0.5, 1, 2, 4, 8 false positives per image"),
 }
