@@ -158,6 +158,9 @@ def main(argv=None):
             raise UserError(f"{exp_dir / model}: test predictions cover other images than {models[0]}'s")
 
     studies = test_studies(root, list(test_ids)) if len(test_ids) else None  # a submission of one row per study
+    if studies and submission_format.name == "objectcxr":
+        raise UserError(f"{root}: the test table lists studies of several images; --format objectcxr writes one row per "
+                        f"image: use --format auto")
     planned_ids = first_images(studies, list(test_ids)) if studies else list(test_ids)
     submission = submission_format.plan(out, root, planned_ids, labels) if len(test_ids) else None
     test_like = test_like_mask(args, folds)

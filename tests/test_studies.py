@@ -11,9 +11,9 @@ import pytest
 
 from conftest import one_error_line, run_script
 from cxr.blending.studies import aggregate, choose_rule, first_images
-from cxr.data.folds import assign_folds, join_patients
+from cxr.data.folds import assign_folds, join_patients, read_folds
 from cxr.data.layouts import kaggle_test_ids, read_dataset
-from cxr.errors import UserError
+from cxr.errors import RowProblems, UserError
 
 
 def png(path, seed=0):
@@ -70,6 +70,50 @@ def test_a_study_column_names_the_studies_of_a_table_of_images(tmp_path):
     pd.DataFrame({"image_id": ["t"]}).to_csv(tmp_path / "test.csv", index=False)
     train, _ = read_dataset(tmp_path)
     assert train["study"].tolist() == ["s1", "s1", "s2", "s3"] and train.attrs["studies"] == "column 'StudyInstanceUID'"
+
+
+def test_a_bad_study_row_drops_every_image_of_it_under_skip_bad(tmp_path):
+    study_set(tmp_path)
+    with open(tmp_path / "train.csv", "a") as table:
+        table.write("1.2.train.5,maybe\n")  # study 5 (3 images) listed again with a label that is no 0/1
+    (tmp_path / "train.csv").write_text((tmp_path / "train.csv").read_text().replace("1.2.train.5,1\n", ""))
+    problems = RowProblems(skip=True)
+    train, _ = read_dataset(tmp_path, problems=problems)
+    bad = problems.rows_of(train.attrs["source"])
+    assert sorted(train["image_id"][bad]) == [f"train/1.2.train.5/9.1/1.2.train.5.{k}.png" for k in range(3)]
+
+
+def test_a_folder_is_never_swapped_for_a_file_named_like_it(tmp_path):
+    """test/t0/ holding t0.png: the row stands for the folder's two images, not for that one file."""
+    study_set(tmp_path)
+    for name in ("t0.png", "t0.b.png"):
+        png(tmp_path / "test" / "t0" / "ser" / name)
+    (tmp_path / "sample_submission.csv").write_text("id,prediction\nt0,0.5\n")
+    _, test = read_dataset(tmp_path)
+    assert test["image_id"].tolist() == ["test/t0/ser/t0.b.png", "test/t0/ser/t0.png"]
+
+
+def test_images_without_a_study_value_are_studies_of_their_own(tmp_path):
+    for i in range(4):
+        png(tmp_path / "train" / f"im{i}.png", i)
+    pd.DataFrame({"image_id": [f"im{i}" for i in range(4)], "study_id": ["NA", "", "", "NA"],
+                  "label": [1, 0, 0, 1]}).to_csv(tmp_path / "train.csv", index=False)
+    png(tmp_path / "test" / "t.png")
+    pd.DataFrame({"image_id": ["t"]}).to_csv(tmp_path / "test.csv", index=False)
+    train, _ = read_dataset(tmp_path)
+    assert train["study"].tolist() == ["NA", "train/im1.png", "train/im2.png", "NA"]  # 'NA' is an id
+    folds = assign_folds(join_patients(train)[0], n_folds=2, seed=0)
+    folds.to_csv(tmp_path / "folds.csv", index=False)
+    assert read_folds(tmp_path / "folds.csv")["study"].tolist() == train["study"].tolist()
+
+
+def test_a_study_with_an_uncertain_image_and_no_positive_is_uncertain():
+    truth = np.array([0, np.nan, 1, np.nan, 0, 0, 1, 1])
+    studies = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    _, report, _ = choose_rule(truth, np.linspace(0.1, 0.8, 8), studies)
+    # means a .15, b .35, c .55, d .75; b and d positive, c negative, a uncertain and left out: AUC 1/2
+    # (read as a negative, a would add two won pairs: 3/4)
+    assert report.set_index("rule").loc["mean", "auc"] == 0.5
 
 
 def test_a_folder_without_images_is_named_with_its_line(tmp_path):

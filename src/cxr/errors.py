@@ -27,10 +27,13 @@ class RowProblems:
         return sorted({f["row"] for f in self.found if f["source"] == str(source)})
 
     def renumber(self, source, new_row):
-        """A table of `source` whose rows were merged: each recorded row r becomes new_row[r]."""
+        """A table of `source` whose rows were merged or expanded: each recorded row r becomes
+        new_row[r], a row number or a list of them (a row that became several: each is bad)."""
+        renumbered = []
         for found in self.found:
-            if found["source"] == str(source):
-                found["row"] = int(new_row[found["row"]])
+            rows = new_row[found["row"]] if found["source"] == str(source) else found["row"]
+            renumbered += [{**found, "row": int(r)} for r in (rows if hasattr(rows, "__len__") else [rows])]
+        self.found = renumbered
 
 
 STRICT = RowProblems()

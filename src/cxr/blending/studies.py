@@ -22,7 +22,7 @@ def aggregate(values, studies, rule, multiclass=False):
     if rule not in RULES:
         raise ValueError(f"study rule {rule}: expected one of {', '.join(RULES)}")
     values = np.asarray(values, dtype=float).reshape(len(values), -1)
-    codes, order = pd.factorize(pd.Series(list(studies), dtype=str))
+    codes, order = pd.factorize(pd.Series(list(studies), dtype=str), use_na_sentinel=False)
     grouped = pd.DataFrame(values).groupby(codes, sort=True)
     combined = (grouped.mean() if rule == "mean" else grouped.max()).to_numpy()
     return list(order), as_class_probabilities(combined) if multiclass else combined
@@ -49,9 +49,12 @@ def choose_rule(truth, nested, studies, metric_name="auc", multiclass=False):
     truth = np.asarray(truth, dtype=float).reshape(len(truth), -1)
     nested = np.asarray(nested, dtype=float).reshape(len(nested), -1)
     _, study_truth = aggregate(truth, studies, "max")
-    study_truth = np.where(np.isnan(study_truth), np.nan, study_truth)
+    # a study is positive when an image is; with no positive and an uncertain image, it is uncertain
+    _, uncertain = aggregate(np.isnan(truth).astype(float), studies, "max")
+    study_truth = np.where((uncertain > 0) & ~(study_truth == 1), np.nan, study_truth)
     sizes = pd.Series(list(studies)).value_counts()
-    rows = [{"level": "image", "rule": "", "n": len(truth), metric.name: study_score(metric, truth, nested, multiclass)}]
+    images = as_class_probabilities(nested) if multiclass else nested  # on the studies' scale
+    rows = [{"level": "image", "rule": "", "n": len(truth), metric.name: study_score(metric, truth, images, multiclass)}]
     for rule in RULES:
         _, combined = aggregate(nested, studies, rule, multiclass)
         rows.append({"level": "study", "rule": rule, "n": len(sizes),

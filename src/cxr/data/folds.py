@@ -98,6 +98,8 @@ def read_folds(path):
     if not path.is_file():
         raise UserError(f"{path}: fold file not found (run `python src/make_folds.py --dataset {path.stem}` first)")
     folds = pd.read_csv(path, dtype={"image_id": str, "group": str, CLASS_COLUMN: str, STUDY_COLUMN: str})
+    if STUDY_COLUMN in folds:  # study ids as written ('NA', 'null' are ids, not missing values)
+        folds[STUDY_COLUMN] = pd.read_csv(path, usecols=[STUDY_COLUMN], dtype=str, keep_default_na=False)[STUDY_COLUMN]
     folds.attrs["source"] = str(path)
     missing = [c for c in FOLD_COLUMNS if c not in folds.columns] + ([] if target_columns(folds) else ["target"])
     if missing:

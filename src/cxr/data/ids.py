@@ -68,7 +68,7 @@ def resolve_ids(ids, root, path, folder="", problems=STRICT, first_line=2, repea
     file are refused unless `repeats` (a table with a row per box, merged later)."""
     root, index, resolved, seen, given = Path(root), FileIndex(root), [], set(), set(ids)
     for row, image_id in enumerate(ids):
-        if image_id.startswith("<bad row") or named_file(root / image_id):
+        if image_id.startswith("<bad row") or named_file(root / image_id) or named_folder(root / image_id):
             resolved.append(image_id)
             continue
         found = index.matches(image_id)
@@ -99,6 +99,15 @@ def named_file(path):
         return path.is_file()
     except OSError:
         return True
+
+
+def named_folder(path):
+    """Whether `path` is a folder (a study's images: data/studies.py); a name the file system
+    refuses counts as none."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def is_dicom(name):

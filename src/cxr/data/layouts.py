@@ -332,7 +332,9 @@ def with_studies(table, raw, id_col, root, path, problems=STRICT):
         column = study_column(raw, id_col)
         if column is None:
             return table
-        studied = table.assign(**{STUDY_COLUMN: [str(raw[column].iloc[line - 2]).strip() for line in lines]})
+        studies = [str(raw[column].iloc[line - 2]).strip() for line in lines]
+        # an image without a study is a study of its own (blanks must not join into one group)
+        studied = table.assign(**{STUDY_COLUMN: [s or image_id for s, image_id in zip(studies, table["image_id"])]})
         studied.attrs = {**table.attrs, "studies": f"column '{column}'"}
         return studied
     for row, found in enumerate(images):
@@ -346,9 +348,10 @@ def with_studies(table, raw, id_col, root, path, problems=STRICT):
     repeated = expanded["image_id"].duplicated()
     if repeated.any():
         row = source[int(np.flatnonzero(repeated)[0])]
-        raise UserError(f"{path} line {lines[row]}: image {expanded['image_id'][np.flatnonzero(repeated)[0]]} lies in "
-                        f"another listed folder too (a study's images belong to it alone)")
-    problems.renumber(path, np.cumsum([0] + [len(found) for found in images[:-1]]))
+        raise UserError(f"{path} line {lines[row]}: image {expanded['image_id'][np.flatnonzero(repeated)[0]]} is "
+                        f"listed by another row too (a study's images belong to it alone)")
+    starts = np.cumsum([0] + [len(found) for found in images[:-1]])
+    problems.renumber(path, [list(range(start, start + len(found))) for start, found in zip(starts, images)])
     expanded.attrs = {**table.attrs, "lines": [lines[row] for row in source],
                       "studies": f"folders: {len(table)} rows for {len(expanded)} images"}
     return expanded

@@ -8,7 +8,7 @@ study_id) names the studies the same way."""
 import os
 from pathlib import Path
 
-from cxr.data.ids import image_suffix, plain
+from cxr.data.ids import image_suffix, named_folder, plain
 
 STUDY_COLUMN = "study"  # the study each image belongs to, as the table wrote it (tables, fold files)
 STUDY_COLUMNS = ("StudyInstanceUID", "study_id", "study")  # a table's own study column; matched like ids.ID_COLUMNS
@@ -22,18 +22,10 @@ def images_below(folder, root):
     return sorted(found)
 
 
-def named_folder(root, image_id):
-    """Whether `image_id` names a folder below `root` (a name the file system refuses counts as none)."""
-    try:
-        return (Path(root) / image_id).is_dir()
-    except OSError:
-        return False
-
-
 def expand_folders(ids, root):
     """For each id, the image ids it stands for: itself, or every image below the folder it names
     (an empty list for a folder without images: the caller names the row)."""
-    return [images_below(Path(root) / i, root) if named_folder(root, i) else [i] for i in ids]
+    return [images_below(Path(root) / i, root) if named_folder(Path(root) / i) else [i] for i in ids]
 
 
 def study_column(raw, id_col):
