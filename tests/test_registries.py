@@ -25,10 +25,12 @@ def kaggle_set(root, ids, sample_columns=None):
 
 
 def test_every_format_is_found_by_name_and_declares_itself():
-    assert config.SUBMISSION_FORMATS == formats.NAMES == ("auto", "objectcxr", "kaggle", "multilabel", "multiclass")
+    assert config.SUBMISSION_FORMATS == formats.NAMES == ("auto", "objectcxr", "kaggle", "multilabel", "multiclass",
+                                                         "rsna", "vinbig", "siim")
     for name in formats.FORMATS:
         chosen = formats.get(name)
-        assert chosen.name == name and chosen.task in ("binary", "multilabel", "multiclass") and chosen.files
+        tasks = ("binary", "multilabel", "multiclass", "boxes", "classed boxes", "masks")
+        assert chosen.name == name and chosen.task in tasks and chosen.files
         assert chosen.summary
     with pytest.raises(UserError, match="unknown .*choose from auto, objectcxr"):
         formats.get("csv")

@@ -26,7 +26,7 @@ def test_a_mask_by_hand():
 
 
 @pytest.mark.parametrize("text, why", [("1 2 3", "pairs"), ("-1 2", "below 0"), ("0 0", "below 1"),
-                                       ("2 3", "past the image"), ("a b", "whole numbers")])
+                                       ("2 3", "past the image's"), ("a b", "whole numbers")])
 def test_bad_runs_are_refused_with_the_reason(text, why):
     with pytest.raises(ValueError, match=why):
         decode(text, 2, 2)

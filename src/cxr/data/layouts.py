@@ -533,11 +533,13 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
     return read_imagefolder(root, positives)
 
 
+TEST_TABLES = ("test.csv", "sample_submission.csv", "stage_2_sample_submission.csv")  # RSNA's and SIIM's stage 2
+
+
 def kaggle_test_table(root):
     """The table a Kaggle-style data set's test ids come from: test.csv, or, as many competitions ship
     it, only sample_submission.csv (its id column; the prediction columns are ignored); None without either."""
-    return next((Path(root) / name for name in ("test.csv", "sample_submission.csv") if (Path(root) / name).is_file()),
-                None)
+    return next((Path(root) / name for name in TEST_TABLES if (Path(root) / name).is_file()), None)
 
 
 def kaggle_test_ids(root):

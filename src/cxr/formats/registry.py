@@ -15,6 +15,9 @@ FORMATS = {  # name: the module that declares it
     "kaggle": "cxr.formats.kaggle",
     "multilabel": "cxr.formats.multilabel",
     "multiclass": "cxr.formats.multiclass",
+    "rsna": "cxr.formats.rsna",
+    "vinbig": "cxr.formats.vinbig",
+    "siim": "cxr.formats.siim",
 }
 AUTO = "auto"  # the data set's own: a Kaggle-style test table (test.csv, or only sample_submission.csv) gets kaggle
 # (multilabel for several labels, multiclass for classes), else objectcxr
@@ -32,7 +35,8 @@ class Submission:
 @dataclass(frozen=True)
 class Format:
     name: str
-    task: str  # "binary" (one probability per image), "multilabel" (one per label) or "multiclass" (per class)
+    task: str  # "binary" (one probability per image), "multilabel" (one per label), "multiclass" (per class),
+    # "boxes", "classed boxes" or "masks" (the box and mask competitions: cxr/formats/boxes.py)
     files: tuple  # the files a submission in this format is made of
     ids: str  # the rule for the ids its rows carry, in words
     summary: str  # one line for --help and the docs
@@ -69,7 +73,8 @@ def resolve(name, root, labels, task=None):
     chosen = get(name)
     if chosen.task != task:
         fits = [n for n in FORMATS if get(n).task == task]
-        words = {"binary": "binary (one target)", "multilabel": "multi-label", "multiclass": "multi-class"}
+        words = {"binary": "binary (one target)", "multilabel": "multi-label", "multiclass": "multi-class",
+                 "boxes": "box", "classed boxes": "classed-box", "masks": "mask"}
         raise UserError(f"--format {name} is for a {words[chosen.task]} task; this data set is {words[task]}"
                         f"{' (' + ', '.join(labels) + ')' if task != 'binary' else ''}: use --format "
                         f"{' or '.join(fits)}")

@@ -18,26 +18,33 @@ def encode(mask):
     return " ".join(f"{gap} {length}" for gap, length in zip(gaps, ends - starts))
 
 
-def decode(text, height, width):
-    """The RLE string -> (height, width) bool mask; '-1' or blank: empty. A ValueError names what
-    is wrong (an odd count, a negative gap, a run of no pixels, a run past the image's end)."""
-    flat = np.zeros(height * width, dtype=bool)
+def runs(text):
+    """[(first pixel, length), ...] of an RLE string in column-major pixel numbers ([] for '-1' or
+    blank); a ValueError names what is wrong (an odd count, a negative gap, a run of no pixels)."""
     text = str(text).strip()
     if text in ("", EMPTY):
-        return flat.reshape((height, width), order="F")
+        return []
     try:
         numbers = [int(v) for v in text.split()]
     except ValueError:
         raise ValueError(f"'{text[:40]}' is not whole numbers") from None
     if len(numbers) % 2:
         raise ValueError(f"{len(numbers)} numbers: runs are pairs of start and length")
-    position = 0
+    found, position = [], 0
     for gap, length in zip(numbers[0::2], numbers[1::2]):
         if gap < 0 or length <= 0:
             raise ValueError(f"run '{gap} {length}': a start below 0 or a length below 1")
-        position += gap
-        if position + length > flat.size:
-            raise ValueError(f"run '{gap} {length}' ends at pixel {position + length}, past the image's {flat.size}")
-        flat[position:position + length] = True
-        position += length
+        found.append((position + gap, length))
+        position += gap + length
+    return found
+
+
+def decode(text, height, width):
+    """The RLE string -> (height, width) bool mask; '-1' or blank: empty. A ValueError names what
+    is wrong (runs' errors, or a run past the image's end)."""
+    flat = np.zeros(height * width, dtype=bool)
+    for first, length in runs(text):
+        if first + length > flat.size:
+            raise ValueError(f"a run ends at pixel {first + length}, past the image's {flat.size}")
+        flat[first:first + length] = True
     return flat.reshape((height, width), order="F")
