@@ -20,7 +20,7 @@ def competition(root, sample, header, ids, folder):
 def test_the_prediction_strings_by_hand():
     assert rsna_string([(0.91234, (10.4, 20.6, 50.2, 80.9)), (0.2, (0, 0, 0.2, 0.3))]) == "0.9123 10 21 40 60 0.2000 0 0 1 1"
     assert rsna_string([]) == ""
-    assert vinbig_string([(3, 0.5, (1, 2, 30, 40))], 0.25) == "3 0.5000 1 2 30 40 14 0.2500 0 0 1 1"
+    assert vinbig_string([(3, 0.5, (1, 2, 30, 40))], 0.25, 14) == "3 0.5000 1 2 30 40 14 0.2500 0 0 1 1"
 
 
 def test_rsna_writes_the_sample_s_ids_and_order(tmp_path):
@@ -35,7 +35,7 @@ def test_rsna_writes_the_sample_s_ids_and_order(tmp_path):
 
 @pytest.mark.parametrize("name, text, why", [
     ("rsna", "0.9 10 20 40", "groups of 5"), ("rsna", "1.5 10 20 40 60", "confidence in"),
-    ("rsna", "0.5 10 20 0 60", "positive width"), ("vinbig", "", "empty"), ("vinbig", "15 0.5 0 0 1 1", "class 0-14"),
+    ("rsna", "0.5 10 20 0 60", "positive width"), ("vinbig", "", "empty"), ("vinbig", "1.5 0.5 0 0 1 1", "class id"),
     ("vinbig", "3 0.5 10 10 5 20", "x1 < x2"), ("siim", "1 2 3", "pairs"), ("siim", "-2 3", "below 0")])
 def test_a_bad_string_is_named_with_its_line(tmp_path, name, text, why):
     header = {"rsna": "patientId,PredictionString", "vinbig": "image_id,PredictionString",
@@ -49,9 +49,12 @@ def test_a_bad_string_is_named_with_its_line(tmp_path, name, text, why):
 def test_vinbig_and_siim_write_their_strings(tmp_path):
     root = tmp_path / "vinbig"
     ids = competition(root, "sample_submission.csv", "image_id,PredictionString", ["a", "b"], "test")
+    # the No finding id is train.csv's (VinBigData's 14; 3 in a set of three object classes)
+    (root / "train.csv").write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                                    "t1,Clip,0,R1,1,2,3,4\nt2,No finding,3,R2,,,,\n")
     plan = registry.get("vinbig").plan(tmp_path / "v", root, ids, [""])
     plan.write({ids[0]: ([(0, 0.8, (1, 2, 3, 4))], 0.1), ids[1]: ([], 0.9)})
-    assert plan.path.read_text().splitlines()[1:] == ["a,0 0.8000 1 2 3 4 14 0.1000 0 0 1 1", "b,14 0.9000 0 0 1 1"]
+    assert plan.path.read_text().splitlines()[1:] == ["a,0 0.8000 1 2 3 4 3 0.1000 0 0 1 1", "b,3 0.9000 0 0 1 1"]
     root = tmp_path / "siim"
     ids = competition(root, "stage_2_sample_submission.csv", "ImageId,EncodedPixels", ["1.2.3", "1.2.4"],
                       "dicom-images-test/s/r")

@@ -1,6 +1,6 @@
 """What the box and mask submissions share: one row per test image in the sample submission's
 header and order, its prediction a string (RSNA's `conf x y w h ...`, VinBigData's
-`class conf x1 y1 x2 y2 ...`, SIIM-ACR's run-length encoding), written atomically and checked
+`class conf x1 y1 x2 y2 ...` with its No finding entry, SIIM-ACR's run-length encoding), written atomically and checked
 before it replaces anything; and the checks of each string by the competition's rules.
 
 A plan's `write(predictions)` takes {image_id: what the format writes for it} (boxes as
@@ -12,7 +12,7 @@ import numpy as np
 
 from cxr.errors import UserError
 
-VINBIG_NO_FINDING = 14  # VinBigData's "No finding" class, written as '14 <conf> 0 0 1 1'
+NO_FINDING = "No finding"  # VinBigData's class of normal images, written as '<its id> <conf> 0 0 1 1' (14 there)
 
 
 def rsna_string(boxes):
@@ -26,13 +26,13 @@ def rsna_string(boxes):
     return " ".join(parts)
 
 
-def vinbig_string(boxes, no_finding):
+def vinbig_string(boxes, no_finding, no_finding_class):
     """[(class, score, box)] and the image's probability of no finding -> 'class conf x1 y1 x2 y2 ...'
-    with the 'No finding' entry (VINBIG_NO_FINDING conf 0 0 1 1) last: the metric scores it as a
+    with the 'No finding' entry ('<no_finding_class> conf 0 0 1 1') last: the metric scores it as a
     class of its own, and a low-confidence box costs little."""
     parts = [f"{int(c)} {score:.4f} {int(round(b[0]))} {int(round(b[1]))} {max(int(round(b[2])), int(round(b[0])) + 1)} "
              f"{max(int(round(b[3])), int(round(b[1])) + 1)}" for c, score, b in boxes]
-    parts.append(f"{VINBIG_NO_FINDING} {no_finding:.4f} 0 0 1 1")
+    parts.append(f"{int(no_finding_class)} {no_finding:.4f} 0 0 1 1")
     return " ".join(parts)
 
 
@@ -58,11 +58,11 @@ def check_rsna(text, where):
 def check_vinbig(text, where):
     groups = numbers(text, 6, where)
     if not groups:
-        raise UserError(f"{where}: empty; an image without findings is '{VINBIG_NO_FINDING} 1 0 0 1 1'")
+        raise UserError(f"{where}: empty; an image without findings has the No finding entry '<class> 1 0 0 1 1'")
     for c, score, x1, y1, x2, y2 in groups:
-        if c != int(c) or not 0 <= c <= VINBIG_NO_FINDING or not 0 <= score <= 1 or x2 <= x1 or y2 <= y1:
-            raise UserError(f"{where}: box '{c:g} {score:g} {x1:g} {y1:g} {x2:g} {y2:g}' needs a class 0-"
-                            f"{VINBIG_NO_FINDING}, a confidence in [0, 1] and x1 < x2, y1 < y2")
+        if c != int(c) or c < 0 or not 0 <= score <= 1 or x2 <= x1 or y2 <= y1:
+            raise UserError(f"{where}: box '{c:g} {score:g} {x1:g} {y1:g} {x2:g} {y2:g}' needs a class id (a whole "
+                            f"number), a confidence in [0, 1] and x1 < x2, y1 < y2")
 
 
 def write_rows(path, header, order, strings, check):

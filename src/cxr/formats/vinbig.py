@@ -14,8 +14,25 @@ def plan(out, root, test_ids, labels):
     """write({image: (classed boxes [(class, score, box)], probability of no finding)})."""
     from cxr.formats.boxes import check_vinbig, sample_plan, vinbig_string
 
+    no_finding = no_finding_class(root)
     return Submission(*sample_plan(out, root, test_ids, FILE, HEADER,
-                                   lambda _, found: vinbig_string(*found), check_vinbig))
+                                   lambda _, found: vinbig_string(*found, no_finding), check_vinbig))
+
+
+def no_finding_class(root):
+    """The class id train.csv gives 'No finding' (14 in VinBigData; the classes' count in general)."""
+    from cxr.data.layouts import read_csv
+    from cxr.errors import UserError
+    from cxr.formats.boxes import NO_FINDING
+
+    train = read_csv(Path(root) / "train.csv")
+    if not {"class_name", "class_id"} <= set(train.columns):
+        raise UserError(f"{Path(root) / 'train.csv'}: no class_name and class_id columns (VinBigData's layout)")
+    ids = set(train.loc[train["class_name"].str.strip() == NO_FINDING, "class_id"].str.strip())
+    if len(ids) != 1:
+        raise UserError(f"{Path(root) / 'train.csv'}: class '{NO_FINDING}' has " + (f"the ids {', '.join(sorted(ids))}"
+                        if ids else "no rows") + "; its one class id is the submission's No finding entry")
+    return int(float(ids.pop()))
 
 
 def validate(path, expected_ids):
@@ -28,4 +45,4 @@ FORMAT = Format(name="vinbig", task="classed boxes", files=(FILE,),
                 ids="the sample submission's image_id, in its order",
                 summary="VinBigData: submission.csv, image_id,PredictionString of 'class conf x1 y1 x2 y2' boxes "
                         "and the 'No finding' entry",
-                plan=plan, validate=validate, requires=("sample_submission.csv",))
+                plan=plan, validate=validate, requires=("sample_submission.csv", "train.csv"))
