@@ -19,6 +19,8 @@ Layouts (auto-detected, or forced with --layout):
                  matched to files (ids.py)
     imagefolder  one sub-folder per class: a multi-class task; --positive-classes names the positive
                  ones for a binary target instead; no test side
+    rsna, vinbig, siim  the box and mask competitions as shipped (competitions.py): the objects as
+                 annotations (boxes as rectangles, masks as polygons), the test ids from the sample submission
     medmnist     one MedMNIST .npz (train_images/labels, val_*, test_images[, test_labels]); it is
                  unpacked once into PNGs beside it (<name>_png/), read from then on like files;
                  train and val together form the cross-validated training side
@@ -35,12 +37,13 @@ from cxr.data.images import check_images
 from cxr.data.annotations import parse_annotation
 from cxr.data.labels import CLASS_COLUMN, target_columns
 from cxr.data.studies import STUDY_COLUMN, expand_folders, study_column
+from cxr.data.competitions import READERS as COMPETITIONS, competition_layout
 from cxr.errors import STRICT, RowProblems, UserError
 
 LABEL_COLUMNS = ("label", "target", "labels")
 BINARY_VALUES = ("0", "1", "0.0", "1.0")
 UNCERTAIN_VALUES = ("-1", "-1.0")  # an uncertain label, as CheXpert writes it
-LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
+LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist", *COMPETITIONS)
 
 
 def read_csv(path, header="infer"):
@@ -467,6 +470,9 @@ def read_medmnist(root, problems=STRICT):
 
 
 def detect_layout(root):
+    competition = competition_layout(root)
+    if competition:
+        return competition
     if any(root.glob("*.npz")) and not (root / "train.csv").is_file():
         return "medmnist"
     train_csv = root / "train.csv"
@@ -529,6 +535,12 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
         return train, read_kaggle_table(test_table, "test", labelled=False, requested_id=requested_id)
     if layout == "medmnist":
         return read_medmnist(root, problems)
+    if layout in COMPETITIONS:  # RSNA, VinBigData, SIIM-ACR: objects as annotations, the test ids from the sample
+        test_table = kaggle_test_table(root)
+        if test_table is None:
+            raise UserError(f"{root}: no sample submission (stage_2_sample_submission.csv or sample_submission.csv): "
+                            f"the test side's ids come from it")
+        return COMPETITIONS[layout](root, problems), read_kaggle_table(test_table, "test", labelled=False)
     positives = [c.strip() for c in positive_classes.split(",") if c.strip()]
     return read_imagefolder(root, positives)
 

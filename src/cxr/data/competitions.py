@@ -1,0 +1,189 @@
+"""The box and mask competitions' layouts, read as shipped into the tables every other layout
+gives (layouts.py): one row per image with its objects as an Object-CXR annotation string in
+original pixels, so map models learn them as they learn Object-CXR's outlines.
+
+    rsna    stage_2_train_labels.csv (patientId, x, y, width, height, Target: one row per box,
+            Target 0 with blanks for an image without one), stage_2_train_images/, the test ids
+            from stage_2_sample_submission.csv; each box a rectangle
+    vinbig  train.csv (image_id, class_name, class_id, rad_id, x_min, y_min, x_max, y_max: one
+            row per box of each of an image's radiologists, 'No finding' rows without a box),
+            train/, test/ and sample_submission.csv; every radiologist's box a rectangle (a box
+            one reader drew is believed, as merge_repeats believes any row), its class kept in
+            the `classes` column ('<class_id> x1 y1 x2 y2' per box)
+    siim    stage_2_train.csv (ImageId, EncodedPixels: one row per object's mask, '-1' for an image
+            without one), the DICOM tree dicom-images-train/<study>/<series>/<ImageId>.dcm, the
+            test ids from stage_2_sample_submission.csv; each mask decoded in the image's size
+            (its DICOM header) and drawn as the polygons of its outer contours
+
+An image's target is 1 when it has an object. A row that cannot be read goes to `problems` with
+its file and line."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxr.errors import STRICT, UserError
+
+RSNA_LABELS, SIIM_LABELS, VINBIG_LABELS = "stage_2_train_labels.csv", "stage_2_train.csv", "train.csv"
+RSNA_COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
+VINBIG_COLUMNS = ("image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max")
+SIIM_COLUMNS = ("ImageId", "EncodedPixels")
+
+
+def competition_layout(root):
+    """'rsna', 'vinbig' or 'siim' when the folder holds that competition's training table, else None."""
+    from cxr.data.layouts import read_csv
+
+    root = Path(root)
+    if (root / RSNA_LABELS).is_file():
+        return "rsna"
+    if (root / SIIM_LABELS).is_file() and "EncodedPixels" in read_csv(root / SIIM_LABELS).columns:
+        return "siim"
+    if (root / VINBIG_LABELS).is_file() and {"class_id", "x_min"} <= set(read_csv(root / VINBIG_LABELS).columns):
+        return "vinbig"
+    return None
+
+
+def require_columns(raw, path, columns):
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise UserError(f"{path}: no column(s) {', '.join(missing)} (found {', '.join(raw.columns)})")
+
+
+def numbers_of(raw, path, columns, problems, allow_blank):
+    """(n, len(columns)) floats of a table's columns; a row with text that is no number (or, unless
+    `allow_blank`, a blank) goes to `problems` and reads NaN."""
+    values = raw[list(columns)].apply(lambda c: pd.to_numeric(c.str.strip().replace("", np.nan), errors="coerce"))
+    bad = raw[list(columns)].apply(lambda c: c.str.strip() != "").to_numpy() & values.isna().to_numpy()
+    if not allow_blank:
+        bad |= values.isna().to_numpy()
+    for row in np.flatnonzero(bad.any(1)):
+        problems.report(path, row, f"{path} line {row + 2}: {', '.join(columns)} must be numbers, found "
+                                   f"'{', '.join(raw.loc[row, list(columns)])}'")
+    return values.to_numpy(dtype=float)
+
+
+def per_image(ids, shapes, path, problems, extra=None):
+    """One row per image of a table with a row per object: the annotation (its shapes joined by ';'),
+    the target, and `extra` columns ({name: per-row strings} joined alike); the first row's file
+    line kept for messages, and rows already reported renumbered to their image's (a bad row
+    makes its image bad)."""
+    from cxr.data.layouts import framed
+
+    order, rows = {}, {}
+    for row, (image_id, shape) in enumerate(zip(ids, shapes)):
+        order.setdefault(image_id, row)
+        rows.setdefault(image_id, []).append(row)
+    images = sorted(order, key=order.get)
+    position = {image: k for k, image in enumerate(images)}
+    problems.renumber(path, [position[image_id] for image_id in ids])
+    table = framed({"image_id": images,
+                    "annotation": [";".join(shapes[r] for r in rows[i] if shapes[r]) for i in images]}, path)
+    for name, values in (extra or {}).items():
+        table[name] = [";".join(values[r] for r in rows[i] if values[r]) for i in images]
+    table["target"] = (table["annotation"] != "").astype(int)
+    table.attrs["lines"] = [order[i] + 2 for i in images]
+    return table
+
+
+def rectangle(x1, y1, x2, y2):
+    """An Object-CXR rectangle covering the box in whole pixels (annotations are integers), at least
+    one pixel wide and high."""
+    left, top = int(np.floor(x1)), int(np.floor(y1))
+    return f"0 {left} {top} {max(int(np.ceil(x2)), left + 1)} {max(int(np.ceil(y2)), top + 1)}"
+
+
+def read_rsna(root, problems=STRICT):
+    from cxr.data.layouts import read_csv, table_ids
+
+    path = Path(root) / RSNA_LABELS
+    raw = read_csv(path)
+    require_columns(raw, path, RSNA_COLUMNS)
+    ids = table_ids(raw["patientId"], "", path, problems, repeats=True)
+    x, y, w, h, target = numbers_of(raw, path, RSNA_COLUMNS[1:], problems, allow_blank=True).T
+    shapes = []
+    for row in range(len(raw)):
+        box = (x[row], y[row], w[row], h[row])
+        if target[row] == 1 and np.isfinite(box).all() and w[row] > 0 and h[row] > 0:
+            shapes.append(rectangle(x[row], y[row], x[row] + w[row], y[row] + h[row]))
+        elif target[row] == 0 and not np.isfinite(box).any():
+            shapes.append("")
+        else:
+            problems.report(path, row, f"{path} line {row + 2}: Target {raw.loc[row, 'Target']} with box "
+                                       f"'{', '.join(raw.loc[row, list(RSNA_COLUMNS[1:5])])}': a box needs Target 1 "
+                                       f"and a positive width and height, no box Target 0")
+            shapes.append("")
+    return per_image(ids, shapes, path, problems)
+
+
+def read_vinbig(root, problems=STRICT):
+    from cxr.data.layouts import read_csv, table_ids
+
+    path = Path(root) / VINBIG_LABELS
+    raw = read_csv(path)
+    require_columns(raw, path, VINBIG_COLUMNS)
+    ids = table_ids(raw["image_id"], "train", path, problems, repeats=True)
+    boxes = numbers_of(raw, path, VINBIG_COLUMNS[4:], problems, allow_blank=True)
+    shapes, classes = [], []
+    for row, box in enumerate(boxes):
+        if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
+            shapes.append(rectangle(*box))
+            classes.append(f"{raw.loc[row, 'class_id'].strip()} " + " ".join(f"{v:g}" for v in box))
+        elif not np.isfinite(box).any():
+            shapes.append("")
+            classes.append("")
+        else:
+            problems.report(path, row, f"{path} line {row + 2}: box '{', '.join(raw.loc[row, list(VINBIG_COLUMNS[4:])])}' "
+                                       f"needs x_min < x_max and y_min < y_max (or all four blank: no finding)")
+            shapes.append("")
+            classes.append("")
+    return per_image(ids, shapes, path, problems, {"classes": classes})
+
+
+def mask_polygons(mask):
+    """Object-CXR shapes of a boolean mask: each outer contour a polygon through its boundary pixels'
+    centres (a contour without area, a line or a dot, the rectangle of its pixels)."""
+    import cv2
+
+    contours, _ = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    shapes = []
+    for contour in contours:
+        points = contour.reshape(-1, 2)
+        if len(points) >= 3 and cv2.contourArea(contour) > 0:
+            shapes.append("2 " + " ".join(f"{int(x)} {int(y)}" for x, y in points))
+        else:  # the pixels' extent: a line or a dot has no area between its pixels' centres
+            (x1, y1), (x2, y2) = points.min(0), points.max(0) + 1
+            shapes.append(rectangle(x1, y1, x2, y2))
+    return ";".join(shapes)
+
+
+def read_siim(root, problems=STRICT):
+    from cxr.data.images import image_size
+    from cxr.data.layouts import read_csv, table_ids
+    from cxr.formats.rle import decode
+
+    root, path = Path(root), Path(root) / SIIM_LABELS
+    raw = read_csv(path)
+    require_columns(raw, path, SIIM_COLUMNS)
+    ids = table_ids(raw["ImageId"], "", path, problems, repeats=True)
+    sizes, shapes = {}, []
+    for row, (image_id, text) in enumerate(zip(ids, raw["EncodedPixels"])):
+        if image_id.startswith("<bad row") or text.strip() in ("", "-1"):
+            shapes.append("")
+            continue
+        if image_id not in sizes:
+            sizes[image_id] = image_size(root / image_id) if (root / image_id).is_file() else None
+        if sizes[image_id] is None:  # the image check names a missing file with its line
+            shapes.append("")
+            continue
+        width, height = sizes[image_id]
+        try:
+            shapes.append(mask_polygons(decode(text, height, width)))
+        except ValueError as err:
+            problems.report(path, row, f"{path} line {row + 2}: EncodedPixels of {image_id}: {err}")
+            shapes.append("")
+    return per_image(ids, shapes, path, problems)
+
+
+READERS = {"rsna": read_rsna, "vinbig": read_vinbig, "siim": read_siim}

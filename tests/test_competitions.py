@@ -1,0 +1,125 @@
+"""The box and mask competitions' layouts read as shipped (cxr/data/competitions.py): RSNA's boxes,
+VinBigData's radiologists' classed boxes, SIIM-ACR's run-length masks, each as annotations the map
+models learn; the layouts made by ../shared/tools/make_challenge_layouts.py from a slice of the
+semi-real set (skipped without ../shared)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_script
+from cxr.data.annotations import parse_annotation
+from cxr.data.competitions import mask_polygons
+from cxr.data.layouts import read_dataset
+from cxr.errors import UserError
+from cxr.formats.rle import decode
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TOOL = SHARED / "tools" / "make_challenge_layouts.py"
+SOURCE = SHARED / "data" / "objectcxr_semireal"
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    if not (TOOL.is_file() and SOURCE.is_dir()):
+        pytest.skip("../shared (the layout tool and the semi-real set) is not here")
+    root = tmp_path_factory.mktemp("layouts")
+    small = root / "small"
+    for side, n in (("train", 24), ("dev", 8)):
+        table = pd.read_csv(SOURCE / f"{side}.csv", dtype=str, keep_default_na=False).head(n)
+        (small / side).mkdir(parents=True)
+        for name in table.iloc[:, 0]:
+            (small / side / Path(name).name).symlink_to((SOURCE / side / Path(name).name).resolve())
+        table.to_csv(small / f"{side}.csv", index=False)
+    for layout in ("rsna", "vinbig", "siim"):
+        subprocess.run([sys.executable, str(TOOL), str(small), str(root / "input" / layout), "--layout", layout,
+                        "--id-map"], check=True, capture_output=True)
+    source = pd.read_csv(small / "train.csv", dtype=str, keep_default_na=False)
+    return root, dict(zip(source.iloc[:, 0].map(lambda n: Path(n).name), source["annotation"] != ""))
+
+
+def source_targets(root, layout, train):
+    """The semi-real image each training row came from, and whether it holds an object there."""
+    id_map = pd.read_csv(root / "input" / f"{layout}_id_map.csv", dtype=str)
+    return dict(zip(id_map["path"], id_map["source_image"].map(lambda n: Path(n).name)))
+
+
+@pytest.mark.parametrize("layout", ["rsna", "vinbig", "siim"])
+def test_each_layout_is_read_with_the_source_s_objects(layouts, layout):
+    root, positive = layouts
+    train, test = read_dataset(root / "input" / layout)
+    source_of = source_targets(root, layout, train)
+    assert len(train) == 24 and len(test) == 8 and test["target"].isna().all()
+    assert [bool(t) for t in train["target"]] == [positive[source_of[i]] for i in train["image_id"]]
+    for text in train["annotation"]:
+        parse_annotation(text)  # every shape valid for the map models' targets
+
+
+def test_rsna_boxes_are_the_table_s(layouts):
+    root, _ = layouts
+    train, _ = read_dataset(root / "input" / "rsna")
+    labels = pd.read_csv(root / "input" / "rsna" / "stage_2_train_labels.csv")
+    first = labels[labels["Target"] == 1].iloc[0]
+    row = train[train["image_id"].str.contains(first["patientId"])].iloc[0]
+    boxes = [s.coords for s in parse_annotation(row["annotation"])]
+    x, y = int(np.floor(first["x"])), int(np.floor(first["y"]))
+    assert (x, y, int(np.ceil(first["x"] + first["width"])), int(np.ceil(first["y"] + first["height"]))) in boxes
+    assert len(boxes) == (labels["patientId"] == first["patientId"]).sum()
+
+
+def test_vinbig_keeps_every_reader_s_class(layouts):
+    root, _ = layouts
+    train, _ = read_dataset(root / "input" / "vinbig")
+    table = pd.read_csv(root / "input" / "vinbig" / "train.csv")
+    boxed = table.dropna(subset=["x_min"])
+    row = train[train["image_id"].str.contains(boxed["image_id"].iloc[0])].iloc[0]
+    classes = row["classes"].split(";")
+    assert len(classes) == (boxed["image_id"] == boxed["image_id"].iloc[0]).sum()  # each reader's box
+    assert {int(c.split()[0]) for c in classes} <= set(boxed["class_id"])
+
+
+def test_siim_masks_become_polygons_over_the_same_pixels(layouts):
+    root, _ = layouts
+    train, _ = read_dataset(root / "input" / "siim")
+    table = pd.read_csv(root / "input" / "siim" / "stage_2_train.csv", dtype=str)
+    first = table[table["EncodedPixels"] != "-1"].iloc[0]
+    row = train[train["image_id"].str.contains(first["ImageId"], regex=False)].iloc[0]
+    from cxr.data.images import image_size
+
+    width, height = image_size(root / "input" / "siim" / row["image_id"])
+    mask = decode(first["EncodedPixels"], height, width)
+    ys, xs = np.nonzero(mask)
+    shape = parse_annotation(mask_polygons(mask))[0]
+    assert shape.points[:, 0].min() == xs.min() and shape.points[:, 1].max() in (ys.max(), ys.max() + 1)
+
+
+def test_a_line_or_a_dot_of_mask_is_a_rectangle_of_its_pixels():
+    mask = np.zeros((6, 6), bool)
+    mask[2, 1:4] = True  # a horizontal line: no area between its pixels' centres
+    mask[5, 5] = True
+    shapes = parse_annotation(mask_polygons(mask))
+    assert sorted(s.coords for s in shapes) == [(1, 2, 4, 3), (5, 5, 6, 6)]
+
+
+def test_a_bad_row_is_named_with_its_file_and_line(layouts, tmp_path):
+    root, _ = layouts
+    import shutil
+
+    rsna = tmp_path / "rsna"
+    shutil.copytree(root / "input" / "rsna", rsna)
+    labels = (rsna / "stage_2_train_labels.csv").read_text().splitlines()
+    pid = labels[1].split(",")[0]
+    labels.append(f"{pid},10,,5,5,1")
+    (rsna / "stage_2_train_labels.csv").write_text("\n".join(labels) + "\n")
+    with pytest.raises(UserError, match=f"stage_2_train_labels.csv line {len(labels)}: Target 1 with box"):
+        read_dataset(rsna)
+
+
+@pytest.mark.parametrize("layout", ["rsna", "vinbig", "siim"])
+def test_folds_are_cut_from_each_layout(layouts, layout):
+    root, _ = layouts
+    result = run_script("make_folds.py", "--dataset", layout, "--n-folds", 3, cwd=root)
+    assert f"wrote folds/{layout}.csv: 24 images, 3 folds" in result.stdout
