@@ -72,8 +72,9 @@ if [ "$DATASET" = demo_multilabel ] && [ ! -f input/demo_multilabel/train.csv ];
     $PY src/make_demo.py --multi-label --out input/demo_multilabel
 fi
 fi
-# The default models follow the data: an annotated set (Object-CXR layout) gets map models and one classifier.
-if [ -f "input/$DATASET/train.csv" ] && head -1 "input/$DATASET/train.csv" | grep -q annotation; then
+# The default models follow the data: an annotated set (Object-CXR's outlines; RSNA's, VinBigData's boxes, SIIM's
+# masks) gets map models and one classifier.
+if [[ $($PY src/make_folds.py "${DATA_ARGS[@]}" --print-layout) == *" annotated" ]]; then
     ARCHS=${ARCHS-"resnet18"}; MAP_ARCHS=${MAP_ARCHS-"resnet18"}
 else
     ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}

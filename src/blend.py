@@ -126,7 +126,7 @@ def main(argv=None):
     from cxr.data.labels import label_name, prediction_column, target_columns, task_of
     from cxr.metrics.auc import certain_rows, mean_auc
     from cxr.data.layouts import kaggle_test_ids, kaggle_test_table, require_data_set
-    from cxr.formats.registry import resolve
+    from cxr.formats.registry import OBJECT_TASKS, resolve
     from cxr.localization.evaluation import localization_report
     from cxr.testside.adversarial import shift_warning
 
@@ -231,7 +231,15 @@ def main(argv=None):
     study_rule = None
     if studies is not None or STUDY_COLUMN in folds:  # one prediction per study: its images' mean or max
         study_rule = choose_study_rule(args, exp_dir, folds, columns, nested_oof, task)
-    written = "no submission (the data set has no test side)"
+    objects = None
+    if submission is not None and submission_format.task in OBJECT_TASKS:  # boxes or masks from the object maps
+        predictions, objects = object_predictions(args, submission_format.task, models, folds, test, choices[0],
+                                                  nested, test_predictions[0], kept, root)
+        submission.write(predictions)
+        submission = None
+        written = f"{submission_format.name}'s {submission_format.files[0]} ({len(test)} images)"
+    else:
+        written = "no submission (the data set has no test side)"
     if submission is not None:
         predictions = np.column_stack(test_predictions)
         if studies is not None:  # the images' blended predictions kept beside the studies' rows
@@ -244,6 +252,8 @@ def main(argv=None):
     spec = blend_spec(args, models, kept, weak_folds, labels, choices, image_scores)
     if study_rule is not None:
         spec["studies"] = {"rule": study_rule, "submission": "one row per study" if studies else "one row per image"}
+    if objects is not None:
+        spec["objects"] = objects
     write_json(out / "blend.json", spec)
     print("predictions made in " + ", ".join(f"{m} {p}" for m, p in spec["precision"].items())
           + " (submit.py and predict.py run each model in its own precision)")
@@ -252,6 +262,25 @@ def main(argv=None):
     warning = shift_warning(args.reports_dir, args.dataset)
     if warning:
         print(warning)
+
+
+def object_predictions(args, task, models, folds, test, choice, nested, test_probabilities, kept, root):
+    """({test image: boxes or mask}, the chosen post-processing and its scores) from the saved object
+    maps (localization/objects.py)."""
+    from cxr.artifacts import run_dir
+    from cxr.localization.evaluation import read_cams, run_spec
+    from cxr.localization.objects import object_submission
+
+    if task == "classed boxes":
+        raise UserError("--format vinbig: boxes of each class need a map per class, which the map models do not "
+                        "learn yet; this data set trains one map of every finding (see the issue on boxes and masks)")
+    test_ids = list(test["image_id"])
+    cams = [read_cams(args.oof_dir, args.exp, m, folds, test_ids) for m in models]
+    if any(c is None for c in cams):
+        raise UserError(f"a {task} submission needs every model's saved maps (train.py --heatmaps on)")
+    setups = [run_spec(run_dir(args.weights_dir, args.exp, m, 0)) for m in models]
+    return object_submission(args, task, models, folds, cams, setups, choice["weights"], nested, test_ids,
+                             np.asarray(test_probabilities), kept, root)
 
 
 def choose_study_rule(args, exp_dir, folds, columns, nested_oof, task):

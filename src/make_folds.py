@@ -35,8 +35,12 @@ def main(argv=None):
     from cxr.data.folds import assign_folds, join_patients, read_folds
     from cxr.testside.adversarial import mark_test_like
     from cxr.data.labels import label_name, target_columns, task_of
-    from cxr.data.layouts import read_checked
+    from cxr.data.layouts import annotated, read_checked, resolved_layout
 
+    if args.print_layout:  # run.sh: an annotated set's default models are map models
+        layout = resolved_layout(Path(args.input_dir) / args.dataset, args.layout)
+        print(layout, "annotated" if annotated(Path(args.input_dir) / args.dataset, layout) else "plain")
+        return
     train, test, root = read_checked(args)
     if args.print_map_size:
         print(map_image_size(train[["width", "height"]].max(axis=1), args.print_map_size))

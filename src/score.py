@@ -3,7 +3,11 @@
     python src/score.py submissions/cxr4/submission.csv input/cxr4_test_truth.csv
     python src/score.py submissions/cxr4/submission.csv input/cxr4_test_truth.csv --bootstrap 2000
 
-The truth is a table with an id column and a label column (class names: a multi-class task; 0/1:
+A box or mask competition's truth file (RSNA's, VinBigData's or SIIM-ACR's training-label format, as
+../shared/tools/make_challenge_layouts.py writes <name>_test_truth.csv) scores its submission by
+that competition's metric with a bootstrap interval (cxr/metrics/object_scoring.py).
+
+The truth is otherwise a table with an id column and a label column (class names: a multi-class task; 0/1:
 binary), as ../shared/tools' generators write <name>_test_truth.csv beside a data set; the
 submission holds the same ids with a probability column per class (or one), or a column of
 class names. Prints macro one-vs-rest AUC (a binary task: the AUC), accuracy (the most probable
@@ -29,9 +33,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
     from cxr.blending.classes import class_report, show_class_report
+    from cxr.data.layouts import read_csv
     from cxr.metrics.auc import safe_roc_auc
+    from cxr.metrics.object_scoring import truth_kind
     from cxr.metrics.scoring import read_scored_pair
 
+    kind = truth_kind(read_csv(args.truth).columns)
+    if kind:  # a box or mask competition's truth file
+        score_object_submission(args, kind)
+        return
     truth, probabilities, classes = read_scored_pair(args.submission, args.truth)
     report = class_report(truth, {Path(args.submission).name: probabilities}, args.bootstrap, args.seed)
     print(f"{len(truth)} test images, {'binary' if classes == [''] else f'{len(classes)} classes'} "
@@ -40,6 +50,18 @@ def main(argv=None):
         print("one-vs-rest AUC per class: " + ", ".join(
             f"{c} {safe_roc_auc(truth[:, j], probabilities[:, j]):.4f} ({int(truth[:, j].sum())} images)"
             for j, c in enumerate(classes)))
+
+
+def score_object_submission(args, kind):
+    from cxr.data.layouts import read_csv
+    from cxr.metrics.object_scoring import matched_ids, read_predictions, read_truth, score_objects
+
+    truth = read_truth(kind, read_csv(args.truth))
+    predictions = read_predictions(kind, read_csv(args.submission), args.submission)
+    matched_ids(truth, predictions, args.submission)
+    value, (low, high), name = score_objects(kind, truth, predictions, args.bootstrap, args.seed)
+    print(f"{len(truth)} test images ({kind}: {args.truth}): {name} {value:.4f} [{low:.4f}, {high:.4f}] "
+          f"(95 % bootstrap over images)")
 
 
 if __name__ == "__main__":

@@ -123,3 +123,41 @@ def test_folds_are_cut_from_each_layout(layouts, layout):
     root, _ = layouts
     result = run_script("make_folds.py", "--dataset", layout, "--n-folds", 3, cwd=root)
     assert f"wrote folds/{layout}.csv: 24 images, 3 folds" in result.stdout
+
+
+def perfect_submission(kind, truth_path, out):
+    """The truth file written as that competition's submission."""
+    truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False)
+    rows = {}
+    for row in truth.itertuples(index=False):
+        image = row[0]
+        text = rows.setdefault(image, [])
+        if kind == "rsna" and row.Target == "1":
+            text.append(f"0.9 {row.x} {row.y} {row.width} {row.height}")
+        elif kind == "vinbig":
+            box = [row.x_min, row.y_min, row.x_max, row.y_max]
+            text.append(f"{row.class_id} 0.9 " + (" ".join(box) if box[0] else "0 0 1 1"))
+        elif kind == "siim" and row.EncodedPixels != "-1":
+            text.append(row.EncodedPixels)
+    header = {"rsna": "patientId,PredictionString", "vinbig": "image_id,PredictionString",
+              "siim": "ImageId,EncodedPixels"}[kind]
+    if kind == "siim":  # one mask per image: several objects' runs merged (they never overlap in the tool's output)
+        from cxr.formats.rle import decode, encode
+        rows = {i: [encode(np.logical_or.reduce([decode(t, 2000, 2000) for t in texts]))] if texts else ["-1"]
+                for i, texts in rows.items()}
+    out.write_text(header + "\n" + "".join(f"{i},{' '.join(t)}\n" for i, t in rows.items()))
+    return out
+
+
+@pytest.mark.parametrize("layout, sample, floor", [("rsna", "stage_2_sample_submission.csv", 0.0),
+                                                   ("vinbig", "sample_submission.csv", None),
+                                                   ("siim", "stage_2_sample_submission.csv", None)])
+def test_score_py_scores_each_competition_s_submission(layouts, tmp_path, layout, sample, floor):
+    root, _ = layouts
+    truth = root / "input" / f"{layout}_test_truth.csv"
+    perfect = run_script("score.py", perfect_submission(layout, truth, tmp_path / "p.csv"), truth, "--bootstrap", 50,
+                         cwd=root)
+    assert " 1.0000 [1.0000, 1.0000]" in perfect.stdout
+    baseline = run_script("score.py", root / "input" / layout / sample, truth, "--bootstrap", 50, cwd=root)
+    value = float(baseline.stdout.split("]")[0].split("[")[0].split()[-1])
+    assert value < 1.0 and (floor is None or value == floor)

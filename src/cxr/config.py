@@ -89,6 +89,8 @@ class FoldSettings(DataSettings):
                                    "a second OOF estimate on them (0 = off; needs a test side)")
     print_map_size: int = option(0, "print the image size for map models and exit: the training images' median "
                                     "long side (their stored resolution) rounded up to a multiple of 32, at most this")
+    print_layout: bool = option(False, "print the data set's layout and whether its objects are annotated "
+                                       "('objectcxr annotated', 'kaggle plain') and exit, without reading the images")
 
 
 @dataclass

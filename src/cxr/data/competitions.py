@@ -13,7 +13,8 @@ original pixels, so map models learn them as they learn Object-CXR's outlines.
     siim    stage_2_train.csv (ImageId, EncodedPixels: one row per object's mask, '-1' for an image
             without one), the DICOM tree dicom-images-train/<study>/<series>/<ImageId>.dcm, the
             test ids from stage_2_sample_submission.csv; each mask decoded in the image's size
-            (its DICOM header) and drawn as the polygons of its outer contours
+            (its DICOM header) and drawn as the polygons of its outer contours; the run-length
+            masks kept in the `masks` column (';' between an image's), which the Dice is scored on
 
 An image's target is 1 when it has an object. A row that cannot be read goes to `problems` with
 its file and line."""
@@ -168,8 +169,9 @@ def read_siim(root, problems=STRICT):
     require_columns(raw, path, SIIM_COLUMNS)
     ids = table_ids(raw["ImageId"], "", path, problems, repeats=True)
     sizes, shapes = {}, []
+    masks = [text.strip() if text.strip() not in ("", "-1") else "" for text in raw["EncodedPixels"]]
     for row, (image_id, text) in enumerate(zip(ids, raw["EncodedPixels"])):
-        if image_id.startswith("<bad row") or text.strip() in ("", "-1"):
+        if image_id.startswith("<bad row") or not masks[row]:
             shapes.append("")
             continue
         if image_id not in sizes:
@@ -183,7 +185,7 @@ def read_siim(root, problems=STRICT):
         except ValueError as err:
             problems.report(path, row, f"{path} line {row + 2}: EncodedPixels of {image_id}: {err}")
             shapes.append("")
-    return per_image(ids, shapes, path, problems)
+    return per_image(ids, shapes, path, problems, {"masks": masks})  # the masks themselves score the Dice
 
 
 READERS = {"rsna": read_rsna, "vinbig": read_vinbig, "siim": read_siim}

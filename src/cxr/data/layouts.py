@@ -487,6 +487,22 @@ def detect_layout(root):
     raise UserError(f"{root}: cannot tell the layout (no train.csv, no class folders of images); see --layout")
 
 
+def resolved_layout(root, layout="auto"):
+    """The layout of the data set folder `root` (detect_layout for 'auto'), checked."""
+    require_data_set(root)
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
+    return detect_layout(Path(root)) if layout == "auto" else layout
+
+
+def annotated(root, layout):
+    """Whether a data set of `layout` has its objects' outlines, boxes or masks (map models learn
+    them): Object-CXR's annotation column, or a box or mask competition's table."""
+    if layout in COMPETITIONS:
+        return True
+    return layout == "objectcxr" and "annotation" in read_csv(Path(root) / "train.csv").columns
+
+
 def require_data_set(root):
     """Stop unless the data set folder `root` (<input-dir>/<dataset>) exists; the error names the data sets
     that do: `input/nope: no such data set (data sets in input/: demo, pneumoniamnist)`."""
@@ -510,10 +526,7 @@ def read_dataset(root, layout="auto", positive_classes="", label_column="", prob
     (and stay in the table until the caller drops them); the test side is always strict,
     as a submission must cover every test image."""
     root = Path(root)
-    require_data_set(root)
-    if layout not in LAYOUTS:
-        raise UserError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
-    layout = detect_layout(root) if layout == "auto" else layout
+    layout = resolved_layout(root, layout)
     if layout == "objectcxr":
         train = read_objectcxr_table(root / "train.csv", "train", problems, requested_id, requested_group)
         if (root / "dev.csv").is_file():

@@ -22,6 +22,7 @@ FORMATS = {  # name: the module that declares it
 AUTO = "auto"  # the data set's own: a Kaggle-style test table (test.csv, or only sample_submission.csv) gets kaggle
 # (multilabel for several labels, multiclass for classes), else objectcxr
 NAMES = (AUTO, *FORMATS)
+OBJECT_TASKS = ("boxes", "classed boxes", "masks")  # made from object maps (localization/objects.py), not probabilities
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,24 @@ def resolve(name, root, labels, task=None):
 
     from cxr.data.layouts import kaggle_test_table
 
+    from cxr.data.competitions import competition_layout
+
     task = task or ("binary" if labels == [""] else "multilabel")
     no_test_table = kaggle_test_table(root) is None
-    if name == AUTO:
+    competition = competition_layout(root) if Path(root).is_dir() else None
+    if name == AUTO and competition:  # RSNA, VinBigData, SIIM-ACR: their boxes or masks
+        name = competition
+    elif name == AUTO:
         name = "objectcxr" if no_test_table and task == "binary" else ("kaggle" if task == "binary" else task)
     elif name == "kaggle" and task != "binary":
         name = task
     chosen = get(name)
-    if chosen.task != task:
+    if chosen.task in OBJECT_TASKS:  # written from the map models' object maps of that competition's layout
+        if competition != chosen.name:
+            raise UserError(f"--format {name} writes {chosen.task} learned from that competition's layout; "
+                            f"{root} is {'the ' + competition + ' layout' if competition else 'another layout'}: "
+                            f"use --format auto")
+    elif chosen.task != task:
         fits = [n for n in FORMATS if get(n).task == task]
         words = {"binary": "binary (one target)", "multilabel": "multi-label", "multiclass": "multi-class",
                  "boxes": "box", "classed boxes": "classed-box", "masks": "mask"}

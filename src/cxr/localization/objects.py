@@ -1,0 +1,181 @@
+"""A box or mask submission from the map models' object maps (RSNA's boxes, SIIM-ACR's masks):
+the maps the blend's map models saved (train.py's cams_fold_<k>.npz: per-cell probabilities at
+stride 4) averaged by their blend weights, turned into boxes or a gated mask (regions.py) with
+post-processing settings chosen on the OOF images by the competition's metric.
+
+The search is nested: each setting of a small grid is scored on every OOF image once (both
+metrics are means over images, so a setting's score on any set of images is the mean of its
+images' scores); for each fold the setting best on the other folds' images is scored on that
+fold's, and the mean of those is the honest estimate (nested, with a bootstrap interval over
+images), beside the in-sample best. The setting best on all OOF images makes the test side's
+boxes or masks. Written to oof/<exp>/objects_report.csv."""
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+from cxr.errors import UserError
+
+# The grids: boxes by map threshold x an image gate (an image below it writes no box: RSNA scores an
+# image without truth 0 for any box); masks by sneddy's triplet (top score, minimum area as a share of
+# the image, lower threshold)
+BOX_GRID = {"threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "gate": (0.0, 0.3, 0.5, 0.7, 0.9)}
+MASK_GRID = {"top": (0.5, 0.7, 0.9), "min_area": (0.0, 0.001, 0.004), "bottom": (0.3, 0.5)}
+
+
+def settings_grid(kind):
+    grid = BOX_GRID if kind == "boxes" else MASK_GRID
+    return [dict(zip(grid, values)) for values in product(*grid.values())]
+
+
+def blended_maps(cams, weights, size):
+    """(n, size, size) maps: each model's fold maps averaged, upsampled to the network input, then
+    the models' weighted mean (weights as given; no per-image scaling: thresholds read the maps'
+    probabilities). `cams`: per model, a list of (n, h, w) arrays, one per fold model."""
+    import torch
+
+    from cxr.localization.peaks import upsample
+
+    total = sum(abs(float(w)) for w in weights) or 1.0
+    mixed = 0.0
+    for weight, folds in zip(weights, cams):
+        mean = torch.stack([upsample(torch.as_tensor(np.asarray(c, dtype=np.float32)), size) for c in folds]).mean(0)
+        mixed = mixed + abs(float(weight)) / total * mean
+    return mixed.numpy()
+
+
+def image_objects(kind, heatmap, probability, width, height, spec, setting):
+    """One image's boxes [(score, box)] or mask under `setting`."""
+    from cxr.localization.regions import gated_mask, map_boxes
+
+    if kind == "boxes":
+        if probability < setting["gate"]:
+            return []
+        return map_boxes(heatmap, probability, width, height, spec.size, spec.mode, threshold=setting["threshold"])
+    return gated_mask(heatmap, width, height, spec.mode, top=setting["top"],
+                      min_area=setting["min_area"] * width * height, bottom=setting["bottom"])
+
+
+def image_score(kind, truth, found):
+    """One image's share of the metric: RSNA's mean precision over IoU thresholds (None: an image
+    without truth and boxes, left out), or the Dice coefficient."""
+    from cxr.metrics.detection import dice, rsna_image_score
+
+    return rsna_image_score(truth, found) if kind == "boxes" else dice(truth, found)
+
+
+def score_matrix(kind, ids, maps_of, probabilities, truth, sizes, spec, grid):
+    """(images, settings) of each image's score under each setting (NaN: left out of the mean)."""
+    scores = np.full((len(ids), len(grid)), np.nan)
+    for row, (image, heatmap) in enumerate(maps_of(ids)):
+        width, height = sizes[image]
+        for col, setting in enumerate(grid):
+            value = image_score(kind, truth[image], image_objects(kind, heatmap, probabilities[row], width, height,
+                                                                  spec, setting))
+            scores[row, col] = np.nan if value is None else value
+    return scores
+
+
+def nested_choice(scores, fold_ids):
+    """(the setting best on all rows, the nested mean: each fold scored by the setting best on the others)."""
+    means = np.nanmean(scores, axis=0)
+    best = int(np.nanargmax(means))
+    nested = np.full(len(scores), np.nan)
+    for fold in np.unique(fold_ids):
+        held = fold_ids == fold
+        chosen = int(np.nanargmax(np.nanmean(scores[~held], axis=0)))
+        nested[held] = scores[held, chosen]
+    return best, nested
+
+
+def bootstrap_interval(values, n_boot=1000, seed=0):
+    """The 2.5 and 97.5 percentiles of the mean of `values` (NaNs left out) over image resamples."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values) or not n_boot:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n_boot)]
+    return tuple(float(v) for v in np.percentile(means, [2.5, 97.5]))
+
+
+def truth_of(kind, table, root, sizes):
+    """{image: truth boxes [(x1, y1, x2, y2)] or mask} of a table with Object-CXR annotations (and,
+    for masks, the run-length encoded masks of a `masks` column when it has one)."""
+    from cxr.data.annotations import parse_annotation
+
+    truth = {}
+    for image, text, masks in zip(table["image_id"], table["annotation"], table.get("masks", [""] * len(table))):
+        shapes = parse_annotation(text)
+        if kind == "boxes":
+            truth[image] = [s.points.min(0).tolist() + s.points.max(0).tolist() for s in shapes]
+        else:
+            truth[image] = mask_of(shapes, masks, *sizes[image])
+    return truth
+
+
+def mask_of(shapes, masks, width, height):
+    """An image's truth mask: its run-length masks OR-ed, else its shapes filled."""
+    from cxr.formats.rle import decode
+
+    if masks:
+        return np.logical_or.reduce([decode(m, height, width) for m in masks.split(";")])
+    from cxr.localization.targets import rasterize
+
+    return rasterize(shapes, height, width).astype(bool)
+
+
+def object_submission(args, kind, models, folds, cams, setups, weights, nested, test_ids, test_probabilities, kept,
+                      root):
+    """{test image: boxes or mask} for the submission, the post-processing setting chosen on the
+    OOF images (nested estimate printed and written to objects_report.csv)."""
+    import pandas as pd
+
+    from cxr.artifacts import write_csv
+    from cxr.data.images import image_size
+    from cxr.data.layouts import read_dataset
+    from cxr.errors import RowProblems
+    from cxr.localization.peaks import heatmap_sources
+
+    specs, kinds = zip(*setups)
+    maps = [j for j, k in enumerate(kinds) if k == "map"]
+    if not maps:
+        raise UserError(f"a {kind[:-1]} submission comes from map models' object maps; this blend has none "
+                        f"(train {models[0]}-map, or run.sh with MAP_ARCHS)")
+    sources, source_weights = heatmap_sources(kinds, weights)
+    spec = specs[sources[0]]
+    if any(specs[j] != spec for j in sources):
+        raise UserError("the blend's map models predict in different frames (img-size or resize differ): "
+                        "their maps cannot be averaged")
+    train, _ = read_dataset(root, getattr(args, "layout", "auto"), problems=RowProblems(skip=True))
+    table = train.set_index("image_id").loc[list(folds["image_id"])].reset_index()
+    ids = list(folds["image_id"])
+    sizes = {i: image_size(Path(root) / i) for i in [*ids, *test_ids]}
+    truth = truth_of(kind, table, root, sizes)
+    grid = settings_grid(kind)
+
+    def oof_maps(chunk_ids, batch=64):
+        for start in range(0, len(chunk_ids), batch):
+            part = slice(start, start + batch)
+            yield from zip(chunk_ids[part], blended_maps([[cams[j][0][part]] for j in sources], source_weights,
+                                                         spec.size))
+    scores = score_matrix(kind, ids, oof_maps, np.asarray(nested), truth, sizes, spec, grid)
+    best, nested_scores = nested_choice(scores, folds["fold"].to_numpy())
+    low, high = bootstrap_interval(nested_scores, args.bootstrap, args.seed)
+    metric = "RSNA mean precision (IoU 0.40-0.75)" if kind == "boxes" else "mean Dice"
+    report = pd.DataFrame([{**setting, "oof_score": float(np.nanmean(scores[:, k])), "chosen": k == best}
+                           for k, setting in enumerate(grid)])
+    write_csv(Path(args.oof_dir) / args.exp / "objects_report.csv", report, float_format="%.6f")
+    print(f"\n{kind}: {metric} of the blended object maps over {len(ids)} OOF images: in-sample best "
+          f"{np.nanmean(scores[:, best]):.4f} ({', '.join(f'{k} {v:g}' for k, v in grid[best].items())}); nested "
+          f"(each fold by the setting best on the others) {np.nanmean(nested_scores):.4f} [{low:.4f}, {high:.4f}]; "
+          f"wrote {Path(args.oof_dir) / args.exp / 'objects_report.csv'}")
+    predictions = {}
+    for start in range(0, len(test_ids), 64):
+        part = slice(start, start + 64)
+        test_maps = blended_maps([[cams[j][1][k][part] for k in kept[models[j]]] for j in sources], source_weights,
+                                 spec.size)
+        for image, heatmap, probability in zip(test_ids[part], test_maps, test_probabilities[part]):
+            predictions[image] = image_objects(kind, heatmap, probability, *sizes[image], spec, grid[best])
+    return predictions, {"metric": metric, "setting": grid[best], "oof": float(np.nanmean(scores[:, best])),
+                         "nested": float(np.nanmean(nested_scores)), "nested_low": low, "nested_high": high}
