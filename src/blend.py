@@ -141,6 +141,9 @@ def main(argv=None):
     submission_format = resolve(args.format, root, labels, task)
     args.format = submission_format.name  # the blend spec records the format written
     out = Path(args.submissions_dir) / args.exp
+    if submission_format.task == "classed boxes":  # before any training, not after it
+        raise UserError(f"--format {submission_format.name}: boxes of each class need a map per class, which the map "
+                        f"models do not learn yet (the data set reads and trains; its submission cannot be written)")
     if args.check_format:
         test_ids = list(kaggle_test_ids(root)[1]) if kaggle_test_table(root) is not None else []
         if test_ids or submission_format.name == "objectcxr":  # without a test table, a Kaggle format has nothing to plan
@@ -271,9 +274,6 @@ def object_predictions(args, task, models, folds, test, choice, nested, test_pro
     from cxr.localization.evaluation import read_cams, run_spec
     from cxr.localization.objects import object_submission
 
-    if task == "classed boxes":
-        raise UserError("--format vinbig: boxes of each class need a map per class, which the map models do not "
-                        "learn yet; this data set trains one map of every finding (see the issue on boxes and masks)")
     test_ids = list(test["image_id"])
     cams = [read_cams(args.oof_dir, args.exp, m, folds, test_ids) for m in models]
     if any(c is None for c in cams):
