@@ -161,3 +161,37 @@ def test_score_py_scores_each_competition_s_submission(layouts, tmp_path, layout
     baseline = run_script("score.py", root / "input" / layout / sample, truth, "--bootstrap", 50, cwd=root)
     value = float(baseline.stdout.split("]")[0].split("[")[0].split()[-1])
     assert value < 1.0 and (floor is None or value == floor)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["rsna", "siim"])
+def test_run_sh_writes_a_submission_the_competition_accepts(layouts, tmp_path, layout):
+    """run.sh on the layout as shipped: map models (the set is annotated), the boxes or masks from
+    their maps with post-processing chosen on OOF, the file valid by the competition's rules, and
+    score.py scoring it against the truth."""
+    import os
+    import shutil
+
+    from conftest import ROOT
+    from cxr.formats import registry
+
+    root, _ = layouts
+    shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
+    shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / layout).symlink_to(root / "input" / layout)
+    env = {**os.environ, "TQDM_DISABLE": "1", "DATASET": layout, "N_FOLDS": "2", "ARCHS": "", "MAP_IMG_SIZE": "96",
+           "CROP_SIZE": "48", "MAP_EPOCHS": "1", "MAP_MIN_STEPS": "0", "TRIALS": "5", "BOOTSTRAP": "50"}
+    result = subprocess.run(["bash", "run.sh", "--no-tensorboard"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"submission format: {layout}" in result.stdout and "== resnet18-map fold 1" in result.stdout
+    assert "nested (each fold by the setting best on the others)" in result.stdout
+    submission = tmp_path / "submissions" / layout / "submission.csv"
+    sample = pd.read_csv(root / "input" / layout / ("stage_2_sample_submission.csv"), dtype=str)
+    registry.get(layout).validate(submission, list(sample.iloc[:, 0]))
+    assert pd.read_csv(submission, dtype=str).iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()
+    assert (tmp_path / "oof" / layout / "objects_report.csv").is_file()
+    scored = run_script("score.py", submission, root / "input" / f"{layout}_test_truth.csv", "--bootstrap", 20,
+                        cwd=tmp_path)
+    assert "95 % bootstrap over images" in scored.stdout
