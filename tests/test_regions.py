@@ -33,3 +33,37 @@ def test_the_mask_gate():
     assert not gated_mask(heatmap, 4, 4, "squash", top=0.8, min_area=2).any()  # sure on too little area
     mask = gated_mask(heatmap, 4, 4, "squash", top=0.8, min_area=1, bottom=0.4)
     assert mask.sum() == 4 and mask[1:3, 1:3].all()  # the gate opens: the lower threshold draws the outline
+
+
+def test_the_post_processing_is_chosen_nested():
+    from cxr.localization.objects import nested_choice
+
+    # settings a, b over 4 images in 2 folds: b best overall (0.6 vs 0.55) but a best on fold 0's rows
+    scores = np.array([[0.9, 0.2], [0.9, 0.2], [0.2, 1.0], [0.2, 1.0]])
+    best, nested = nested_choice(scores, np.array([0, 0, 1, 1]))
+    # fold 0 gets the setting best on fold 1 (b): 0.2; fold 1 the one best on fold 0 (a): 0.2
+    assert best == 1 and nested.tolist() == [0.2, 0.2, 0.2, 0.2]
+    with_nan = np.array([[np.nan, 0.5], [1.0, 0.6], [0.5, np.nan], [0.5, 1.0]])  # NaN: an image left out (a 2/3, b 0.7)
+    assert nested_choice(with_nan, np.array([0, 0, 1, 1]))[0] == 1
+
+
+def test_blended_maps_keep_the_probabilities():
+    from cxr.localization.objects import blended_maps
+
+    a, b = np.full((1, 2, 2), 0.8, np.float32), np.full((1, 2, 2), 0.2, np.float32)
+    mixed = blended_maps([[a, a], [b]], [3.0, -1.0], 4)  # |weights| 3 : 1, no per-image scaling
+    assert mixed.shape == (1, 4, 4) and np.allclose(mixed, 0.75 * 0.8 + 0.25 * 0.2)
+
+
+def test_each_setting_s_boxes_come_from_one_labelling():
+    from types import SimpleNamespace
+
+    from cxr.localization.objects import image_objects, settings_grid
+
+    heatmap = np.zeros((8, 8))
+    heatmap[2:4, 2:4] = 0.65
+    grid = settings_grid("boxes")
+    found = image_objects("boxes", heatmap, 0.6, 8, 8, SimpleNamespace(size=8, mode="squash"), grid)
+    for setting, boxes in zip(grid, found):
+        expected = setting["threshold"] <= 0.65 and setting["gate"] <= 0.6
+        assert bool(boxes) == expected, setting

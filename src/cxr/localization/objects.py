@@ -44,16 +44,24 @@ def blended_maps(cams, weights, size):
     return mixed.numpy()
 
 
-def image_objects(kind, heatmap, probability, width, height, spec, setting):
-    """One image's boxes [(score, box)] or mask under `setting`."""
-    from cxr.localization.regions import gated_mask, map_boxes
+def image_objects(kind, heatmap, probability, width, height, spec, settings):
+    """One image's boxes [(score, box)] or mask under each of `settings` (the blobs found once per
+    threshold, the map brought to the original pixels once)."""
+    from cxr.data.cache import map_to_original
+    from cxr.localization.regions import map_boxes, mask_with_gate
 
     if kind == "boxes":
-        if probability < setting["gate"]:
-            return []
-        return map_boxes(heatmap, probability, width, height, spec.size, spec.mode, threshold=setting["threshold"])
-    return gated_mask(heatmap, width, height, spec.mode, top=setting["top"],
-                      min_area=setting["min_area"] * width * height, bottom=setting["bottom"])
+        by_threshold = {}
+        found = []
+        for setting in settings:
+            if setting["threshold"] not in by_threshold:
+                by_threshold[setting["threshold"]] = map_boxes(heatmap, probability, width, height, spec.size,
+                                                               spec.mode, threshold=setting["threshold"])
+            found.append([] if probability < setting["gate"] else by_threshold[setting["threshold"]])
+        return found
+    original = map_to_original(np.asarray(heatmap, dtype=np.float32), width, height, spec.mode)
+    return [mask_with_gate(original, setting["top"], setting["min_area"] * width * height, setting["bottom"])
+            for setting in settings]
 
 
 def image_score(kind, truth, found):
@@ -69,9 +77,8 @@ def score_matrix(kind, ids, maps_of, probabilities, truth, sizes, spec, grid):
     scores = np.full((len(ids), len(grid)), np.nan)
     for row, (image, heatmap) in enumerate(maps_of(ids)):
         width, height = sizes[image]
-        for col, setting in enumerate(grid):
-            value = image_score(kind, truth[image], image_objects(kind, heatmap, probabilities[row], width, height,
-                                                                  spec, setting))
+        for col, found in enumerate(image_objects(kind, heatmap, probabilities[row], width, height, spec, grid)):
+            value = image_score(kind, truth[image], found)
             scores[row, col] = np.nan if value is None else value
     return scores
 
@@ -176,6 +183,6 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
         test_maps = blended_maps([[cams[j][1][k][part] for k in kept[models[j]]] for j in sources], source_weights,
                                  spec.size)
         for image, heatmap, probability in zip(test_ids[part], test_maps, test_probabilities[part]):
-            predictions[image] = image_objects(kind, heatmap, probability, *sizes[image], spec, grid[best])
+            predictions[image] = image_objects(kind, heatmap, probability, *sizes[image], spec, [grid[best]])[0]
     return predictions, {"metric": metric, "setting": grid[best], "oof": float(np.nanmean(scores[:, best])),
                          "nested": float(np.nanmean(nested_scores)), "nested_low": low, "nested_high": high}

@@ -49,7 +49,12 @@ def gated_mask(heatmap, width, height, mode, top=0.75, min_area=0, bottom=0.4):
     """The (height, width) boolean mask of a network-frame map: empty unless at least `min_area`
     original pixels reach `top` (the image-level gate: the map is sure somewhere, on enough
     area); then every pixel at or above `bottom`."""
-    original = map_to_original(np.asarray(heatmap, dtype=np.float32), width, height, mode)
+    return mask_with_gate(map_to_original(np.asarray(heatmap, dtype=np.float32), width, height, mode), top, min_area,
+                          bottom)
+
+
+def mask_with_gate(original, top, min_area, bottom):
+    """gated_mask of a map already in the original pixels."""
     if int((original >= top).sum()) < max(min_area, 1):
-        return np.zeros((height, width), bool)
+        return np.zeros(original.shape, bool)
     return original >= bottom
