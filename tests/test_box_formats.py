@@ -79,5 +79,5 @@ def test_a_missing_prediction_or_another_header_stops_before_writing(tmp_path):
     (root / "stage_2_sample_submission.csv").write_text("patientId,Boxes\np1,\n")
     with pytest.raises(UserError, match="expected the header 'patientId,PredictionString'"):
         registry.get("rsna").plan(tmp_path / "out", root, ids, [""])
-    with pytest.raises(UserError, match="--format rsna is for a box task; this data set is binary"):
+    with pytest.raises(UserError, match="--format rsna writes boxes learned from that competition.s layout; .* is another layout"):
         registry.resolve("rsna", root, [""])
