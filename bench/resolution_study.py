@@ -4,6 +4,7 @@ beside the minutes it took; the ratio of minutes is to the first arm, run in the
 
     python3 bench/resolution_study.py --dataset objectcxr_fullsize                      # 512, 768, 1024 px
     python3 bench/resolution_study.py --dataset objectcxr_fullsize --sizes 512 --interpolations linear area
+    python3 bench/resolution_study.py --arms 512:linear 768:linear 1024:linear 512:area   # the docs' table
 
 Each arm is `JOB="resnet18-map <fold>" bash run.sh` (run.sh's map recipe: 160 px crops, 12 epochs
 raised to 600 steps, EMA, clipping, the divergence guard) with MAP_IMG_SIZE and --interpolation
@@ -64,34 +65,37 @@ def main():
     parser.add_argument("--dataset", default="objectcxr_fullsize")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 768, 1024])
     parser.add_argument("--interpolations", nargs="+", default=["linear"], choices=("linear", "area"))
+    parser.add_argument("--arms", nargs="+", metavar="SIZE:INTERPOLATION",
+                        help="the arms themselves instead of every size x interpolation (512:linear 1024:linear 512:area)")
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--run-args", default="", help="more run.sh (train.py) arguments for every arm")
     args = parser.parse_args()
     if not (ROOT / "folds" / f"{args.dataset}.csv").is_file():
         raise SystemExit(f"error: folds/{args.dataset}.csv not found (cut the folds first: python src/make_folds.py "
                          f"--dataset {args.dataset} --n-folds 3)")
+    arms = [(int(a.split(":")[0]), a.split(":")[1]) for a in args.arms] if args.arms else \
+        [(size, interpolation) for size in args.sizes for interpolation in args.interpolations]
     rows = []
-    for size in args.sizes:
-        for interpolation in args.interpolations:
-            exp = f"res_{size}_{interpolation}"
-            env = {**os.environ, "DATASET": args.dataset, "EXP": exp, "JOB": f"{MODEL} {args.fold}", "ARCHS": "",
-                   "MAP_IMG_SIZE": str(size), "MAP_ARGS": f"--interpolation {interpolation}", "TQDM_DISABLE": "1",
-                   "PYTHONWARNINGS": "ignore"}
-            log = ROOT / "reports" / f"{exp}.log"
-            log.parent.mkdir(exist_ok=True)
-            began = time.time()
-            with open(log, "w") as out:
-                done = subprocess.run(["bash", "run.sh", *args.run_args.split()], cwd=ROOT, env=env, stdout=out,
-                                      stderr=subprocess.STDOUT)
-            if done.returncode:
-                raise SystemExit(f"error: run.sh failed for {exp} (see {log})")
-            minutes = (time.time() - began) / 60
-            rows.append({"size": size, "interpolation": interpolation, "minutes": minutes,
-                         **arm_scores(args.dataset, exp, args.fold)})
-            table = pd.DataFrame(rows).assign(minutes_ratio=lambda t: t["minutes"] / t["minutes"].iloc[0])
-            table.to_csv(ROOT / "reports" / "resolution_study.csv", index=False, float_format="%.4f")
-            print(f"{exp}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in rows[-1].items() if not k.endswith(("_low", "_high"))), flush=True)
+    for size, interpolation in arms:
+        exp = f"res_{size}_{interpolation}"
+        env = {**os.environ, "DATASET": args.dataset, "EXP": exp, "JOB": f"{MODEL} {args.fold}", "ARCHS": "",
+               "MAP_IMG_SIZE": str(size), "MAP_ARGS": f"--interpolation {interpolation}", "TQDM_DISABLE": "1",
+               "PYTHONWARNINGS": "ignore"}
+        log = ROOT / "reports" / f"{exp}.log"
+        log.parent.mkdir(exist_ok=True)
+        began = time.time()
+        with open(log, "w") as out:
+            done = subprocess.run(["bash", "run.sh", *args.run_args.split()], cwd=ROOT, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT)
+        if done.returncode:
+            raise SystemExit(f"error: run.sh failed for {exp} (see {log})")
+        minutes = (time.time() - began) / 60
+        rows.append({"size": size, "interpolation": interpolation, "minutes": minutes,
+                     **arm_scores(args.dataset, exp, args.fold)})
+        table = pd.DataFrame(rows).assign(minutes_ratio=lambda t: t["minutes"] / t["minutes"].iloc[0])
+        table.to_csv(ROOT / "reports" / "resolution_study.csv", index=False, float_format="%.4f")
+        print(f"{exp}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in rows[-1].items() if not k.endswith(("_low", "_high"))), flush=True)
     shown = ["size", "interpolation", "oof_auc", "oof_froc", "dev_auc", "dev_froc", "minutes", "minutes_ratio"]
     print("\n" + table[[c for c in shown if c in table]].to_string(index=False, float_format=lambda v: f"{v:.3f}")
           + "\nwrote reports/resolution_study.csv (with 95 % intervals: AUC DeLong, FROC bootstrap)")
