@@ -23,7 +23,8 @@
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs
 # until its map models have 600 optimizer steps), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
 # SEEDS (1): train every model on every fold this many times (seeds SEED, SEED+1, ...), blended like folds.
-# An annotated set trains ARCHS="resnet18" as its classifier unless ARCHS says otherwise: the blend weighs both.
+# An annotated set trains map models only unless ARCHS names classifiers (measured: a classifier beside the map
+# model never helped the blend on the demo, the semi-real or the full-size Object-CXR sets; docs/benchmarks.md).
 # JOB="<model> <fold>" trains that one job of a prepared run and stops; PREPARE_ONLY=1 cuts the folds, runs
 # the checks and prints the models (slurm/submit.sh uses both).
 # Any arguments are passed on to every src/train.py call (for example --pretrained --amp bf16).
@@ -73,9 +74,9 @@ if [ "$DATASET" = demo_multilabel ] && [ ! -f input/demo_multilabel/train.csv ];
 fi
 fi
 # The default models follow the data: an annotated set (Object-CXR's outlines; RSNA's, VinBigData's boxes, SIIM's
-# masks) gets map models and one classifier.
+# masks) gets a map model (ARCHS adds classifiers).
 if [[ $($PY src/make_folds.py "${DATA_ARGS[@]}" --print-layout) == *" annotated" ]]; then
-    ARCHS=${ARCHS-"resnet18"}; MAP_ARCHS=${MAP_ARCHS-"resnet18"}
+    ARCHS=${ARCHS-""}; MAP_ARCHS=${MAP_ARCHS-"resnet18"}
 else
     ARCHS=${ARCHS-"resnet18 regnety_002"}; MAP_ARCHS=${MAP_ARCHS-""}
 fi
