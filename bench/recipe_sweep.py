@@ -19,8 +19,6 @@ no fold more than 0.02 AUC below its run's median. From scratch on the CPU unles
 otherwise (--run-args "--pretrained")."""
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ from cxr.data.images import image_size  # noqa: E402
 from cxr.data.folds import read_folds
 from cxr.localization.evaluation import annotations, blend_points, froc_with_interval, run_spec  # noqa: E402
 from cxr.metrics.auc import safe_roc_auc  # noqa: E402
+from run_sh import run_logged  # noqa: E402
 
 MODEL = "resnet18-map"
 GOAL = 0.02  # no fold more than this below its run's median OOF AUC
@@ -112,18 +111,10 @@ def main():
         dataset = f"sweep_{size}_r{repeat}"
         exp = dataset + tag
         subsample(source, ROOT / "input" / dataset, size, repeat)
-        env = {**os.environ, "DATASET": dataset, "EXP": exp, "N_FOLDS": str(args.folds), "SEED": str(repeat),
-               "ARCHS": "", "MAP_ARGS": f"--val-every {args.val_every}", "TRIALS": "10", "BOOTSTRAP": "100",
-               "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
-        began = time.time()
-        log = ROOT / "reports" / f"{exp}.log"
-        log.parent.mkdir(exist_ok=True)
-        with open(log, "w") as out:
-            done = subprocess.run(["bash", "run.sh", *args.run_args.split()], cwd=ROOT, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT)
-        if done.returncode:
-            raise SystemExit(f"error: run.sh failed for {dataset} (see {log})")
-        minutes = (time.time() - began) / 60
+        settings = {"DATASET": dataset, "EXP": exp, "N_FOLDS": str(args.folds), "SEED": str(repeat), "ARCHS": "",
+                    "MAP_ARGS": f"--val-every {args.val_every}", "TRIALS": "10", "BOOTSTRAP": "100", "TQDM_DISABLE": "1",
+                    "PYTHONWARNINGS": "ignore"}
+        minutes = run_logged(settings, exp, args.run_args)
         run_rows = fold_rows(dataset, exp)
         median = float(np.median([r["auc"] for r in run_rows]))
         for r in run_rows:

@@ -15,10 +15,7 @@ image validation and test prediction cost grows with the store's area. Writes
 reports/resolution_study.csv. From scratch on the CPU."""
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from cxr.data.images import image_size  # noqa: E402
 from cxr.localization.evaluation import annotations, blend_points, froc_with_interval, run_spec  # noqa: E402
 from cxr.metrics.auc import delong_interval, safe_roc_auc  # noqa: E402
+from run_sh import run_logged  # noqa: E402
 
 MODEL = "resnet18-map"
 
@@ -78,18 +76,10 @@ def main():
     rows = []
     for size, interpolation in arms:
         exp = f"res_{size}_{interpolation}"
-        env = {**os.environ, "DATASET": args.dataset, "EXP": exp, "JOB": f"{MODEL} {args.fold}", "ARCHS": "",
-               "MAP_IMG_SIZE": str(size), "MAP_ARGS": f"--interpolation {interpolation}", "TQDM_DISABLE": "1",
-               "PYTHONWARNINGS": "ignore"}
-        log = ROOT / "reports" / f"{exp}.log"
-        log.parent.mkdir(exist_ok=True)
-        began = time.time()
-        with open(log, "w") as out:
-            done = subprocess.run(["bash", "run.sh", *args.run_args.split()], cwd=ROOT, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT)
-        if done.returncode:
-            raise SystemExit(f"error: run.sh failed for {exp} (see {log})")
-        minutes = (time.time() - began) / 60
+        settings = {"DATASET": args.dataset, "EXP": exp, "JOB": f"{MODEL} {args.fold}", "ARCHS": "",
+                    "MAP_IMG_SIZE": str(size), "MAP_ARGS": f"--interpolation {interpolation}", "TQDM_DISABLE": "1",
+                    "PYTHONWARNINGS": "ignore"}
+        minutes = run_logged(settings, exp, args.run_args)
         rows.append({"size": size, "interpolation": interpolation, "minutes": minutes,
                      **arm_scores(args.dataset, exp, args.fold)})
         table = pd.DataFrame(rows).assign(minutes_ratio=lambda t: t["minutes"] / t["minutes"].iloc[0])

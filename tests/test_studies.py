@@ -61,14 +61,19 @@ def test_no_study_spans_two_folds(tmp_path):
     assert "study" in folds.columns
 
 
+def images_with_studies(root, column, studies, labels):
+    """A Kaggle set of one row per image (im0, im1, ...) with a study column, and one test image."""
+    for i in range(len(studies)):
+        png(root / "train" / f"im{i}.png", i)
+    pd.DataFrame({"image_id": [f"im{i}" for i in range(len(studies))], column: studies,
+                  "label": labels}).to_csv(root / "train.csv", index=False)
+    png(root / "test" / "t.png")
+    pd.DataFrame({"image_id": ["t"]}).to_csv(root / "test.csv", index=False)
+    return read_dataset(root)[0]
+
+
 def test_a_study_column_names_the_studies_of_a_table_of_images(tmp_path):
-    for i in range(4):
-        png(tmp_path / "train" / f"im{i}.png", i)
-    pd.DataFrame({"image_id": [f"im{i}" for i in range(4)], "StudyInstanceUID": ["s1", "s1", "s2", "s3"],
-                  "label": [1, 1, 0, 0]}).to_csv(tmp_path / "train.csv", index=False)
-    png(tmp_path / "test" / "t.png")
-    pd.DataFrame({"image_id": ["t"]}).to_csv(tmp_path / "test.csv", index=False)
-    train, _ = read_dataset(tmp_path)
+    train = images_with_studies(tmp_path, "StudyInstanceUID", ["s1", "s1", "s2", "s3"], [1, 1, 0, 0])
     assert train["study"].tolist() == ["s1", "s1", "s2", "s3"] and train.attrs["studies"] == "column 'StudyInstanceUID'"
 
 
@@ -94,13 +99,7 @@ def test_a_folder_is_never_swapped_for_a_file_named_like_it(tmp_path):
 
 
 def test_images_without_a_study_value_are_studies_of_their_own(tmp_path):
-    for i in range(4):
-        png(tmp_path / "train" / f"im{i}.png", i)
-    pd.DataFrame({"image_id": [f"im{i}" for i in range(4)], "study_id": ["NA", "", "", "NA"],
-                  "label": [1, 0, 0, 1]}).to_csv(tmp_path / "train.csv", index=False)
-    png(tmp_path / "test" / "t.png")
-    pd.DataFrame({"image_id": ["t"]}).to_csv(tmp_path / "test.csv", index=False)
-    train, _ = read_dataset(tmp_path)
+    train = images_with_studies(tmp_path, "study_id", ["NA", "", "", "NA"], [1, 0, 0, 1])
     assert train["study"].tolist() == ["NA", "train/im1.png", "train/im2.png", "NA"]  # 'NA' is an id
     folds = assign_folds(join_patients(train)[0], n_folds=2, seed=0)
     folds.to_csv(tmp_path / "folds.csv", index=False)

@@ -12,6 +12,7 @@ import numpy as np
 
 from cxr.errors import UserError
 
+FILE = "submission.csv"
 NO_FINDING = "No finding"  # VinBigData's class of normal images, written as '<its id> <conf> 0 0 1 1' (14 there)
 
 
@@ -127,3 +128,18 @@ def sample_plan(out, root, test_ids, file_name, header, to_string, check):
         strings = {written_as[i]: to_string(i, predictions[i]) for i in test_ids}
         write_rows(path, header, order, strings, check)
     return path, write
+
+
+def row_format(name, task, header, strings, check, summary, ids, requires):
+    """A Format of one row per test image in the sample submission's order (FILE, `header`):
+    `strings(root)` gives the function that writes each image's prediction string, `check` the
+    competition's rule for a string."""
+    from cxr.formats.registry import Format, Submission
+
+    def plan(out, root, test_ids, labels):
+        return Submission(*sample_plan(out, root, test_ids, FILE, header, strings(root), check))
+
+    def validate(path, expected_ids):
+        validate_rows(Path(path), header, expected_ids, check)
+    return Format(name=name, task=task, files=(FILE,), ids=ids, summary=summary, plan=plan, validate=validate,
+                  requires=requires)

@@ -1,13 +1,8 @@
 """SIIM-ACR Pneumothorax's submission: stage_2_sample_submission.csv's header
 (`ImageId,EncodedPixels`) and order, one row per image: its mask's relative column-major
 run-length encoding (rle.py), `-1` for an empty mask (an empty prediction on an empty image
-scores 1)."""
-from pathlib import Path
-
-from cxr.formats.registry import Format, Submission
-
-FILE = "submission.csv"
-HEADER = "ImageId,EncodedPixels"
+scores 1). Its plan's write takes {image: (height, width) boolean mask in the original pixels}."""
+from cxr.formats.boxes import row_format
 
 
 def check(text, where):
@@ -20,21 +15,13 @@ def check(text, where):
         raise UserError(f"{where}: {err}") from None
 
 
-def plan(out, root, test_ids, labels):
-    """write({image: (height, width) boolean mask in the original pixels})."""
-    from cxr.formats.boxes import sample_plan
+def mask_string(_, mask):
     from cxr.formats.rle import encode
 
-    return Submission(*sample_plan(out, root, test_ids, FILE, HEADER, lambda _, mask: encode(mask), check))
+    return encode(mask)
 
 
-def validate(path, expected_ids):
-    from cxr.formats.boxes import validate_rows
-
-    validate_rows(Path(path), HEADER, expected_ids, check)
-
-
-FORMAT = Format(name="siim", task="masks", files=(FILE,),
-                ids="the sample submission's ImageId, in its order",
-                summary="SIIM-ACR: submission.csv, ImageId,EncodedPixels (relative column-major RLE, -1 when empty)",
-                plan=plan, validate=validate, requires=("stage_2_sample_submission.csv|sample_submission.csv",))
+FORMAT = row_format("siim", "masks", "ImageId,EncodedPixels", lambda root: mask_string, check,
+                    summary="SIIM-ACR: submission.csv, ImageId,EncodedPixels (relative column-major RLE, -1 when empty)",
+                    ids="the sample submission's ImageId, in its order",
+                    requires=("stage_2_sample_submission.csv|sample_submission.csv",))
