@@ -143,7 +143,8 @@ def main(argv=None):
     out = Path(args.submissions_dir) / args.exp
     if submission_format.task == "classed boxes":  # before any training, not after it
         raise UserError(f"--format {submission_format.name}: boxes of each class need a map per class, which the map "
-                        f"models do not learn yet (the data set reads and trains; its submission cannot be written)")
+                        f"models do not learn yet, so no submission can be written (the folds and train.py read the "
+                        f"data set; score.py scores its submissions)")
     if args.check_format:
         test_ids = list(kaggle_test_ids(root)[1]) if kaggle_test_table(root) is not None else []
         if test_ids or submission_format.name == "objectcxr":  # without a test table, a Kaggle format has nothing to plan
@@ -237,7 +238,7 @@ def main(argv=None):
     objects = None
     if submission is not None and submission_format.task in OBJECT_TASKS:  # boxes or masks from the object maps
         predictions, objects = object_predictions(args, submission_format.task, models, folds, test, choices[0],
-                                                  nested, test_predictions[0], kept, root)
+                                                  nested_oof[:, 0], test_predictions[0], kept, root)
         submission.write(predictions)
         submission = None
         written = f"{submission_format.name}'s {submission_format.files[0]} ({len(test)} images)"

@@ -36,7 +36,8 @@ def test_rsna_writes_the_sample_s_ids_and_order(tmp_path):
 @pytest.mark.parametrize("name, text, why", [
     ("rsna", "0.9 10 20 40", "groups of 5"), ("rsna", "1.5 10 20 40 60", "confidence in"),
     ("rsna", "0.5 10 20 0 60", "positive width"), ("vinbig", "", "empty"), ("vinbig", "1.5 0.5 0 0 1 1", "class id"),
-    ("vinbig", "3 0.5 10 10 5 20", "x1 < x2"), ("siim", "1 2 3", "pairs"), ("siim", "-2 3", "below 0")])
+    ("vinbig", "3 0.5 10 10 5 20", "x1 < x2"), ("siim", "1 2 3", "pairs"), ("siim", "-2 3", "below 0"),
+    ("siim", "", "an empty mask is written -1")])
 def test_a_bad_string_is_named_with_its_line(tmp_path, name, text, why):
     header = {"rsna": "patientId,PredictionString", "vinbig": "image_id,PredictionString",
               "siim": "ImageId,EncodedPixels"}[name]

@@ -65,8 +65,8 @@ def test_rsna_boxes_are_the_table_s(layouts):
     first = labels[labels["Target"] == 1].iloc[0]
     row = train[train["image_id"].str.contains(first["patientId"])].iloc[0]
     boxes = [s.coords for s in parse_annotation(row["annotation"])]
-    x, y = int(np.floor(first["x"])), int(np.floor(first["y"]))
-    assert (x, y, int(np.ceil(first["x"] + first["width"])), int(np.ceil(first["y"] + first["height"]))) in boxes
+    x, y = int(np.floor(first["x"])), int(np.floor(first["y"]))  # the first and last pixels, inclusive
+    assert (x, y, int(np.ceil(first["x"] + first["width"])) - 1, int(np.ceil(first["y"] + first["height"])) - 1) in boxes
     assert len(boxes) == (labels["patientId"] == first["patientId"]).sum()
 
 
@@ -101,7 +101,17 @@ def test_a_line_or_a_dot_of_mask_is_a_rectangle_of_its_pixels():
     mask[2, 1:4] = True  # a horizontal line: no area between its pixels' centres
     mask[5, 5] = True
     shapes = parse_annotation(mask_polygons(mask))
-    assert sorted(s.coords for s in shapes) == [(1, 2, 4, 3), (5, 5, 6, 6)]
+    # the line's pixels x 1-3 on row 2 (a rectangle needs two rows: 2-3); the dot's (5, 5) drawn 2 x 2
+    assert sorted(s.coords for s in shapes) == [(1, 2, 3, 3), (5, 5, 6, 6)]
+
+
+def test_a_box_is_drawn_over_the_pixels_it_covers():
+    from cxr.data.competitions import rectangle
+    from cxr.localization.targets import rasterize
+
+    drawn = rasterize(parse_annotation(rectangle(10, 10, 12, 13)), 20, 20)  # edges: 2 x 3 pixels
+    assert drawn.sum() == 6 and drawn[10:13, 10:12].all()
+    assert parse_annotation(rectangle(4.5, 4.5, 4.5, 4.5))[0].coords == (4, 4, 5, 5)  # no area: still drawn
 
 
 def test_a_bad_row_is_named_with_its_file_and_line(layouts, tmp_path):
@@ -195,3 +205,11 @@ def test_run_sh_writes_a_submission_the_competition_accepts(layouts, tmp_path, l
     scored = run_script("score.py", submission, root / "input" / f"{layout}_test_truth.csv", "--bootstrap", 20,
                         cwd=tmp_path)
     assert "95 % bootstrap over images" in scored.stdout
+
+
+def test_a_submission_row_given_twice_is_refused_by_the_scorer():
+    from cxr.metrics.object_scoring import read_predictions
+
+    table = pd.DataFrame({"patientId": ["a", " a"], "PredictionString": ["0.5 1 1 2 2", ""]})
+    with pytest.raises(UserError, match="s.csv line 3: image a appears twice"):
+        read_predictions("rsna", table, "s.csv")

@@ -45,6 +45,10 @@ def test_the_post_processing_is_chosen_nested():
     assert best == 1 and nested.tolist() == [0.2, 0.2, 0.2, 0.2]
     with_nan = np.array([[np.nan, 0.5], [1.0, 0.6], [0.5, np.nan], [0.5, 1.0]])  # NaN: an image left out (a 2/3, b 0.7)
     assert nested_choice(with_nan, np.array([0, 0, 1, 1]))[0] == 1
+    # a fold whose other folds score nothing under any setting takes the overall best
+    empty_elsewhere = np.array([[0.2, 0.9], [np.nan, np.nan]])
+    best, nested = nested_choice(empty_elsewhere, np.array([0, 1]))
+    assert best == 1 and nested[0] == 0.9 and np.isnan(nested[1])
 
 
 def test_blended_maps_keep_the_probabilities():

@@ -88,10 +88,11 @@ def per_image(ids, shapes, path, problems, extra=None):
 
 
 def rectangle(x1, y1, x2, y2):
-    """An Object-CXR rectangle covering the box in whole pixels (annotations are integers), at least
-    one pixel wide and high."""
+    """An Object-CXR rectangle of the pixels a box (its edges) covers: the first and the last
+    pixel's corners, inclusive, as the targets draw them (annotations are integers; a rectangle
+    needs x1 < x2, so a box one pixel wide is drawn two)."""
     left, top = int(np.floor(x1)), int(np.floor(y1))
-    return f"0 {left} {top} {max(int(np.ceil(x2)), left + 1)} {max(int(np.ceil(y2)), top + 1)}"
+    return f"0 {left} {top} {max(int(np.ceil(x2)) - 1, left + 1)} {max(int(np.ceil(y2)) - 1, top + 1)}"
 
 
 def read_rsna(root, problems=STRICT):
@@ -105,14 +106,14 @@ def read_rsna(root, problems=STRICT):
     shapes = []
     for row in range(len(raw)):
         box = (x[row], y[row], w[row], h[row])
-        if target[row] == 1 and np.isfinite(box).all() and w[row] > 0 and h[row] > 0:
+        if target[row] == 1 and np.isfinite(box).all() and w[row] >= 0 and h[row] >= 0:  # rectangle(): >= 1 pixel
             shapes.append(rectangle(x[row], y[row], x[row] + w[row], y[row] + h[row]))
         elif target[row] == 0 and not np.isfinite(box).any():
             shapes.append("")
         else:
             problems.report(path, row, f"{path} line {row + 2}: Target {raw.loc[row, 'Target']} with box "
                                        f"'{', '.join(raw.loc[row, list(RSNA_COLUMNS[1:5])])}': a box needs Target 1 "
-                                       f"and a positive width and height, no box Target 0")
+                                       f"and a width and height of at least 0, no box Target 0")
             shapes.append("")
     return per_image(ids, shapes, path, problems)
 
@@ -127,7 +128,7 @@ def read_vinbig(root, problems=STRICT):
     boxes = numbers_of(raw, path, VINBIG_COLUMNS[4:], problems, allow_blank=True)
     shapes, classes = [], []
     for row, box in enumerate(boxes):
-        if np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]:
+        if np.isfinite(box).all() and box[2] >= box[0] and box[3] >= box[1]:  # rectangle(): at least one pixel
             shapes.append(rectangle(*box))
             classes.append(f"{raw.loc[row, 'class_id'].strip()} " + " ".join(f"{v:g}" for v in box))
         elif not np.isfinite(box).any():
@@ -135,7 +136,7 @@ def read_vinbig(root, problems=STRICT):
             classes.append("")
         else:
             problems.report(path, row, f"{path} line {row + 2}: box '{', '.join(raw.loc[row, list(VINBIG_COLUMNS[4:])])}' "
-                                       f"needs x_min < x_max and y_min < y_max (or all four blank: no finding)")
+                                       f"needs x_min <= x_max and y_min <= y_max (or all four blank: no finding)")
             shapes.append("")
             classes.append("")
     return per_image(ids, shapes, path, problems, {"classes": classes})
@@ -153,8 +154,8 @@ def mask_polygons(mask):
         points = contour.reshape(-1, 2)
         if len(points) >= 3 and cv2.contourArea(contour) > 0:
             shapes.append("2 " + " ".join(f"{int(x)} {int(y)}" for x, y in points))
-        else:  # the pixels' extent: a line or a dot has no area between its pixels' centres
-            (x1, y1), (x2, y2) = points.min(0), points.max(0) + 1
+        else:  # a line or a dot has no area between its pixels' centres: the rectangle of its pixels
+            (x1, y1), (x2, y2) = points.min(0), points.max(0) + 1  # edges: past the last pixel
             shapes.append(rectangle(x1, y1, x2, y2))
     return ";".join(shapes)
 

@@ -9,6 +9,8 @@ def check(text, where):
     from cxr.errors import UserError
     from cxr.formats.rle import runs
 
+    if not str(text).strip():
+        raise UserError(f"{where}: empty; an empty mask is written -1")
     try:
         runs(text)
     except ValueError as err:

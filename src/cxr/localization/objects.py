@@ -85,14 +85,23 @@ def score_matrix(kind, ids, maps_of, probabilities, truth, sizes, spec, grid):
 
 def nested_choice(scores, fold_ids):
     """(the setting best on all rows, the nested mean: each fold scored by the setting best on the others)."""
-    means = np.nanmean(scores, axis=0)
-    best = int(np.nanargmax(means))
+    best = best_setting(scores, 0)
     nested = np.full(len(scores), np.nan)
     for fold in np.unique(fold_ids):
         held = fold_ids == fold
-        chosen = int(np.nanargmax(np.nanmean(scores[~held], axis=0)))
-        nested[held] = scores[held, chosen]
+        nested[held] = scores[held, best_setting(scores[~held], best)]
     return best, nested
+
+
+def best_setting(scores, fallback):
+    """The column of `scores` with the best mean over its scored rows; `fallback` when no row is
+    scored under any setting (every image left out: no truth and no box anywhere)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column's mean
+        means = np.nanmean(scores, axis=0) if len(scores) else np.full(scores.shape[1], np.nan)
+    return int(np.nanargmax(means)) if np.isfinite(means).any() else fallback
 
 
 def bootstrap_interval(values, n_boot=1000, seed=0):
@@ -114,8 +123,8 @@ def truth_of(kind, table, root, sizes):
     truth = {}
     for image, text, masks in zip(table["image_id"], table["annotation"], table.get("masks", [""] * len(table))):
         shapes = parse_annotation(text)
-        if kind == "boxes":
-            truth[image] = [s.points.min(0).tolist() + s.points.max(0).tolist() for s in shapes]
+        if kind == "boxes":  # a rectangle's corners are its first and last pixels: the box's edges one past
+            truth[image] = [s.points.min(0).tolist() + (s.points.max(0) + 1).tolist() for s in shapes]
         else:
             truth[image] = mask_of(shapes, masks, *sizes[image])
     return truth
@@ -147,7 +156,7 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
     specs, kinds = zip(*setups)
     maps = [j for j, k in enumerate(kinds) if k == "map"]
     if not maps:
-        raise UserError(f"a {kind[:-1]} submission comes from map models' object maps; this blend has none "
+        raise UserError(f"a submission of {kind} comes from map models' object maps; this blend has none "
                         f"(train {models[0]}-map, or run.sh with MAP_ARCHS)")
     sources, source_weights = heatmap_sources(kinds, weights)
     spec = specs[sources[0]]

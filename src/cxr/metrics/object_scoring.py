@@ -55,17 +55,20 @@ def read_predictions(kind, table, path):
     predictions = {}
     for number, (image, text) in enumerate(zip(table.iloc[:, 0], table.iloc[:, 1]), start=2):
         where = f"{path} line {number}"
+        image = str(image).strip()
+        if image in predictions:
+            raise UserError(f"{where}: image {image} appears twice")
         if kind == "siim":
             try:
-                predictions.setdefault(str(image), set()).update(pixels(runs(text)))
+                predictions[image] = pixels(runs(text))
             except ValueError as err:
                 raise UserError(f"{where}: {err}") from None
             continue
         groups = numbers(text, SUBMISSION_VALUES[kind], where)
         if kind == "rsna":
-            predictions[str(image)] = [(s, (x, y, x + w, y + h)) for s, x, y, w, h in groups]
+            predictions[image] = [(s, (x, y, x + w, y + h)) for s, x, y, w, h in groups]
         else:
-            predictions[str(image)] = [(int(c), s, (x1, y1, x2, y2)) for c, s, x1, y1, x2, y2 in groups]
+            predictions[image] = [(int(c), s, (x1, y1, x2, y2)) for c, s, x1, y1, x2, y2 in groups]
     return predictions
 
 
