@@ -23,7 +23,7 @@ def option(default, help, choices=None, metavar=None):
 
 # The choice-valued flags, checked when the flags are parsed (before any data is read). The modules
 # that act on them own the same names (tests/test_cli.py keeps the two in step).
-LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist")
+LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist", "rsna", "vinbig", "siim")
 KINDS = ("classifier", "map")
 RESIZE_MODES = ("squash", "letterbox")
 INTERPOLATIONS = ("linear", "area")
