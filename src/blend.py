@@ -141,10 +141,6 @@ def main(argv=None):
     submission_format = resolve(args.format, root, labels, task)
     args.format = submission_format.name  # the blend spec records the format written
     out = Path(args.submissions_dir) / args.exp
-    if submission_format.task == "classed boxes":  # before any training, not after it
-        raise UserError(f"--format {submission_format.name}: boxes of each class need a map per class, which the map "
-                        f"models do not learn yet, so no submission can be written (the folds and train.py read the "
-                        f"data set; score.py scores its submissions)")
     if args.check_format:
         test_ids = list(kaggle_test_ids(root)[1]) if kaggle_test_table(root) is not None else []
         if test_ids or submission_format.name == "objectcxr":  # without a test table, a Kaggle format has nothing to plan

@@ -78,7 +78,7 @@ def test_masked_crops_give_image_mask_and_crop_target(tmp_path):
     from cxr.data.transforms import train_transform
 
     spec = ImageSpec(128, "letterbox")
-    objects = {"pos": (parse_annotation("0 60 60 70 70"), 128, 96), "neg": ([], 128, 96)}
+    objects = {"pos": (parse_annotation("0 60 60 70 70"), 128, 96, None), "neg": ([], 128, 96, None)}
     images = {"pos": np.full((128, 128), 90, np.uint8), "neg": np.full((128, 128), 90, np.uint8)}
     table = pd.DataFrame({"image_id": ["pos", "neg"]})
     crops = MaskedCrops(table, images.__getitem__, train_transform(seed=0), objects, spec, 64, 1.0, 0.25, MAP_STRIDE)
@@ -91,6 +91,27 @@ def test_masked_crops_give_image_mask_and_crop_target(tmp_path):
     assert torch.equal(crops[(0, 3)][2], crops[(0, 3)][2])  # a row's crop is drawn from (seed, row): repeatable
     assert shrink_mask(np.eye(8, dtype=np.uint8), 4).tolist() == [[1, 0], [0, 1]]
     assert cut(np.ones((4, 4)), -2, -2, 4, 4, 0).sum() == 4  # beyond the edge: black
+
+
+def test_masked_crops_give_a_map_per_class():
+    """Each shape marks its own class's map (VinBigData): two classes, two maps, each holding
+    only its object; the crop's target is any object."""
+    from cxr.data.transforms import train_transform
+
+    spec = ImageSpec(128, "squash")
+    objects = {"two": (parse_annotation("0 20 20 30 30;0 90 90 100 100"), 128, 128, [1, 0])}
+    images = {"two": np.full((128, 128), 90, np.uint8)}
+    crops = MaskedCrops(pd.DataFrame({"image_id": ["two"]}), images.__getitem__, train_transform(seed=0, strength="none"),
+                        objects, spec, 128, 0.0, 0.0, MAP_STRIDE, maps=2)
+    image, target, mask = crops[(0, 0)]
+    assert mask.shape == (2, 32, 32) and target[0] == 1.0
+    rows, cols = np.nonzero(mask[1].numpy())
+    assert rows.min() >= 4 and rows.max() <= 8 and cols.min() >= 4 and cols.max() <= 8  # class 1: the first box only
+    rows, cols = np.nonzero(mask[0].numpy())
+    assert rows.min() >= 21 and cols.min() >= 21  # class 0: the second box only
+    multi = cut(np.dstack([np.ones((4, 4)), np.zeros((4, 4))]), 0, 0, 4, 8, 0)
+    assert multi.shape == (8, 8, 2) and multi[..., 0].all() and not multi[..., 1].any()
+    assert shrink_mask(np.dstack([np.eye(8), 1 - np.eye(8)]), 4)[..., 1].tolist() == [[1, 1], [1, 1]]
 
 
 @pytest.mark.parametrize("mode", ["squash", "letterbox"])
@@ -253,3 +274,19 @@ def test_a_blend_spec_is_found_from_any_folder(tmp_path, monkeypatch):
     (tmp_path / "weights/e/m/fold_0").mkdir(parents=True)  # the working directory holds the runs too: it wins
     assert artifacts.spec_runs({"models": ["m"], "runs": {"m": ["weights/e/m/fold_0"]}}, found) == \
         {"m": [Path("weights/e/m/fold_0")]}
+
+
+def test_a_map_model_with_a_map_per_class_is_rebuilt_from_its_saved_config():
+    """network_of reads `map_classes` from a saved config (inference rebuilds what training made);
+    the image score reads the strongest class's map."""
+    from cxr.localization.map_scores import any_object_map, map_maximum
+    from cxr.models.factory import network_of
+
+    network = network_of({"kind": "map", "arch": "resnet18", "map_classes": ["0", "1", "2"]})
+    head, maps = network(torch.zeros(1, 3, 64, 64))
+    assert head.shape == (1, 1) and maps.shape == (1, 3, 16, 16)
+    assert network_of({"kind": "map", "arch": "resnet18"})(torch.zeros(1, 3, 64, 64))[1].shape == (1, 1, 16, 16)
+    per_class = np.zeros((2, 3, 8, 8), np.float32)
+    per_class[1, 2, 3:6, 3:6] = 0.9
+    assert map_maximum(per_class).tolist() == pytest.approx([0.0, 0.9])
+    assert any_object_map(per_class).shape == (2, 8, 8) and any_object_map(torch.as_tensor(per_class)).shape == (2, 8, 8)

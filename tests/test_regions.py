@@ -71,3 +71,49 @@ def test_each_setting_s_boxes_come_from_one_labelling():
     for setting, boxes in zip(grid, found):
         expected = setting["threshold"] <= 0.65 and setting["gate"] <= 0.6
         assert bool(boxes) == expected, setting
+
+
+def test_classed_boxes_come_from_each_class_s_map():
+    """A map per class (VinBigData): each map's blobs become boxes of its class id (the map's
+    place in `classes`), and every image carries No finding at 1 - its probability."""
+    from types import SimpleNamespace
+
+    from cxr.localization.objects import image_objects
+
+    maps = np.zeros((2, 8, 8))
+    maps[0, 1:3, 1:3] = 0.9  # class '4' (the first map): top left
+    maps[1, 5:7, 5:7] = 0.8  # class '11': bottom right
+    (boxes, no_finding), = image_objects("classed boxes", maps, 0.75, 80, 80, SimpleNamespace(size=8, mode="squash"),
+                                          [{"threshold": 0.5, "gate": 0.0}], classes=("4", "11"))
+    assert sorted(boxes) == sorted([(4, pytest.approx(0.675), (10.0, 10.0, 30.0, 30.0)),
+                                    (11, pytest.approx(0.6), (50.0, 50.0, 70.0, 70.0))])
+    assert no_finding == pytest.approx(0.25)
+    (gated, _), = image_objects("classed boxes", maps, 0.75, 80, 80, SimpleNamespace(size=8, mode="squash"),
+                                [{"threshold": 0.5, "gate": 0.8}], classes=("4", "11"))
+    assert gated == []  # below the gate: No finding only
+
+
+def test_classed_box_settings_are_chosen_nested_by_map():
+    """set_choice scores each setting by the mAP of a set of images: two images per fold, the
+    threshold that finds the truth box chosen, the nested estimate the mAP of each fold's boxes
+    under the setting chosen on the other fold, by hand: 1.0 for both classes (the box and No finding)."""
+    from types import SimpleNamespace
+
+    from cxr.localization.objects import set_choice, truth_of
+
+    import pandas as pd
+
+    table = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "annotation": ["0 0 0 3 3", "", "0 0 0 3 3", ""],
+                          "classes": ["7 0 0 4 4", "", "7 0 0 4 4", ""]})
+    truth = truth_of("classed boxes", table, None, None, no_finding_class=9)
+    assert truth["a"] == [(7, (0.0, 0.0, 4.0, 4.0))] and truth["b"] == [(9, (0.0, 0.0, 1.0, 1.0))]
+    heat = np.zeros((1, 8, 8))
+    heat[0, 0:4, 0:4] = 0.45  # found at threshold 0.4, not at 0.5
+    maps = {"a": heat, "b": np.zeros((1, 8, 8)), "c": heat, "d": np.zeros((1, 8, 8))}
+    grid = [{"threshold": 0.5, "gate": 0.0}, {"threshold": 0.4, "gate": 0.0}]
+    best, in_sample, nested, (low, high) = set_choice(
+        "classed boxes", list(maps), lambda ids: ((i, maps[i]) for i in ids), np.array([0.9, 0.1, 0.9, 0.1]), truth,
+        {i: (8, 8) for i in maps}, SimpleNamespace(size=8, mode="squash"), grid, np.array([0, 0, 1, 1]), 20, 0,
+        classes=("7",), no_finding_class=9)
+    assert best == 1 and in_sample[1] == pytest.approx(1.0) and in_sample[0] == pytest.approx(0.5)
+    assert nested == pytest.approx(1.0) and low <= nested <= high

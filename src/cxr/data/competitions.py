@@ -7,9 +7,11 @@ original pixels, so map models learn them as they learn Object-CXR's outlines.
             from stage_2_sample_submission.csv; each box a rectangle
     vinbig  train.csv (image_id, class_name, class_id, rad_id, x_min, y_min, x_max, y_max: one
             row per box of each of an image's radiologists, 'No finding' rows without a box),
-            train/, test/ and sample_submission.csv; every radiologist's box a rectangle (a box
-            one reader drew is believed, as merge_repeats believes any row), its class kept in
-            the `classes` column ('<class_id> x1 y1 x2 y2' per box)
+            train/, test/ and sample_submission.csv; the radiologists' boxes of one class fused
+            (fuse_readers: boxes of different readers overlapping at IoU >= 0.4 become their mean
+            box; a box one reader drew alone is kept, as merge_repeats believes any row), each
+            fused box a rectangle, its class kept in the `classes` column ('<class_id> x1 y1 x2 y2'
+            per box, in the annotation's order: the map models learn one map per class)
     siim    stage_2_train.csv (ImageId, EncodedPixels: one row per object's mask, '-1' for an image
             without one), the DICOM tree dicom-images-train/<study>/<series>/<ImageId>.dcm, the
             test ids from stage_2_sample_submission.csv; each mask decoded in the image's size
@@ -126,20 +128,66 @@ def read_vinbig(root, problems=STRICT):
     require_columns(raw, path, VINBIG_COLUMNS)
     ids = table_ids(raw["image_id"], "train", path, problems, repeats=True)
     boxes = numbers_of(raw, path, VINBIG_COLUMNS[4:], problems, allow_blank=True)
-    shapes, classes = [], []
+    read = []  # per row: (class id, box, reader) or None (no finding, or a bad row)
     for row, box in enumerate(boxes):
         if np.isfinite(box).all() and box[2] >= box[0] and box[3] >= box[1]:  # rectangle(): at least one pixel
-            shapes.append(rectangle(*box))
-            classes.append(f"{raw.loc[row, 'class_id'].strip()} " + " ".join(f"{v:g}" for v in box))
-        elif not np.isfinite(box).any():
-            shapes.append("")
-            classes.append("")
+            read.append((raw.loc[row, "class_id"].strip(), tuple(box), raw.loc[row, "rad_id"].strip()))
         else:
-            problems.report(path, row, f"{path} line {row + 2}: box '{', '.join(raw.loc[row, list(VINBIG_COLUMNS[4:])])}' "
-                                       f"needs x_min <= x_max and y_min <= y_max (or all four blank: no finding)")
-            shapes.append("")
-            classes.append("")
+            if np.isfinite(box).any():
+                problems.report(path, row, f"{path} line {row + 2}: box '{', '.join(raw.loc[row, list(VINBIG_COLUMNS[4:])])}' "
+                                           f"needs x_min <= x_max and y_min <= y_max (or all four blank: no finding)")
+            read.append(None)
+    by_image = {}  # image -> (its first row, its readers' boxes)
+    for row, (image_id, found) in enumerate(zip(ids, read)):
+        by_image.setdefault(image_id, (row, []))[1].extend([found] if found else [])
+    fused = {row: fuse_readers(found) for row, found in by_image.values()}  # on the image's first row
+    shapes = [";".join(rectangle(*box) for _, box in fused.get(row, [])) for row in range(len(ids))]
+    classes = [";".join(f"{c} " + " ".join(f"{v:g}" for v in box) for c, box in fused.get(row, []))
+               for row in range(len(ids))]
     return per_image(ids, shapes, path, problems, {"classes": classes})
+
+
+READER_IOU = 0.4  # VinBigData's metric threshold: boxes this close are one finding
+
+
+def fuse_readers(boxes, iou=READER_IOU):
+    """[(class, (x1, y1, x2, y2))] of one image's readers' boxes [(class, box, reader)]: for each
+    class, in file order, a box joins the group whose mean box it overlaps most (IoU >= `iou`)
+    and that holds no box of its reader yet, else starts a group; each group becomes its mean
+    box. So three readers' jittered boxes of one object train and score as one object, and two
+    objects one reader drew stay two."""
+    from cxr.metrics.detection import box_iou
+
+    fused = []
+    for name in dict.fromkeys(c for c, _, _ in boxes):
+        groups = []  # [[boxes], {readers}]
+        for c, box, reader in boxes:
+            if c != name:
+                continue
+            means = np.array([np.mean(g[0], axis=0) for g in groups]).reshape(-1, 4)
+            overlaps = box_iou(np.array([box]), means)[0] if len(groups) else np.zeros(0)
+            open_groups = [k for k in np.argsort(-overlaps) if overlaps[k] >= iou and reader not in groups[k][1]]
+            if open_groups:
+                groups[open_groups[0]][0].append(box)
+                groups[open_groups[0]][1].add(reader)
+            else:
+                groups.append([[box], {reader}])
+        fused.extend((name, tuple(float(v) for v in np.mean(g[0], axis=0))) for g in groups)
+    return fused
+
+
+def box_classes(text):
+    """The class ids of a `classes` cell ('<class_id> x1 y1 x2 y2' per box, ';' between), in order."""
+    return [part.split()[0] for part in str(text).split(";") if part.strip()]
+
+
+def map_classes(table):
+    """The class ids of a table's boxes (its `classes` column), in numeric order: a map model's
+    object maps, one per class; [] for a table without classes (one map of every object)."""
+    if "classes" not in table:
+        return []
+    found = {c for text in table["classes"] for c in box_classes(text)}
+    return sorted(found, key=lambda c: (float(c), c))
 
 
 def mask_polygons(mask):

@@ -19,7 +19,7 @@ from cxr.blending.methods import methods
 from cxr.errors import UserError
 from cxr.localization.peaks import ensemble_heatmaps, heatmap_sources, original_points
 from cxr.localization.gradcam import grad_cam
-from cxr.localization.map_scores import map_image_probability
+from cxr.localization.map_scores import any_object_map, map_image_probability
 from cxr.models.factory import network_of
 from cxr.data.transforms import eval_transform
 
@@ -223,8 +223,9 @@ def model_outputs(model, grays, device, cams=False, output=0):
     logits, object_maps = engine.tta_outputs(model.network, images, device, model.precision, model.tta)
     probability = engine.probabilities(logits, model.task == "multiclass").cpu().numpy()
     if object_maps is not None:
-        object_maps = object_maps[:, 0].cpu().half()  # as train.py saved them
+        object_maps = object_maps.cpu().half()
         probability = map_image_probability(probability, object_maps.numpy(), model.image_score)
+        object_maps = any_object_map(object_maps)  # the heatmap of points: (b, h, w)
     if not cams:
         return probability, None
     return probability, object_maps if object_maps is not None else grad_cam(model.network, images, output).cpu()

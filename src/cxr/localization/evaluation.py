@@ -19,6 +19,7 @@ from cxr.data.annotations import parse_annotation
 from cxr.errors import RowProblems, UserError
 from cxr.localization.peaks import ensemble_heatmaps, heatmap_sources, original_points
 from cxr.figures import froc_figure
+from cxr.localization.map_scores import any_object_map
 from cxr.formats.files import as_written
 from cxr.metrics.froc import FROC_THRESHOLDS, froc_of_ranked, ranked_hits
 from cxr.data.layouts import read_dataset
@@ -37,19 +38,20 @@ def shapes_by_image(table):
     return {image: parse_annotation(text) for image, text in zip(table["image_id"], table["annotation"])}
 
 
-def read_cams(oof_dir, exp, model, folds, test_ids):
+def read_cams(oof_dir, exp, model, folds, test_ids, any_object=False):
     """(OOF cams in fold-file order (n, h, w), [test cams (n_test, h, w) per fold model]) of a
-    model, or None when train.py saved none for some fold."""
+    model, or None when train.py saved none for some fold. A map model with a map per class gives
+    (n, classes, h, w), or with `any_object` their maximum per cell (map_scores.any_object_map)."""
     paths = [cams_file(oof_dir, exp, model, k) for k in range(folds["fold"].nunique())]
     if not all(p.is_file() for p in paths):
         return None
     oof, tests = {}, []
     for path in paths:
         saved = np.load(path)
-        oof.update(zip(saved["oof_ids"], saved["oof"]))
+        oof.update(zip(saved["oof_ids"], any_object_map(saved["oof"]) if any_object else saved["oof"]))
         if list(saved["test_ids"]) != list(test_ids):
             raise UserError(f"{path}: covers other test images than the test predictions")
-        tests.append(saved["test"])
+        tests.append(any_object_map(saved["test"]) if any_object else saved["test"])
     missing = [i for i in folds["image_id"] if i not in oof]
     if missing:
         raise UserError(f"{paths[0].parent}: the saved Grad-CAMs miss OOF image {missing[0]} (retrain that fold)")
@@ -132,7 +134,7 @@ def localization_report(args, models, folds, P, T, test, choice, nested, test_bl
     if train_objects is None:
         return None
     exp_dir = Path(args.oof_dir) / args.exp
-    cams = [read_cams(args.oof_dir, args.exp, m, folds, list(test["image_id"])) for m in models]
+    cams = [read_cams(args.oof_dir, args.exp, m, folds, list(test["image_id"]), any_object=True) for m in models]
     if any(c is None for c in cams):
         print("FROC: not scored (a model has no saved Grad-CAMs: train it with --heatmaps on)")
         return None

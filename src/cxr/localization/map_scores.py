@@ -13,9 +13,19 @@ SCORE_COLUMNS = {name: f"score_{name}" for name in MAP_IMAGE_SCORES}  # every im
 
 
 def map_maximum(maps):
-    """(N,) the maximum of each object map after a 3x3 mean (one hot cell alone is not an object)."""
-    maps = torch.as_tensor(np.asarray(maps, dtype=np.float32))[:, None]
+    """(N,) the maximum of each object map (N, h, w) or maps (N, classes, h, w) after a 3x3 mean
+    (one hot cell alone is not an object)."""
+    maps = torch.as_tensor(np.asarray(maps, dtype=np.float32))
+    maps = maps[:, None] if maps.ndim == 3 else maps
     return F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False).amax((1, 2, 3)).numpy()
+
+
+def any_object_map(maps):
+    """(N, h, w) maps of any object: a model's one map as it is, maps per class (N, classes, h, w)
+    as their maximum per cell (points and FROC ask where an object is, not which)."""
+    if maps.ndim == 3:
+        return maps
+    return maps.amax(1) if hasattr(maps, "amax") else maps.max(1)  # a torch tensor, or a NumPy array
 
 
 def map_image_probability(head, maps, score):

@@ -1,14 +1,16 @@
-"""A box or mask submission from the map models' object maps (RSNA's boxes, SIIM-ACR's masks):
-the maps the blend's map models saved (train.py's cams_fold_<k>.npz: per-cell probabilities at
-stride 4) averaged by their blend weights, turned into boxes or a gated mask (regions.py) with
-post-processing settings chosen on the OOF images by the competition's metric.
+"""A box or mask submission from the map models' object maps (RSNA's boxes, VinBigData's classed
+boxes, SIIM-ACR's masks): the maps the blend's map models saved (train.py's cams_fold_<k>.npz:
+per-cell probabilities at stride 4; a map per class for classed boxes) averaged by their blend
+weights, turned into boxes or a gated mask (regions.py) with post-processing settings chosen on
+the OOF images by the competition's metric.
 
-The search is nested: each setting of a small grid is scored on every OOF image once (both
-metrics are means over images, so a setting's score on any set of images is the mean of its
-images' scores); for each fold the setting best on the other folds' images is scored on that
-fold's, and the mean of those is the honest estimate (nested, with a bootstrap interval over
-images), beside the in-sample best. The setting best on all OOF images makes the test side's
-boxes or masks. Written to oof/<exp>/objects_report.csv."""
+The search is nested: for each fold the setting best on the other folds' images is scored on that
+fold's images, and that is the honest estimate (nested, with a bootstrap interval over images),
+beside the in-sample best. RSNA's and the Dice are means over images, so each setting is scored on
+every image once; VinBigData's mAP is a set's score, so each setting's boxes are made for every
+image once and the mAP taken over each set of images (the nested estimate: the mAP of every image's
+boxes under the setting chosen without its fold). The setting best on all OOF images makes the test
+side's boxes or masks. Written to oof/<exp>/objects_report.csv."""
 from itertools import product
 from pathlib import Path
 
@@ -21,10 +23,15 @@ from cxr.errors import UserError
 # the image, lower threshold)
 BOX_GRID = {"threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "gate": (0.0, 0.3, 0.5, 0.7, 0.9)}
 MASK_GRID = {"top": (0.5, 0.7, 0.9), "min_area": (0.0, 0.001, 0.004), "bottom": (0.3, 0.5)}
+# classed boxes: mAP does not punish a low-confidence box much (it ranks), so lower thresholds are tried too
+CLASSED_BOX_GRID = {"threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6), "gate": (0.0, 0.3, 0.5)}
+GRIDS = {"boxes": BOX_GRID, "classed boxes": CLASSED_BOX_GRID, "masks": MASK_GRID}
+METRICS = {"boxes": "RSNA mean precision (IoU 0.40-0.75)", "classed boxes": "VOC mAP at IoU 0.4",
+           "masks": "mean Dice"}
 
 
 def settings_grid(kind):
-    grid = BOX_GRID if kind == "boxes" else MASK_GRID
+    grid = GRIDS[kind]
     return [dict(zip(grid, values)) for values in product(*grid.values())]
 
 
@@ -44,12 +51,24 @@ def blended_maps(cams, weights, size):
     return mixed.numpy()
 
 
-def image_objects(kind, heatmap, probability, width, height, spec, settings):
-    """One image's boxes [(score, box)] or mask under each of `settings` (the blobs found once per
-    threshold, the map brought to the original pixels once)."""
+def image_objects(kind, heatmap, probability, width, height, spec, settings, classes=()):
+    """One image's boxes [(score, box)], classed boxes ([(class, score, box)], its probability of no
+    finding) or mask under each of `settings` (the blobs found once per threshold, the map brought
+    to the original pixels once). Classed boxes: `heatmap` (len(classes), size, size), a map per class."""
     from cxr.data.cache import map_to_original
     from cxr.localization.regions import map_boxes, mask_with_gate
 
+    if kind == "classed boxes":
+        by_threshold, found = {}, []
+        for setting in settings:
+            if setting["threshold"] not in by_threshold:
+                by_threshold[setting["threshold"]] = [
+                    (int(name), score, box) for name, class_map in zip(classes, heatmap)
+                    for score, box in map_boxes(class_map, probability, width, height, spec.size, spec.mode,
+                                                threshold=setting["threshold"])]
+            boxes = [] if probability < setting["gate"] else by_threshold[setting["threshold"]]
+            found.append((boxes, 1.0 - float(probability)))
+        return found
     if kind == "boxes":
         by_threshold = {}
         found = []
@@ -93,6 +112,51 @@ def nested_choice(scores, fold_ids):
     return best, nested
 
 
+def mean_choice(kind, ids, maps_of, probabilities, truth, sizes, spec, grid, fold_ids, n_boot, seed, **_):
+    """A metric that is a mean over images (RSNA's, the Dice): (the best setting, each setting's
+    in-sample score, the nested estimate, its bootstrap interval)."""
+    scores = score_matrix(kind, ids, maps_of, probabilities, truth, sizes, spec, grid)
+    best, nested = nested_choice(scores, fold_ids)
+    return best, np.nanmean(scores, axis=0), float(np.nanmean(nested)), bootstrap_interval(nested, n_boot, seed)
+
+
+NO_FINDING_BOX = (0.0, 0.0, 1.0, 1.0)  # VinBigData's box of its No finding entries
+
+
+def with_no_finding(found, no_finding_class):
+    """voc_map's predictions {image: [(class, score, box)]} of classed boxes {image: (boxes, no
+    finding probability)}: the No finding entry one more box of its class."""
+    return {image: [*boxes, (no_finding_class, nf, NO_FINDING_BOX)] for image, (boxes, nf) in found.items()}
+
+
+def set_choice(kind, ids, maps_of, probabilities, truth, sizes, spec, grid, fold_ids, n_boot, seed, classes=(),
+               no_finding_class=None):
+    """VinBigData's mAP, a set's score: (the best setting, each setting's in-sample mAP, the mAP of
+    every image's boxes under the setting best on the other folds (nested), its bootstrap interval)."""
+    from cxr.metrics.detection import voc_map
+    from cxr.metrics.object_scoring import score_objects
+
+    found = [{} for _ in grid]
+    for row, (image, heatmap) in enumerate(maps_of(ids)):
+        width, height = sizes[image]
+        for col, objects in enumerate(image_objects(kind, heatmap, probabilities[row], width, height, spec, grid,
+                                                    classes)):
+            found[col][image] = objects
+    predicted = [with_no_finding(f, no_finding_class) for f in found]
+
+    def best_on(images):
+        scores = [voc_map({i: truth[i] for i in images}, {i: p[i] for i in images})[0] for p in predicted]
+        return int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0, scores
+    best, in_sample = best_on(ids)
+    fold_ids, nested = np.asarray(fold_ids), {}
+    for fold in np.unique(fold_ids):
+        others = [i for i, f in zip(ids, fold_ids) if f != fold]
+        chosen = best_on(others)[0] if others else best
+        nested.update({i: predicted[chosen][i] for i, f in zip(ids, fold_ids) if f == fold})
+    value, interval, _ = score_objects("vinbig", truth, nested, n_boot, seed)
+    return best, np.asarray(in_sample), value, interval
+
+
 def best_setting(scores, fallback):
     """The column of `scores` with the best mean over its scored rows; `fallback` when no row is
     scored under any setting (every image left out: no truth and no box anywhere)."""
@@ -115,17 +179,25 @@ def bootstrap_interval(values, n_boot=1000, seed=0):
     return tuple(float(v) for v in np.percentile(means, [2.5, 97.5]))
 
 
-def truth_of(kind, table, root, sizes):
-    """{image: truth boxes [(x1, y1, x2, y2)] or mask} of a table with Object-CXR annotations (and,
-    for masks, the run-length encoded masks of a `masks` column when it has one)."""
+def truth_of(kind, table, root, sizes, no_finding_class=None):
+    """{image: truth} of a table with Object-CXR annotations: boxes [(x1, y1, x2, y2)]; classed
+    boxes [(class, box)] from its `classes` column (an image without one: No finding, its class
+    with the box 0 0 1 1, as VinBigData scores it); or a mask (the run-length encoded masks of a
+    `masks` column when it has one, else the shapes filled)."""
     from cxr.data.annotations import parse_annotation
 
     truth = {}
-    for image, text, masks in zip(table["image_id"], table["annotation"], table.get("masks", [""] * len(table))):
+    for row, (image, text) in enumerate(zip(table["image_id"], table["annotation"])):
+        if kind == "classed boxes":
+            boxes = [(int(c), tuple(float(v) for v in rest)) for c, *rest in
+                     (part.split() for part in str(table["classes"].iloc[row]).split(";") if part.strip())]
+            truth[image] = boxes or [(no_finding_class, NO_FINDING_BOX)]
+            continue
         shapes = parse_annotation(text)
         if kind == "boxes":  # a rectangle's corners are its first and last pixels: the box's edges one past
             truth[image] = [s.points.min(0).tolist() + (s.points.max(0) + 1).tolist() for s in shapes]
         else:
+            masks = table["masks"].iloc[row] if "masks" in table else ""
             truth[image] = mask_of(shapes, masks, *sizes[image])
     return truth
 
@@ -163,35 +235,58 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
     if any(specs[j] != spec for j in sources):
         raise UserError("the blend's map models predict in different frames (img-size or resize differ): "
                         "their maps cannot be averaged")
+    classes, no_finding_class = object_classes(args, kind, [models[j] for j in sources], root)
     train, _ = read_dataset(root, getattr(args, "layout", "auto"), problems=RowProblems(skip=True))
     table = train.set_index("image_id").loc[list(folds["image_id"])].reset_index()
     ids = list(folds["image_id"])
     sizes = {i: image_size(Path(root) / i) for i in [*ids, *test_ids]}
-    truth = truth_of(kind, table, root, sizes)
+    truth = truth_of(kind, table, root, sizes, no_finding_class)
     grid = settings_grid(kind)
+    batch = max(64 // max(len(classes), 1), 4)  # a map per class: fewer images per batch of upsampled maps
 
-    def oof_maps(chunk_ids, batch=64):
+    def oof_maps(chunk_ids):
         for start in range(0, len(chunk_ids), batch):
             part = slice(start, start + batch)
             yield from zip(chunk_ids[part], blended_maps([[cams[j][0][part]] for j in sources], source_weights,
                                                          spec.size))
-    scores = score_matrix(kind, ids, oof_maps, np.asarray(nested), truth, sizes, spec, grid)
-    best, nested_scores = nested_choice(scores, folds["fold"].to_numpy())
-    low, high = bootstrap_interval(nested_scores, args.bootstrap, args.seed)
-    metric = "RSNA mean precision (IoU 0.40-0.75)" if kind == "boxes" else "mean Dice"
-    report = pd.DataFrame([{**setting, "oof_score": float(np.nanmean(scores[:, k])), "chosen": k == best}
+    choose = set_choice if kind == "classed boxes" else mean_choice
+    best, in_sample, nested_value, (low, high) = choose(
+        kind, ids, oof_maps, np.asarray(nested), truth, sizes, spec, grid, folds["fold"].to_numpy(), args.bootstrap,
+        args.seed, classes=classes, no_finding_class=no_finding_class)
+    metric = METRICS[kind]
+    report = pd.DataFrame([{**setting, "oof_score": float(in_sample[k]), "chosen": k == best}
                            for k, setting in enumerate(grid)])
     write_csv(Path(args.oof_dir) / args.exp / "objects_report.csv", report, float_format="%.6f")
     print(f"\n{kind}: {metric} of the blended object maps over {len(ids)} OOF images: in-sample best "
-          f"{np.nanmean(scores[:, best]):.4f} ({', '.join(f'{k} {v:g}' for k, v in grid[best].items())}); nested "
-          f"(each fold by the setting best on the others) {np.nanmean(nested_scores):.4f} [{low:.4f}, {high:.4f}]; "
+          f"{in_sample[best]:.4f} ({', '.join(f'{k} {v:g}' for k, v in grid[best].items())}); nested "
+          f"(each fold by the setting best on the others) {nested_value:.4f} [{low:.4f}, {high:.4f}]; "
           f"wrote {Path(args.oof_dir) / args.exp / 'objects_report.csv'}")
     predictions = {}
-    for start in range(0, len(test_ids), 64):
-        part = slice(start, start + 64)
+    for start in range(0, len(test_ids), batch):
+        part = slice(start, start + batch)
         test_maps = blended_maps([[cams[j][1][k][part] for k in kept[models[j]]] for j in sources], source_weights,
                                  spec.size)
         for image, heatmap, probability in zip(test_ids[part], test_maps, test_probabilities[part]):
-            predictions[image] = image_objects(kind, heatmap, probability, *sizes[image], spec, [grid[best]])[0]
-    return predictions, {"metric": metric, "setting": grid[best], "oof": float(np.nanmean(scores[:, best])),
-                         "nested": float(np.nanmean(nested_scores)), "nested_low": low, "nested_high": high}
+            predictions[image] = image_objects(kind, heatmap, probability, *sizes[image], spec, [grid[best]],
+                                               classes)[0]
+    return predictions, {"metric": metric, "setting": grid[best], "oof": float(in_sample[best]),
+                         "nested": nested_value, "nested_low": low, "nested_high": high}
+
+
+def object_classes(args, kind, map_models, root):
+    """(the class id of each object map, the No finding class id) for classed boxes: the map
+    models' saved `map_classes` (all alike) and VinBigData's train.csv; ((), None) otherwise."""
+    import json
+
+    from cxr.artifacts import run_dir
+    from cxr.formats.vinbig import no_finding_class
+
+    if kind != "classed boxes":
+        return (), None
+    found = {m: tuple(json.loads((run_dir(args.weights_dir, args.exp, m, 0) / "config.json").read_text())
+                      .get("map_classes", [])) for m in map_models}
+    if len(set(found.values())) != 1 or not next(iter(found.values())):
+        raise UserError("classed boxes need map models with a map per class, the same classes in each; found " +
+                        "; ".join(f"{m}: {', '.join(c) or 'one map of every object'}" for m, c in found.items()) +
+                        " (retrain them on this data set)")
+    return next(iter(found.values())), no_finding_class(root)

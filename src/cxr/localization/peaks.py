@@ -8,8 +8,11 @@ import torch.nn.functional as F
 
 
 def upsample(maps, size):
-    """(N, h, w) maps -> (N, size, size), bilinear: heatmaps in network-input pixels."""
-    return F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    """(N, h, w) maps -> (N, size, size), or (N, classes, h, w) -> (N, classes, size, size), bilinear:
+    heatmaps in network-input pixels."""
+    one = maps.ndim == 3
+    out = F.interpolate((maps[:, None] if one else maps).float(), size=(size, size), mode="bilinear", align_corners=False)
+    return out[:, 0] if one else out
 
 
 def heatmap_points(heatmap, probability, max_points=10, min_distance=8, sigma=1.0):

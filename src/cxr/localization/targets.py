@@ -89,38 +89,50 @@ def crop_window(size, crop, centres, object_share, rng, scale_range=0.0):
 
 
 def cut(array, left, top, side, out, interpolation):
-    """The side x side window at (left, top) of a 2-D array (black beyond its edges), resized to out x out."""
-    padded = np.zeros((side, side), array.dtype)
+    """The side x side window at (left, top) of a 2-D array, or (h, w, channels) (black beyond its
+    edges), resized to out x out."""
+    padded = np.zeros((side, side, *array.shape[2:]), array.dtype)
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(top + side, array.shape[0]), min(left + side, array.shape[1])
     if y1 > y0 and x1 > x0:
         padded[y0 - top:y1 - top, x0 - left:x1 - left] = array[y0:y1, x0:x1]
-    return padded if side == out else cv2.resize(padded, (out, out), interpolation=interpolation)
+    if side == out:
+        return padded
+    resized = cv2.resize(padded, (out, out), interpolation=interpolation)
+    return resized.reshape(out, out, *array.shape[2:])  # cv2 drops a single channel's axis
 
 
 def shrink_mask(mask, stride):
-    """(h, w) mask -> (h / stride, w / stride) by max-pooling: an object in any pixel of a cell marks the cell."""
-    h, w = mask.shape
-    return mask[:h - h % stride, :w - w % stride].reshape(h // stride, stride, w // stride, stride).max(axis=(1, 3))
+    """(h, w[, channels]) mask -> (h / stride, w / stride[, channels]) by max-pooling: an object in
+    any pixel of a cell marks the cell."""
+    h, w = mask.shape[:2]
+    cells = mask[:h - h % stride, :w - w % stride].reshape(h // stride, stride, w // stride, stride, *mask.shape[2:])
+    return cells.max(axis=(1, 3))
 
 
 class MaskedCrops:
-    """torch-style Dataset for map models: (image crop tensor, target vector, mask at the map's
-    stride) per row. `objects[image_id]` = (shapes, width, height) in original pixels; the
-    target of a crop is whether its mask holds an object (what the image head can see)."""
+    """torch-style Dataset for map models: (image crop tensor, target vector, masks at the map's
+    stride (maps, h, w)) per row. `objects[image_id]` = (shapes, width, height, each shape's map
+    or None) in original pixels: with `maps` > 1 each shape marks its own map (one per class),
+    else the one map. The target of a crop is whether it holds an object (what the image head
+    can see)."""
 
-    def __init__(self, table, load, transform, objects, spec, crop, object_share, scale_range, stride, seed=0):
+    def __init__(self, table, load, transform, objects, spec, crop, object_share, scale_range, stride, seed=0, maps=1):
         self.image_ids = list(table["image_id"])
         self.load, self.transform, self.objects, self.spec = load, transform, objects, spec
         self.crop, self.object_share, self.scale_range, self.stride = crop, object_share, scale_range, stride
-        self.seed = seed
+        self.seed, self.maps = seed, maps
 
     def __len__(self):
         return len(self.image_ids)
 
     def mask(self, image_id):
-        shapes, width, height = self.objects[image_id]
-        return object_mask(shapes, width, height, self.spec.size, self.spec.mode)
+        """(size, size) uint8 mask of the image's objects, or (size, size, maps) with a map per class."""
+        shapes, width, height, channels = self.objects[image_id]
+        if self.maps == 1:
+            return object_mask(shapes, width, height, self.spec.size, self.spec.mode)
+        return np.stack([object_mask([s for s, c in zip(shapes, channels) if c == k], width, height, self.spec.size,
+                                     self.spec.mode) for k in range(self.maps)], axis=-1)
 
     def __getitem__(self, key):
         """A row's crop; with an (index, seed) key (data.EpochSeeded) its window and augmentation
@@ -128,7 +140,7 @@ class MaskedCrops:
         index, seed = seeded_key(key, self.transform)
         image_id = self.image_ids[index]
         image, mask = self.load(image_id), self.mask(image_id)
-        shapes, width, height = self.objects[image_id]
+        shapes, width, height, _ = self.objects[image_id]
         centres = [to_network(on_image(s.points, width, height), width, height, self.spec.size, self.spec.mode).mean(0)
                    for s in shapes]
         crop = self.crop or self.spec.size
@@ -139,4 +151,5 @@ class MaskedCrops:
         out = self.transform(image=image, mask=mask.astype(np.uint8))
         small = shrink_mask(np.asarray(out["mask"]), self.stride)
         target = np.array([float(small.any())], np.float32)
-        return out["image"], target, torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None]
+        small = small[None] if small.ndim == 2 else small.transpose(2, 0, 1)  # (maps, h, w)
+        return out["image"], target, torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))

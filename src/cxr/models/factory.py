@@ -4,17 +4,19 @@ from cxr.models.map_model import create_map_model
 from cxr.models.backbones import create_model
 
 
-def network_of(settings, num_labels=1, pretrained=False, weights=""):
+def network_of(settings, num_labels=1, pretrained=False, weights="", object_maps=None):
     """The network a run's settings (a TrainConfig, or its saved config as a dict) describe:
-    a classifier or a map model. Training and inference build it here alike. The network keeps
+    a classifier or a map model (`object_maps` maps, else one per class the saved config's
+    `map_classes` lists, else one). Training and inference build it here alike. The network keeps
     its input channels as `input_channels` (engine.to_device makes its input from them)."""
-    get = settings.get if isinstance(settings, dict) else lambda name, default=None: getattr(settings, name)
+    get = settings.get if isinstance(settings, dict) else lambda name, default=None: getattr(settings, name, default)
     channels = get("in_chans", 3)
     common = dict(num_classes=num_labels, pretrained=pretrained, weights=weights, drop_rate=get("drop_rate", 0.0),
                   drop_path_rate=get("drop_path", 0.0), in_chans=channels)
     if get("kind", "classifier") == "map":
+        maps = object_maps or len(get("map_classes") or []) or 1
         network = create_map_model(get("arch"), channels=get("map_channels", 64), deepest_stride=get("map_depth", 16),
-                                   **common)
+                                   object_maps=maps, **common)
     else:
         network = create_model(get("arch"), pool=get("pool", "avg"), img_size=get("img_size"), **common)
     network.input_channels = channels

@@ -33,20 +33,20 @@ class MapModel(torch.nn.Module):
     deepest features, one linear layer) gives an image logit. Fully convolutional: any input
     size (feature sizes are matched at every sum), so it trains on crops and predicts whole images."""
 
-    def __init__(self, encoder, channels=64, num_classes=1, drop_rate=0.0):
+    def __init__(self, encoder, channels=64, num_classes=1, drop_rate=0.0, object_maps=1):
         super().__init__()
         self.encoder = encoder
         widths = encoder.feature_info.channels()
         self.lateral = torch.nn.ModuleList(torch.nn.Conv2d(w, channels, 1) for w in widths)
         self.smooth = torch.nn.Sequential(torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False),
                                           torch.nn.BatchNorm2d(channels), torch.nn.ReLU(inplace=True))
-        self.object_logits = torch.nn.Conv2d(channels, num_classes, 1)
+        self.object_logits = torch.nn.Conv2d(channels, object_maps, 1)  # one map per object class
         torch.nn.init.constant_(self.object_logits.bias, -4.0)  # objects are rare pixels: start near p = 0.02
         self.dropout = torch.nn.Dropout(drop_rate)
         self.head = torch.nn.Linear(2 * widths[-1], num_classes)
 
     def forward(self, images):
-        """(image-head logits (N, labels), object-map logits (N, labels, H / 4, W / 4))."""
+        """(image-head logits (N, labels), object-map logits (N, maps, H / 4, W / 4))."""
         features = self.encoder(images)
         merged = self.lateral[-1](features[-1])
         for feature, lateral in zip(features[-2::-1], self.lateral[-2::-1]):
@@ -60,11 +60,12 @@ class MapModel(torch.nn.Module):
 
 
 def create_map_model(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0,
-                     channels=64, deepest_stride=16, in_chans=3):
-    """A MapModel on any convolutional timm encoder (pretrained as create_model)."""
+                     channels=64, deepest_stride=16, in_chans=3, object_maps=1):
+    """A MapModel on any convolutional timm encoder (pretrained as create_model): `num_classes`
+    image logits, `object_maps` object maps (one per box class; one for every object)."""
     if deepest_stride not in (16, 32):
         raise UserError(f"--map-depth {deepest_stride}: expected 16 or 32")
     levels = map_levels(arch, deepest_stride)
     encoder = timm_model(arch, pretrained, weights, drop_path_rate, features_only=True, out_indices=levels,
                          in_chans=in_chans)
-    return MapModel(encoder, channels, num_classes, drop_rate)
+    return MapModel(encoder, channels, num_classes, drop_rate, object_maps)

@@ -217,7 +217,7 @@ TTA_FLIPS = {"none": [()], "hflip": [(), (3,)], "flips": [(), (3,), (2,), (2, 3)
 
 @torch.no_grad()
 def tta_outputs(model, images, device, precision, tta="none"):
-    """(image logits (N, labels), object-map probabilities (N, labels, h, w) or None for a
+    """(image logits (N, labels), object-map probabilities (N, maps, h, w) or None for a
     classifier), each averaged over the `tta` views (the maps flipped back first). A map
     model's image logits are its image head's."""
     heads, maps = [], []
@@ -261,7 +261,8 @@ def predict_outputs(model, loader, device, precision, channels_last=True, tta="n
                     multiclass=False):
     """((N, labels) probabilities (sigmoid, or a softmax for a `multiclass` task, of the logits
     averaged over the `tta` views), the mean loss over labelled rows (NaN when there are none),
-    and for a map model its (N, h, w) float16 object maps of the first label, else None)."""
+    and for a map model its float16 object maps, (N, h, w) of its one map or (N, maps, h, w) of a
+    map per class, else None)."""
     model.eval()
     probs, maps, losses, count = [], [], 0.0, 0
     for images, targets in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
@@ -273,7 +274,7 @@ def predict_outputs(model, loader, device, precision, channels_last=True, tta="n
         count += rows
         probs.append(probabilities(logits, multiclass).numpy())
         if batch_maps is not None:
-            maps.append(batch_maps[:, 0].cpu().half().numpy())
+            maps.append((batch_maps[:, 0] if batch_maps.shape[1] == 1 else batch_maps).cpu().half().numpy())
     probs = np.concatenate(probs) if probs else np.zeros((0, 1))
     return probs, (losses / count if count else float("nan")), (np.concatenate(maps) if maps else None)
 

@@ -8,7 +8,7 @@ else (weights, optimizer, scheduler, scaler, EMA, the log and the best score). l
 at any moment resumes from a consistent pair."""
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from cxr.artifacts import cams_file, folds_file, oof_file, test_pred_file, write
 from cxr.data.cache import ImageSpec, build_cache, uncached_loader
 from cxr.data.dataset import EpochSeeded, ImageTable
 from cxr.data.annotations import parse_annotation
+from cxr.data.competitions import box_classes, map_classes
 from cxr.data.labels import prediction_column, target_columns, task_of
 from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
@@ -58,6 +59,7 @@ class FoldData:
     world: World = World()  # the processes training this fold together (torchrun), each loading a shard
     image_score: str = ""  # a map model's image score (map_scores.MAP_IMAGE_SCORES, or auto); '' for a classifier
     metric: str = "auto"  # --metric: what chooses the best epoch (registry name; auto: the task's)
+    map_classes: list = field(default_factory=list)  # a map model's class per object map ([]: one map)
 
     def split(self, name):
         """(loader of this process's shard, number of rows, the shard's row indices) of 'val' or 'test'."""
@@ -129,10 +131,20 @@ def load_split(cfg):
     return folds[folds["fold"] != cfg.fold], folds[folds["fold"] == cfg.fold], test, root, train_table
 
 
-def object_table(table):
-    """{image id: (shapes, width, height)}: every training image's objects in original pixels."""
-    return {image: (parse_annotation(text), int(width), int(height))
-            for image, text, width, height in zip(table["image_id"], table["annotation"], table["width"], table["height"])}
+def object_table(table, classes=()):
+    """{image id: (shapes, width, height, maps)}: every training image's objects in original pixels,
+    `maps` each shape's object map (its class's index in `classes`; None: one map of every object)."""
+    channel = {c: k for k, c in enumerate(classes)}
+    per_shape = table["classes"] if len(classes) else [None] * len(table)
+    objects = {}
+    for image, text, width, height, cells in zip(table["image_id"], table["annotation"], table["width"],
+                                                 table["height"], per_shape):
+        shapes = parse_annotation(text)
+        maps = None if cells is None else [channel[c] for c in box_classes(cells)]
+        if maps is not None and len(maps) != len(shapes):
+            raise UserError(f"{image}: {len(shapes)} objects but {len(maps)} classes in its `classes` column")
+        objects[image] = (shapes, int(width), int(height), maps)
+    return objects
 
 
 def build_data(cfg, world=World()):
@@ -170,13 +182,14 @@ def build_data(cfg, world=World()):
     generator = torch.Generator().manual_seed(cfg.seed)
     classes = train_rows[columns].to_numpy().argmax(1) if task == "multiclass" else train_rows[columns[0]]
     sampler = recipe.balanced_sampler(classes, generator) if cfg.balance == "sampler" else None
-    objects = object_table(train_table) if cfg.kind == "map" else None
+    classes = map_classes(train_table) if cfg.kind == "map" else []  # one object map per class (VinBigData)
+    objects = object_table(train_table, classes) if cfg.kind == "map" else None
 
     crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
 
     def loader(table, transform, sharded=False, crops=False, training=False, **order):
         dataset = (MaskedCrops(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
-                               MAP_STRIDE, cfg.seed) if crops else ImageTable(table, load, transform, columns))
+                               MAP_STRIDE, cfg.seed, max(len(classes), 1)) if crops else ImageTable(table, load, transform, columns))
         if sharded and world.distributed:  # this process's rows only (gathered after prediction)
             dataset = Subset(dataset, shard(len(table), world).tolist())
         # A training batch of one image cannot be batch-normalized (BatchNorm stops on it): when the
@@ -199,7 +212,7 @@ def build_data(cfg, world=World()):
                     loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
                            crops=cfg.kind == "map", training=True, **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
-                    generator, columns, annotated, world, image_score_setting(cfg), cfg.metric)
+                    generator, columns, annotated, world, image_score_setting(cfg), cfg.metric, classes)
 
 
 def image_score_setting(cfg):
@@ -230,9 +243,9 @@ def check_settings(cfg):
                         "classifiers (--kind classifier)")
 
 
-def build_model(cfg, device, num_labels=1):
+def build_model(cfg, device, num_labels=1, object_maps=1):
     torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
-    model = network_of(cfg, num_labels, cfg.pretrained, cfg.weights)
+    model = network_of(cfg, num_labels, cfg.pretrained, cfg.weights, object_maps)
     if cfg.grad_checkpointing:
         enable_grad_checkpointing(model, cfg.arch)
     return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)

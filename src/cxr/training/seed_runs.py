@@ -28,7 +28,7 @@ def train_run(cfg, out, world, device, precision, started):
     from cxr.figures import learning_curves
 
     data = build_data(cfg, world)
-    model = build_model(cfg, device, num_labels=len(data.columns))
+    model = build_model(cfg, device, num_labels=len(data.columns), object_maps=max(len(data.map_classes), 1))
     with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
     if with_cams and cfg.kind == "classifier":  # known before training, not after it (a ViT's class token)
         reason = heatmap_support(model, cfg.img_size)
@@ -41,7 +41,7 @@ def train_run(cfg, out, world, device, precision, started):
     main_process = world.is_main  # only rank 0 writes files
     named = f"{cfg.model_name} fold {cfg.fold}{f' seed {cfg.seed}' if out.name.startswith('seed_') else ''}"
 
-    config = dataclasses.asdict(cfg)
+    config = {**dataclasses.asdict(cfg), **({"map_classes": data.map_classes} if data.map_classes else {})}
     n_pseudo = int((data.train_rows["fold"] < 0).sum())  # test images joined with --pseudo-labels
     if main_process:
         write_json(out / "config.json", {**config, "resolved_device": str(device), "precision": precision.name,
