@@ -99,6 +99,10 @@ def main(argv=None):
                         help="choose the blend by its nested AUC on all OOF rows, or on the rows most like the test "
                              "side (make_folds.py --test-like)")
     parser.add_argument("--max-points", type=int, default=10, help="localization points per image for FROC")
+    parser.add_argument("--box-fusion", choices=("wbf", "maps"), default="wbf",
+                        help="boxes of the test side (RSNA, VinBigData): wbf: each fold model's map makes its boxes, "
+                             "fused by weighted boxes fusion, as each OOF image's boxes come from one fold model's map | "
+                             "maps: from the fold models' averaged map (masks always come from the averaged map)")
     parser.add_argument("--weak-folds", choices=("drop", "keep"), default="drop",
                         help="a weak fold (OOF AUC more than 0.02 below its model's median fold AUC and its 95 %% "
                              "interval below it too; src/cxr/blending/weak_folds.py): drop its model from the model's test mean "

@@ -1,7 +1,6 @@
 """The README and docs/ keep their promises: short front page, links and pictures that resolve,
 scripts and commands that exist."""
 import re
-from pathlib import Path
 
 import pytest
 

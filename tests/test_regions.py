@@ -99,7 +99,7 @@ def test_classed_box_settings_are_chosen_nested_by_map():
     under the setting chosen on the other fold, by hand: 1.0 for both classes (the box and No finding)."""
     from types import SimpleNamespace
 
-    from cxr.localization.objects import set_choice, truth_of
+    from cxr.localization.objects import image_objects, set_choice, truth_of
 
     import pandas as pd
 
@@ -111,9 +111,45 @@ def test_classed_box_settings_are_chosen_nested_by_map():
     heat[0, 0:4, 0:4] = 0.45  # found at threshold 0.4, not at 0.5
     maps = {"a": heat, "b": np.zeros((1, 8, 8)), "c": heat, "d": np.zeros((1, 8, 8))}
     grid = [{"threshold": 0.5, "gate": 0.0}, {"threshold": 0.4, "gate": 0.0}]
-    best, in_sample, nested, (low, high) = set_choice(
-        "classed boxes", list(maps), lambda ids: ((i, maps[i]) for i in ids), np.array([0.9, 0.1, 0.9, 0.1]), truth,
-        {i: (8, 8) for i in maps}, SimpleNamespace(size=8, mode="squash"), grid, np.array([0, 0, 1, 1]), 20, 0,
-        classes=("7",), no_finding_class=9)
+    spec = SimpleNamespace(size=8, mode="squash")
+    found = ((i, image_objects("classed boxes", maps[i], p, 8, 8, spec, grid, ("7",)))
+             for i, p in zip(maps, [0.9, 0.1, 0.9, 0.1]))
+    best, in_sample, nested, (low, high) = set_choice("classed boxes", found, truth, len(grid), np.array([0, 0, 1, 1]),
+                                                      20, 0, no_finding_class=9)
     assert best == 1 and in_sample[1] == pytest.approx(1.0) and in_sample[0] == pytest.approx(0.5)
     assert nested == pytest.approx(1.0) and low <= nested <= high
+
+
+def test_weighted_boxes_fusion_of_fold_models():
+    """Two fold models' boxes of one object fuse into one box between them, scored lower when only
+    one of them found it; classes never fuse across; one list passes through unchanged."""
+    from cxr.localization.box_fusion import fuse_boxes
+
+    a = [(0.8, (10.0, 10.0, 30.0, 30.0)), (0.6, (60.0, 60.0, 80.0, 80.0))]
+    b = [(0.8, (12.0, 10.0, 32.0, 30.0))]
+    fused = fuse_boxes([a, b], [1.0, 1.0], 100, 100)
+    assert len(fused) == 2
+    assert fused[0][0] == pytest.approx(0.8) and fused[0][1] == pytest.approx((11.0, 10.0, 31.0, 30.0), abs=0.01)
+    assert fused[1][0] == pytest.approx(0.3) and fused[1][1] == pytest.approx((60.0, 60.0, 80.0, 80.0), abs=0.01)
+    assert fuse_boxes([a], [1.0], 100, 100) == a
+    classed = fuse_boxes([[(1, 0.8, (10.0, 10.0, 30.0, 30.0))], [(2, 0.8, (10.0, 10.0, 30.0, 30.0))]], [1.0, 1.0], 100, 100)
+    assert sorted(c for c, _, _ in classed) == [1, 2]
+    assert fuse_boxes([[], []], [1.0, 1.0], 100, 100) == []
+
+
+def test_the_test_side_fuses_each_fold_model_s_boxes():
+    """fused_objects under wbf: each fold model's map makes its own boxes, then fused; under maps the
+    mean map makes them: a blob only one of two folds sees at 0.6 passes a 0.5 threshold under wbf
+    (score halved), not under maps (its mean 0.3)."""
+    from types import SimpleNamespace
+
+    from cxr.localization.objects import fused_objects
+
+    one, other = np.zeros((8, 8)), np.zeros((8, 8))
+    one[1:3, 1:3] = other[1:3, 1:3] = 0.9  # both folds: top left
+    one[5:7, 5:7] = 0.6  # one fold only: bottom right
+    spec, setting = SimpleNamespace(size=8, mode="squash"), [{"threshold": 0.5, "gate": 0.0}]
+    (by_maps,) = fused_objects("boxes", [one, other], [0.5, 0.5], 1.0, 80, 80, spec, setting, fusion="maps")
+    (by_wbf,) = fused_objects("boxes", [one, other], [0.5, 0.5], 1.0, 80, 80, spec, setting, fusion="wbf")
+    assert len(by_maps) == 1 and len(by_wbf) == 2
+    assert by_wbf[0][0] == pytest.approx(0.9) and by_wbf[1][0] == pytest.approx(0.3)

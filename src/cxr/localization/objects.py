@@ -83,6 +83,22 @@ def image_objects(kind, heatmap, probability, width, height, spec, settings, cla
             for setting in settings]
 
 
+def fused_objects(kind, heatmaps, weights, probability, width, height, spec, settings, classes=(), fusion="maps"):
+    """image_objects of one image's maps (one per model, or per fold model; each (size, size), or
+    (classes, size, size)) under each of `settings`: of their weighted mean (`fusion` maps), or
+    each map's boxes fused by weighted boxes fusion (wbf; masks are always made from the mean)."""
+    from cxr.localization.box_fusion import fuse_boxes
+
+    if fusion == "maps" or kind == "masks" or len(heatmaps) == 1:
+        total = sum(abs(float(w)) for w in weights) or 1.0
+        mixed = sum(abs(float(w)) / total * np.asarray(h, dtype=np.float32) for w, h in zip(weights, heatmaps))
+        return image_objects(kind, mixed, probability, width, height, spec, settings, classes)
+    each = [image_objects(kind, h, probability, width, height, spec, settings, classes) for h in heatmaps]
+    if kind == "boxes":
+        return [fuse_boxes([e[k] for e in each], weights, width, height) for k in range(len(settings))]
+    return [(fuse_boxes([e[k][0] for e in each], weights, width, height), each[0][k][1]) for k in range(len(settings))]
+
+
 def image_score(kind, truth, found):
     """One image's share of the metric: RSNA's mean precision over IoU thresholds (None: an image
     without truth and boxes, left out), or the Dice coefficient."""
@@ -91,15 +107,14 @@ def image_score(kind, truth, found):
     return rsna_image_score(truth, found) if kind == "boxes" else dice(truth, found)
 
 
-def score_matrix(kind, ids, maps_of, probabilities, truth, sizes, spec, grid):
-    """(images, settings) of each image's score under each setting (NaN: left out of the mean)."""
-    scores = np.full((len(ids), len(grid)), np.nan)
-    for row, (image, heatmap) in enumerate(maps_of(ids)):
-        width, height = sizes[image]
-        for col, found in enumerate(image_objects(kind, heatmap, probabilities[row], width, height, spec, grid)):
-            value = image_score(kind, truth[image], found)
-            scores[row, col] = np.nan if value is None else value
-    return scores
+def score_matrix(kind, found, truth, n_settings):
+    """(images, settings) of each image's score under each setting (NaN: left out of the mean);
+    `found` yields (image, its boxes or masks under each setting)."""
+    rows = []
+    for image, objects in found:
+        values = [image_score(kind, truth[image], one) for one in objects]
+        rows.append([np.nan if v is None else v for v in values])
+    return np.array(rows, dtype=float).reshape(-1, n_settings)
 
 
 def nested_choice(scores, fold_ids):
@@ -112,12 +127,17 @@ def nested_choice(scores, fold_ids):
     return best, nested
 
 
-def mean_choice(kind, ids, maps_of, probabilities, truth, sizes, spec, grid, fold_ids, n_boot, seed, **_):
+def mean_choice(kind, found, truth, n_settings, fold_ids, n_boot, seed, **_):
     """A metric that is a mean over images (RSNA's, the Dice): (the best setting, each setting's
     in-sample score, the nested estimate, its bootstrap interval)."""
-    scores = score_matrix(kind, ids, maps_of, probabilities, truth, sizes, spec, grid)
+    import warnings
+
+    scores = score_matrix(kind, found, truth, n_settings)
     best, nested = nested_choice(scores, fold_ids)
-    return best, np.nanmean(scores, axis=0), float(np.nanmean(nested)), bootstrap_interval(nested, n_boot, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a setting no image is scored under
+        in_sample = np.nanmean(scores, axis=0)
+    return best, in_sample, float(np.nanmean(nested)), bootstrap_interval(nested, n_boot, seed)
 
 
 NO_FINDING_BOX = (0.0, 0.0, 1.0, 1.0)  # VinBigData's box of its No finding entries
@@ -129,20 +149,19 @@ def with_no_finding(found, no_finding_class):
     return {image: [*boxes, (no_finding_class, nf, NO_FINDING_BOX)] for image, (boxes, nf) in found.items()}
 
 
-def set_choice(kind, ids, maps_of, probabilities, truth, sizes, spec, grid, fold_ids, n_boot, seed, classes=(),
-               no_finding_class=None):
+def set_choice(kind, found, truth, n_settings, fold_ids, n_boot, seed, no_finding_class=None):
     """VinBigData's mAP, a set's score: (the best setting, each setting's in-sample mAP, the mAP of
     every image's boxes under the setting best on the other folds (nested), its bootstrap interval)."""
     from cxr.metrics.detection import voc_map
     from cxr.metrics.object_scoring import score_objects
 
-    found = [{} for _ in grid]
-    for row, (image, heatmap) in enumerate(maps_of(ids)):
-        width, height = sizes[image]
-        for col, objects in enumerate(image_objects(kind, heatmap, probabilities[row], width, height, spec, grid,
-                                                    classes)):
-            found[col][image] = objects
-    predicted = [with_no_finding(f, no_finding_class) for f in found]
+    by_setting = [{} for _ in range(n_settings)]
+    ids = []
+    for image, objects in found:
+        ids.append(image)
+        for col, one in enumerate(objects):
+            by_setting[col][image] = one
+    predicted = [with_no_finding(f, no_finding_class) for f in by_setting]
 
     def best_on(images):
         scores = [voc_map({i: truth[i] for i in images}, {i: p[i] for i in images})[0] for p in predicted]
@@ -244,15 +263,19 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
     grid = settings_grid(kind)
     batch = max(64 // max(len(classes), 1), 4)  # a map per class: fewer images per batch of upsampled maps
 
-    def oof_maps(chunk_ids):
-        for start in range(0, len(chunk_ids), batch):
+    fusion = getattr(args, "box_fusion", "maps")
+    probabilities = np.asarray(nested)
+
+    def oof_found():  # each OOF image's maps (one per map model: its fold model's) -> objects under each setting
+        for start in range(0, len(ids), batch):
             part = slice(start, start + batch)
-            yield from zip(chunk_ids[part], blended_maps([[cams[j][0][part]] for j in sources], source_weights,
-                                                         spec.size))
+            maps = [blended_maps([[cams[j][0][part]]], [1.0], spec.size) for j in sources]
+            for row, image in enumerate(ids[part]):
+                yield image, fused_objects(kind, [m[row] for m in maps], source_weights, probabilities[start + row],
+                                           *sizes[image], spec, grid, classes, fusion)
     choose = set_choice if kind == "classed boxes" else mean_choice
-    best, in_sample, nested_value, (low, high) = choose(
-        kind, ids, oof_maps, np.asarray(nested), truth, sizes, spec, grid, folds["fold"].to_numpy(), args.bootstrap,
-        args.seed, classes=classes, no_finding_class=no_finding_class)
+    best, in_sample, nested_value, (low, high) = choose(kind, oof_found(), truth, len(grid), folds["fold"].to_numpy(),
+                                                        args.bootstrap, args.seed, no_finding_class=no_finding_class)
     metric = METRICS[kind]
     report = pd.DataFrame([{**setting, "oof_score": float(in_sample[k]), "chosen": k == best}
                            for k, setting in enumerate(grid)])
@@ -261,15 +284,20 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
           f"{in_sample[best]:.4f} ({', '.join(f'{k} {v:g}' for k, v in grid[best].items())}); nested "
           f"(each fold by the setting best on the others) {nested_value:.4f} [{low:.4f}, {high:.4f}]; "
           f"wrote {Path(args.oof_dir) / args.exp / 'objects_report.csv'}")
+    # the test side: each map model's kept fold models' maps averaged (maps), or each fold model's own (wbf)
+    if fusion == "wbf" and kind != "masks":
+        test_sources = [([cams[j][1][k]], source_weights[n] / len(kept[models[j]]))
+                        for n, j in enumerate(sources) for k in kept[models[j]]]
+    else:
+        test_sources = [([cams[j][1][k] for k in kept[models[j]]], source_weights[n]) for n, j in enumerate(sources)]
     predictions = {}
     for start in range(0, len(test_ids), batch):
         part = slice(start, start + batch)
-        test_maps = blended_maps([[cams[j][1][k][part] for k in kept[models[j]]] for j in sources], source_weights,
-                                 spec.size)
-        for image, heatmap, probability in zip(test_ids[part], test_maps, test_probabilities[part]):
-            predictions[image] = image_objects(kind, heatmap, probability, *sizes[image], spec, [grid[best]],
-                                               classes)[0]
-    return predictions, {"metric": metric, "setting": grid[best], "oof": float(in_sample[best]),
+        maps = [blended_maps([[fold[part] for fold in folds_of]], [1.0], spec.size) for folds_of, _ in test_sources]
+        for row, (image, probability) in enumerate(zip(test_ids[part], test_probabilities[part])):
+            predictions[image] = fused_objects(kind, [m[row] for m in maps], [w for _, w in test_sources], probability,
+                                               *sizes[image], spec, [grid[best]], classes, fusion)[0]
+    return predictions, {"metric": metric, "setting": grid[best], "oof": float(in_sample[best]), "fusion": fusion,
                          "nested": nested_value, "nested_low": low, "nested_high": high}
 
 
