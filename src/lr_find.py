@@ -45,7 +45,7 @@ def main(argv=None):
     device = engine.resolve_device(cfg.device)
     precision = engine.resolve_precision(cfg.amp, device)
     data = build_data(cfg)
-    model = build_model(cfg, device, num_labels=len(data.columns))
+    model = build_model(cfg, device, data)
     lrs, losses = sweep(model, data.train_loader, device, precision, cfg, data.task)
     smoothed = smooth(losses)
     suggestion = suggest(lrs, smoothed)

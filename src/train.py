@@ -57,7 +57,7 @@ def main(argv=None):
     precision = engine.resolve_precision(cfg.amp, device)
     if cfg.overfit_batches:
         data = build_data(cfg, world)
-        model = build_model(cfg, device, num_labels=len(data.columns))
+        model = build_model(cfg, device, data)
         return overfit_check(cfg, model, data, device, precision, world)
 
     fold_dir = run_dir(cfg.weights_dir, cfg.exp, cfg.model_name, cfg.fold)

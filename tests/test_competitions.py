@@ -237,3 +237,12 @@ def test_a_submission_row_given_twice_is_refused_by_the_scorer():
     table = pd.DataFrame({"patientId": ["a", " a"], "PredictionString": ["0.5 1 1 2 2", ""]})
     with pytest.raises(UserError, match="s.csv line 3: image a appears twice"):
         read_predictions("rsna", table, "s.csv")
+
+
+def test_a_vinbig_box_without_a_whole_class_id_is_refused_with_its_line(tmp_path):
+    from cxr.data.competitions import read_vinbig
+
+    (tmp_path / "train.csv").write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                                        "a,Clip,0,R1,1,1,5,5\nb,Clip,x,R1,1,1,5,5\n")
+    with pytest.raises(UserError, match="train.csv line 3: class_id 'x' of a box must be a whole number"):
+        read_vinbig(tmp_path)

@@ -135,12 +135,15 @@ def test_weighted_boxes_fusion_of_fold_models():
     classed = fuse_boxes([[(1, 0.8, (10.0, 10.0, 30.0, 30.0))], [(2, 0.8, (10.0, 10.0, 30.0, 30.0))]], [1.0, 1.0], 100, 100)
     assert sorted(c for c, _, _ in classed) == [1, 2]
     assert fuse_boxes([[], []], [1.0, 1.0], 100, 100) == []
+    assert fuse_boxes([a, b, b], [1.0, 0.0, 0.0], 100, 100) == a  # weight 0: left out, not fused at score 0
+    majority = fuse_boxes([a, b, b], [1.0, 1.0, 1.0], 100, 100, min_share=0.5)
+    assert len(majority) == 1 and majority[0][1] == pytest.approx((11.33, 10.0, 31.33, 30.0), abs=0.01)  # 1 of 3: dropped
 
 
 def test_the_test_side_fuses_each_fold_model_s_boxes():
     """fused_objects under wbf: each fold model's map makes its own boxes, then fused; under maps the
-    mean map makes them: a blob only one of two folds sees at 0.6 passes a 0.5 threshold under wbf
-    (score halved), not under maps (its mean 0.3)."""
+    mean map makes them: a blob only one of two folds sees at 0.6 is no box of the mean map (0.3)
+    at a 0.5 threshold; under wbf a classed box (its score halved), not an RSNA box (no majority)."""
     from types import SimpleNamespace
 
     from cxr.localization.objects import fused_objects
@@ -151,5 +154,7 @@ def test_the_test_side_fuses_each_fold_model_s_boxes():
     spec, setting = SimpleNamespace(size=8, mode="squash"), [{"threshold": 0.5, "gate": 0.0}]
     (by_maps,) = fused_objects("boxes", [one, other], [0.5, 0.5], 1.0, 80, 80, spec, setting, fusion="maps")
     (by_wbf,) = fused_objects("boxes", [one, other], [0.5, 0.5], 1.0, 80, 80, spec, setting, fusion="wbf")
-    assert len(by_maps) == 1 and len(by_wbf) == 2
-    assert by_wbf[0][0] == pytest.approx(0.9) and by_wbf[1][0] == pytest.approx(0.3)
+    assert len(by_maps) == 1 and len(by_wbf) == 1  # RSNA's boxes: one of two fold models is no majority...
+    (classed,) = fused_objects("classed boxes", [one[None], other[None]], [0.5, 0.5], 1.0, 80, 80, spec, setting,
+                               classes=("3",), fusion="wbf")
+    assert [(c, round(s, 3)) for c, s, _ in classed[0]] == [(3, 0.9), (3, 0.3)]  # ...mAP's keep it, scored lower

@@ -45,11 +45,12 @@ DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"  # every script's --device
 INFERENCE_BATCH_SIZE = 16  # --batch-size of submit.py and predict.py (a package's predict.py too); train.py's is 32
 # What train.py and adapt_bn.py write into a run's config.json beside the TrainConfig fields: measurements,
-# not settings, so the file given back as --config skips them (and reproduces the run's settings).
+# and what the data decided (map_classes: a map per box class), not settings, so the file given back as
+# --config skips them (and reproduces the run's settings).
 RECORDED = ("resolved_device", "precision", "n_train", "n_pseudo", "n_val", "n_test", "targets", "task", "processes",
             "torch", "timm", "test_seconds_per_image", "image_score_used", "bn_adapted", "restarts", "lr_scale",
             "stopped_reason", "seed_runs", "seed_oof_auc", "epochs_run", "lr_used",
-            "hard_epochs")
+            "hard_epochs", "map_classes")
 
 
 @dataclass

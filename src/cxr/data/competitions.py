@@ -130,8 +130,12 @@ def read_vinbig(root, problems=STRICT):
     boxes = numbers_of(raw, path, VINBIG_COLUMNS[4:], problems, allow_blank=True)
     read = []  # per row: (class id, box, reader) or None (no finding, or a bad row)
     for row, box in enumerate(boxes):
-        if np.isfinite(box).all() and box[2] >= box[0] and box[3] >= box[1]:  # rectangle(): at least one pixel
-            read.append((raw.loc[row, "class_id"].strip(), tuple(box), raw.loc[row, "rad_id"].strip()))
+        class_id = raw.loc[row, "class_id"].strip()
+        if np.isfinite(box).all() and not class_id.isdigit():
+            problems.report(path, row, f"{path} line {row + 2}: class_id '{class_id}' of a box must be a whole number")
+            read.append(None)
+        elif np.isfinite(box).all() and box[2] >= box[0] and box[3] >= box[1]:  # rectangle(): at least one pixel
+            read.append((class_id, tuple(box), raw.loc[row, "rad_id"].strip()))
         else:
             if np.isfinite(box).any():
                 problems.report(path, row, f"{path} line {row + 2}: box '{', '.join(raw.loc[row, list(VINBIG_COLUMNS[4:])])}' "

@@ -59,6 +59,7 @@ def image_objects(kind, heatmap, probability, width, height, spec, settings, cla
     from cxr.localization.regions import map_boxes, mask_with_gate
 
     if kind == "classed boxes":
+        heatmap = np.asarray(heatmap).reshape(len(classes), *np.shape(heatmap)[-2:])  # one class: saved as (h, w)
         by_threshold, found = {}, []
         for setting in settings:
             if setting["threshold"] not in by_threshold:
@@ -94,8 +95,8 @@ def fused_objects(kind, heatmaps, weights, probability, width, height, spec, set
         mixed = sum(abs(float(w)) / total * np.asarray(h, dtype=np.float32) for w, h in zip(weights, heatmaps))
         return image_objects(kind, mixed, probability, width, height, spec, settings, classes)
     each = [image_objects(kind, h, probability, width, height, spec, settings, classes) for h in heatmaps]
-    if kind == "boxes":
-        return [fuse_boxes([e[k] for e in each], weights, width, height) for k in range(len(settings))]
+    if kind == "boxes":  # RSNA: every box counts, so a box most fold models (by weight) missed is dropped
+        return [fuse_boxes([e[k] for e in each], weights, width, height, min_share=0.5) for k in range(len(settings))]
     return [(fuse_boxes([e[k][0] for e in each], weights, width, height), each[0][k][1]) for k in range(len(settings))]
 
 

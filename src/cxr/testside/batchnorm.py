@@ -93,7 +93,8 @@ def adapt_fold(source, args, device):
     with_cams = cams_file(run.oof_dir, run.exp, run.model_name, run.fold).is_file()
     predictions = predict_fold(adapted, model, data, device, precision, with_cams)
     out = run_dir(run.weights_dir, run.exp, adapted.model_name, run.fold)
-    config = {**dataclasses.asdict(adapted), "bn_adapted": {"from": str(source / "best.pt"), "test_images": len(data.test),
+    config = {**dataclasses.asdict(adapted), **{k: state["config"][k] for k in ("map_classes",) if k in state["config"]},
+              "bn_adapted": {"from": str(source / "best.pt"), "test_images": len(data.test),
                                                           "layers": layers}}
     engine.save_checkpoint(out / "best.pt", model, config, state["epoch"], state["score"],
                            weights_from=state.get("weights_from", "model"))

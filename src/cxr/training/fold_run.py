@@ -243,9 +243,11 @@ def check_settings(cfg):
                         "classifiers (--kind classifier)")
 
 
-def build_model(cfg, device, num_labels=1, object_maps=1):
+def build_model(cfg, device, data):
+    """The network for `data` (a FoldData): an image logit per target column, and for a map model
+    an object map per box class (one when the boxes have no classes)."""
     torch.manual_seed(cfg.seed)  # the same initial weights for every run with this seed
-    model = network_of(cfg, num_labels, cfg.pretrained, cfg.weights, object_maps)
+    model = network_of(cfg, len(data.columns), cfg.pretrained, cfg.weights, max(len(data.map_classes), 1))
     if cfg.grad_checkpointing:
         enable_grad_checkpointing(model, cfg.arch)
     return engine.prepare_model(model, device, cfg.channels_last, cfg.compile, cfg.cudnn_benchmark)

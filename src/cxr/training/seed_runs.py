@@ -28,7 +28,7 @@ def train_run(cfg, out, world, device, precision, started):
     from cxr.figures import learning_curves
 
     data = build_data(cfg, world)
-    model = build_model(cfg, device, num_labels=len(data.columns), object_maps=max(len(data.map_classes), 1))
+    model = build_model(cfg, device, data)
     with_cams = cfg.heatmaps == "on" or (cfg.heatmaps == "auto" and data.annotated)
     if with_cams and cfg.kind == "classifier":  # known before training, not after it (a ViT's class token)
         reason = heatmap_support(model, cfg.img_size)
