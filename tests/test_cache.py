@@ -89,6 +89,21 @@ def test_each_setting_has_its_own_cache(images, tmp_path):
     assert (tmp_path / "c" / "32_letterbox_linear_clahe_blur1_v2").is_dir()
 
 
+def test_auto_interpolation_averages_a_map_model_s_large_shrinks_only():
+    """--interpolation auto (the default): a map model's images shrunk 2x or more are area-averaged,
+    less shrunk ones and every classifier's interpolated linearly (as measured: docs/data.md)."""
+    rng = np.random.default_rng(0)
+    film = rng.integers(0, 256, (300, 300)).astype(np.uint8)
+    settings = {"img_size": 100, "resize": "squash", "clahe": False, "blur": 0.0, "interpolation": "auto"}
+    map_spec, classifier_spec = ImageSpec.of({**settings, "kind": "map"}), ImageSpec.of(settings)
+    assert map_spec.interpolation == "area2x" and classifier_spec.interpolation == "linear"
+    assert ImageSpec.of({**settings, "interpolation": "area"}).interpolation == "area"  # as asked
+    assert np.array_equal(resize(film, 100, "squash", "area2x"), resize(film, 100, "squash", "area"))  # 3x
+    assert not np.array_equal(resize(film, 100, "squash", "area2x"), resize(film, 100, "squash", "linear"))
+    assert np.array_equal(resize(film, 200, "squash", "area2x"), resize(film, 200, "squash", "linear"))  # 1.5x
+    assert map_spec.key != classifier_spec.key
+
+
 def test_letterbox_keeps_the_aspect_and_pads():
     wide = np.full((50, 100), 255, np.uint8)
     boxed = resize(wide, 32, "letterbox")
