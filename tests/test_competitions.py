@@ -246,3 +246,47 @@ def test_a_vinbig_box_without_a_whole_class_id_is_refused_with_its_line(tmp_path
                                         "a,Clip,0,R1,1,1,5,5\nb,Clip,x,R1,1,1,5,5\n")
     with pytest.raises(UserError, match="train.csv line 3: class_id 'x' of a box must be a whole number"):
         read_vinbig(tmp_path)
+
+
+def test_the_map_models_weights_for_boxes_are_chosen_by_the_metric(layouts, tmp_path):
+    """Two map models, the blend (by AUC) weighing the useless one 0.8: the boxes' weights are
+    chosen with the post-processing on the OOF images by RSNA's metric, so the model whose maps
+    hold the truth boxes is used alone, and the test side's boxes come from it."""
+    import json
+    from types import SimpleNamespace
+
+    from cxr.data.cache import ImageSpec
+    from cxr.data.images import image_size
+    from cxr.localization.objects import object_submission
+    from cxr.localization.targets import object_mask, shrink_mask
+
+    root, _ = layouts
+    data = root / "input" / "rsna"
+    train, test = read_dataset(data)
+    spec = ImageSpec(256, "letterbox")
+
+    def truth_maps(table):  # the objects' own mask at the maps' stride: a perfect map model
+        maps = []
+        for image, text in zip(table["image_id"], table.get("annotation", [""] * len(table))):
+            width, height = image_size(data / image)
+            maps.append(shrink_mask(object_mask(parse_annotation(text), width, height, 256, "letterbox"), 4) * 0.9)
+        return np.array(maps, np.float16)
+    rng = np.random.default_rng(0)
+    good, noise = truth_maps(train), rng.uniform(0, 0.8, (len(train), 64, 64)).astype(np.float16)
+    test_noise = rng.uniform(0, 0.8, (len(test), 64, 64)).astype(np.float16)
+    cams = [(good, [np.zeros((len(test), 64, 64), np.float16)] * 2), (noise, [test_noise] * 2)]
+    folds = pd.DataFrame({"image_id": train["image_id"], "fold": np.arange(len(train)) % 2})
+    for model in ("a-map", "b-map"):
+        (tmp_path / "weights" / "x" / model / "fold_0").mkdir(parents=True)
+        (tmp_path / "weights" / "x" / model / "fold_0" / "config.json").write_text(json.dumps({"kind": "map"}))
+    args = SimpleNamespace(oof_dir=tmp_path / "oof", weights_dir=tmp_path / "weights", exp="x", bootstrap=20, seed=0,
+                           box_fusion="wbf")
+    predictions, chosen = object_submission(
+        args, "boxes", ["a-map", "b-map"], folds, cams, [(spec, "map")] * 2, [0.2, 0.8], train["target"].to_numpy(float),
+        list(test["image_id"]), np.full(len(test), 0.9), {"a-map": [0, 1], "b-map": [0, 1]}, data)
+    assert chosen["model_weights"] == {"a-map": 1.0, "b-map": 0.0} and chosen["nested"] > 0.3  # 6 px map cells
+    assert all(found == [] for found in predictions.values())  # a-map's test maps are empty: no box of b-map's noise
+    report = pd.read_csv(tmp_path / "oof" / "x" / "objects_report.csv")
+    assert set(report["weights"]) == {"blend", "equal", "a-map alone", "b-map alone"}
+    best_of = report.groupby("weights")["oof_score"].max()
+    assert best_of["a-map alone"] > best_of["blend"] and best_of["b-map alone"] < 0.1

@@ -235,19 +235,16 @@ def mask_of(shapes, masks, width, height):
 
 def object_submission(args, kind, models, folds, cams, setups, weights, nested, test_ids, test_probabilities, kept,
                       root):
-    """{test image: boxes or mask} for the submission, the post-processing setting chosen on the
-    OOF images (nested estimate printed and written to objects_report.csv)."""
-    import pandas as pd
-
-    from cxr.artifacts import write_csv
+    """{test image: boxes or mask} for the submission, the map models' weights and the
+    post-processing setting chosen together on the OOF images by the competition's metric (nested
+    estimate printed and written to objects_report.csv)."""
     from cxr.data.images import image_size
     from cxr.data.layouts import read_dataset
     from cxr.errors import RowProblems
     from cxr.localization.peaks import heatmap_sources
 
     specs, kinds = zip(*setups)
-    maps = [j for j, k in enumerate(kinds) if k == "map"]
-    if not maps:
+    if "map" not in kinds:
         raise UserError(f"a submission of {kind} comes from map models' object maps; this blend has none "
                         f"(train {models[0]}-map, or run.sh with MAP_ARCHS)")
     sources, source_weights = heatmap_sources(kinds, weights)
@@ -261,45 +258,69 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
     ids = list(folds["image_id"])
     sizes = {i: image_size(Path(root) / i) for i in [*ids, *test_ids]}
     truth = truth_of(kind, table, root, sizes, no_finding_class)
-    grid = settings_grid(kind)
-    batch = max(64 // max(len(classes), 1), 4)  # a map per class: fewer images per batch of upsampled maps
-
+    candidates = weight_candidates([models[j] for j in sources], source_weights)
+    grid = [{"weights": name, **setting} for name, _ in candidates for setting in settings_grid(kind)]
     fusion = getattr(args, "box_fusion", "maps")
+    batch = max(64 // max(len(classes), 1), 4)  # a map per class: fewer images per batch of upsampled maps
     probabilities = np.asarray(nested)
 
-    def oof_found():  # each OOF image's maps (one per map model: its fold model's) -> objects under each setting
+    def oof_found():  # each OOF image's maps (one per map model: its fold model's) -> objects under each entry
+        settings = settings_grid(kind)
         for start in range(0, len(ids), batch):
             part = slice(start, start + batch)
             maps = [blended_maps([[cams[j][0][part]]], [1.0], spec.size) for j in sources]
             for row, image in enumerate(ids[part]):
-                yield image, fused_objects(kind, [m[row] for m in maps], source_weights, probabilities[start + row],
-                                           *sizes[image], spec, grid, classes, fusion)
+                yield image, [found for _, model_weights in candidates for found in fused_objects(
+                    kind, [m[row] for m in maps], model_weights, probabilities[start + row], *sizes[image], spec,
+                    settings, classes, fusion)]
     choose = set_choice if kind == "classed boxes" else mean_choice
     best, in_sample, nested_value, (low, high) = choose(kind, oof_found(), truth, len(grid), folds["fold"].to_numpy(),
                                                         args.bootstrap, args.seed, no_finding_class=no_finding_class)
-    metric = METRICS[kind]
-    report = pd.DataFrame([{**setting, "oof_score": float(in_sample[k]), "chosen": k == best}
-                           for k, setting in enumerate(grid)])
-    write_csv(Path(args.oof_dir) / args.exp / "objects_report.csv", report, float_format="%.6f")
-    print(f"\n{kind}: {metric} of the blended object maps over {len(ids)} OOF images: in-sample best "
-          f"{in_sample[best]:.4f} ({', '.join(f'{k} {v:g}' for k, v in grid[best].items())}); nested "
-          f"(each fold by the setting best on the others) {nested_value:.4f} [{low:.4f}, {high:.4f}]; "
-          f"wrote {Path(args.oof_dir) / args.exp / 'objects_report.csv'}")
+    report_choice(args, kind, grid, best, in_sample, nested_value, low, high, len(ids))
+    chosen_weights = dict(candidates)[grid[best]["weights"]]
+    setting = {k: v for k, v in grid[best].items() if k != "weights"}
     # the test side: each map model's kept fold models' maps averaged (maps), or each fold model's own (wbf)
     if fusion == "wbf" and kind != "masks":
-        test_sources = [([cams[j][1][k]], source_weights[n] / len(kept[models[j]]))
+        test_sources = [([cams[j][1][k]], chosen_weights[n] / len(kept[models[j]]))
                         for n, j in enumerate(sources) for k in kept[models[j]]]
     else:
-        test_sources = [([cams[j][1][k] for k in kept[models[j]]], source_weights[n]) for n, j in enumerate(sources)]
+        test_sources = [([cams[j][1][k] for k in kept[models[j]]], chosen_weights[n]) for n, j in enumerate(sources)]
     predictions = {}
     for start in range(0, len(test_ids), batch):
         part = slice(start, start + batch)
         maps = [blended_maps([[fold[part] for fold in folds_of]], [1.0], spec.size) for folds_of, _ in test_sources]
         for row, (image, probability) in enumerate(zip(test_ids[part], test_probabilities[part])):
             predictions[image] = fused_objects(kind, [m[row] for m in maps], [w for _, w in test_sources], probability,
-                                               *sizes[image], spec, [grid[best]], classes, fusion)[0]
-    return predictions, {"metric": metric, "setting": grid[best], "oof": float(in_sample[best]), "fusion": fusion,
+                                               *sizes[image], spec, [setting], classes, fusion)[0]
+    return predictions, {"metric": METRICS[kind], "setting": setting, "oof": float(in_sample[best]), "fusion": fusion,
+                         "model_weights": dict(zip([models[j] for j in sources], map(float, chosen_weights))),
                          "nested": nested_value, "nested_low": low, "nested_high": high}
+
+
+def weight_candidates(map_models, blend_weights):
+    """[(name, one weight per map model)] tried for the objects: the blend's weights (chosen by AUC),
+    and with several map models equal weights and each model alone, so the competition's metric
+    picks among them on the OOF images."""
+    candidates = [("blend", list(blend_weights))]
+    if len(map_models) > 1:
+        candidates.append(("equal", [1.0] * len(map_models)))
+        candidates += [(f"{m} alone", [float(k == j) for k in range(len(map_models))]) for j, m in enumerate(map_models)]
+    return candidates
+
+
+def report_choice(args, kind, grid, best, in_sample, nested_value, low, high, n_images):
+    """Print the choice and write every entry's OOF score to oof/<exp>/objects_report.csv."""
+    import pandas as pd
+
+    from cxr.artifacts import write_csv
+
+    path = Path(args.oof_dir) / args.exp / "objects_report.csv"
+    write_csv(path, pd.DataFrame([{**entry, "oof_score": float(in_sample[k]), "chosen": k == best}
+                                  for k, entry in enumerate(grid)]), float_format="%.6f")
+    shown = ", ".join(f"{k} {v:g}" if not isinstance(v, str) else f"{k} {v}" for k, v in grid[best].items())
+    print(f"\n{kind}: {METRICS[kind]} of the blended object maps over {n_images} OOF images: in-sample best "
+          f"{in_sample[best]:.4f} ({shown}); nested (each fold by the setting best on the others) {nested_value:.4f} "
+          f"[{low:.4f}, {high:.4f}]; wrote {path}")
 
 
 def object_classes(args, kind, map_models, root):
