@@ -17,7 +17,8 @@
 # BN_ADAPT=1 (blend each model also with its BatchNorm statistics adapted to the test images: <model>-bn),
 # FORMAT (auto | objectcxr | kaggle | multilabel | multiclass: the submission file, see src/cxr/formats/; auto, the
 # default: kaggle, multilabel or multiclass when input/$DATASET has test.csv or sample_submission.csv, else objectcxr), BOOTSTRAP (resamples),
-# METRIC (auc | log_loss | accuracy: what chooses each fold's best epoch and the blend; default: AUC, macro for classes).
+# METRIC (auc | log_loss | accuracy: what chooses each fold's best epoch and the blend; default: AUC, macro for classes),
+# BLEND_ARGS (more src/blend.py flags, for example "--box-fusion maps").
 # Map models (trained on the object outlines; the default when train.csv has an annotation column):
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs
@@ -180,4 +181,4 @@ if [ "${BN_ADAPT:-0}" = 1 ]; then  # each model also as <model>-bn: BatchNorm st
 fi
 
 $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --models $MODELS --trials "$TRIALS" --seed "$SEED" \
-    --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}" --metric "${METRIC:-auto}"
+    --format "$FORMAT" --bootstrap "${BOOTSTRAP:-1000}" --metric "${METRIC:-auto}" ${BLEND_ARGS:-}
