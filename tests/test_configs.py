@@ -195,7 +195,8 @@ def test_a_runs_config_json_given_back_reproduces_its_settings(tmp_path):
                 "n_test": 4, "targets": ["target"], "task": "binary", "processes": 1, "torch": "2", "timm": "1",
                 "test_seconds_per_image": 0.01, "image_score_used": "max", "bn_adapted": {"layers": 3},
                 "restarts": [{"epoch": 3, "reason": "spike", "lr_scale": 0.5}], "lr_scale": 0.5, "stopped_reason": "",
-                "hard_epochs": [], "epochs_run": 36, "lr_used": 1e-3, "seed_runs": ["seed_43"], "seed_oof_auc": {"42": 0.9, "43": 0.8}}
+                "hard_epochs": [], "epochs_run": 36, "lr_used": 1e-3, "seed_runs": ["seed_43"], "seed_oof_auc": {"42": 0.9, "43": 0.8},
+                "map_classes": ["0", "2"]}
     assert set(recorded) == set(config.RECORDED)
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**dataclasses.asdict(run), **recorded}))
