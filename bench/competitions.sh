@@ -10,7 +10,7 @@
 # The layout is written by ../shared/tools/make_challenge_layouts.py from ../shared/data/objectcxr_semireal
 # (train -> the training side, dev -> the unlabelled test side; the truth beside the folder as
 # input/<layout>_semireal_test_truth.csv, never inside it). Then run.sh with its defaults for an
-# annotated set (map model and classifier; here 3 folds) -> blend -> the boxes or masks from the
+# annotated set (the map model, a map per class for VinBigData; here 3 folds) -> blend -> the boxes or masks from the
 # blended object maps, post-processing chosen on OOF by the competition's metric (nested estimate
 # printed) -> submissions/<exp>/submission.csv, scored by src/score.py with a bootstrap interval,
 # beside the sample submission's score. The log is kept in reports/<exp>.log.
