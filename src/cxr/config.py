@@ -24,7 +24,8 @@ def option(default, help, choices=None, metavar=None):
 # The choice-valued flags, checked when the flags are parsed (before any data is read). The modules
 # that act on them own the same names (tests/test_cli.py keeps the two in step).
 LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist", "rsna", "vinbig", "siim")
-KINDS = ("classifier", "map")
+KINDS = ("classifier", "map", "detector")
+OBJECT_KINDS = ("map", "detector")  # the kinds that learn from object annotations and write object maps
 RESIZE_MODES = ("squash", "letterbox")
 INTERPOLATIONS = ("auto", "linear", "area")
 IMAGE_SCORES = ("auto", "max", "head", "mean")
@@ -102,7 +103,9 @@ class TrainConfig(DataSettings):
     name: str = option("", "model name in oof/ and weights/ (default: the arch); lets one arch run with two settings")
     kind: str = option("classifier", "classifier (learns from the image label) | map (learns from the object "
                                      "outlines: an encoder-decoder's per-pixel object map and an image logit; "
-                                     "needs annotations, see the --crop-size settings)", KINDS)
+                                     "needs annotations, see the --crop-size settings) | detector (FCOS on the "
+                                     "backbone, learns the objects' boxes; its boxes are painted into object "
+                                     "maps, so it writes what a map model writes; the map settings apply)", KINDS)
     pretrained: bool = option(False, "start from timm's pretrained weights (downloaded or from the local cache)")
     weights: str = option("", "start from a local weights file (.pth/.safetensors) instead of a download")
     in_chans: int = option(3, "network input channels: 3 (the grayscale image repeated, as ImageNet weights expect) "
@@ -224,7 +227,7 @@ class TrainConfig(DataSettings):
 
     @property
     def model_name(self):
-        return self.name or (f"{self.arch}-map" if self.kind == "map" else self.arch)
+        return self.name or {"map": f"{self.arch}-map", "detector": f"{self.arch}-det"}.get(self.kind, self.arch)
 
 
 def device_name(value):

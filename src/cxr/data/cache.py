@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from cxr.artifacts import atomic_path, write_csv
 from cxr.data.images import check_complete, file_orientation, image_size, orient, read_image
+from cxr.config import OBJECT_KINDS
 from cxr.errors import UserError
 
 RESIZE_MODES = ("squash", "letterbox")
@@ -55,7 +56,7 @@ class ImageSpec:
         get = settings.get if isinstance(settings, dict) else lambda name, default=None: getattr(settings, name, default)
         interpolation = get("interpolation")
         if interpolation == "auto":
-            interpolation = "area2x" if get("kind", "classifier") == "map" else "linear"
+            interpolation = "area2x" if get("kind", "classifier") in OBJECT_KINDS else "linear"
         return cls(get("img_size"), get("resize"), get("clahe"), get("blur"), interpolation)
 
     @property

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr.config import TrainConfig
+from cxr.config import OBJECT_KINDS, TrainConfig
 
 SEARCHABLE = ("lr", "weight_decay", "aug", "img_size", "optimizer", "schedule", "ema")
 LEARNING_RATES = {"adamw": (1e-4, 1e-2), "sgd": (1e-3, 2e-1)}  # SGD needs ~10x AdamW's rate
@@ -251,7 +251,7 @@ def best_files(study, base, folder, arch, fold):
     if not settings.get("lr_batch"):  # the rate was tuned at this batch: run.sh's --lr-batch must not rescale it
         defaults = TrainConfig()
         settings["lr_batch"] = settings.get("batch_size", defaults.batch_size) * settings.get("accumulate", 1)
-    is_map = settings.get("kind") == "map"
+    is_map = settings.get("kind") in OBJECT_KINDS
     rename = MAP_RUN_SH if is_map else {}
     run_sh = {rename.get(k, k): v for k, v in settings.items() if k in RUN_SH_SETS and k not in ("arch", "kind")}
     section = {k: v for k, v in settings.items() if k not in RUN_SH_SETS}

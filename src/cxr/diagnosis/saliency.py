@@ -18,10 +18,10 @@ def image_score(network, images, kind="classifier", score="max", output=0):
     logit `output`; a map model's head logit (score 'head'), the 3x3-smoothed map's maximum
     probability ('max', as inference scores it), or their mean ('mean', the head as a probability)."""
     out = network(images)
-    if kind != "map":
+    if kind == "classifier":
         return out[:, output]
     head, maps = out
-    if score == "head":
+    if score == "head" or kind == "detector":  # a detector's painted maps carry no gradient
         return head[:, output]
     probabilities = torch.sigmoid(maps[:, output:output + 1])
     peak = F.avg_pool2d(probabilities, 3, stride=1, padding=1, count_include_pad=False).amax((1, 2, 3))

@@ -37,7 +37,7 @@ def model_maps(folds, gray, device, saliency, output=0):
     spec = folds[0].spec
     probability, cams = fold_outputs(folds, [gray], device, cams=True, output=output)
     heatmap = ensemble_heatmaps([cams], [1.0], spec.size)[0].numpy()
-    maps = [("object map" if folds[0].kind == "map" else "Grad-CAM", heatmap)]
+    maps = [("object map" if folds[0].kind != "classifier" else "Grad-CAM", heatmap)]
     if saliency:
         samples, noise = saliency
         generator = torch.Generator().manual_seed(0)

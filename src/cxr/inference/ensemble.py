@@ -30,7 +30,7 @@ class FoldModel:
     spec: ImageSpec
     tta: str
     targets: list  # the target column of each network output
-    kind: str = "classifier"  # or "map": a map model, its image probability by `image_score`
+    kind: str = "classifier"  # or "map" / "detector": its image probability by `image_score`
     image_score: str = ""
     precision: engine.Precision = engine.FP32  # what its OOF and test predictions were made in (config.json)
     fold: int = None  # the fold it held out (config.json); None: its place in the spec's list

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cxr.config import OBJECT_KINDS
 from cxr.errors import UserError
 
 # The grids: boxes by map threshold x an image gate (an image below it writes no box: RSNA scores an
@@ -244,9 +245,9 @@ def object_submission(args, kind, models, folds, cams, setups, weights, nested, 
     from cxr.localization.peaks import heatmap_sources
 
     specs, kinds = zip(*setups)
-    if "map" not in kinds:
-        raise UserError(f"a submission of {kind} comes from map models' object maps; this blend has none "
-                        f"(train {models[0]}-map, or run.sh with MAP_ARCHS)")
+    if not set(kinds) & set(OBJECT_KINDS):
+        raise UserError(f"a submission of {kind} comes from map models' (or detectors') object maps; this blend has "
+                        f"none (train {models[0]}-map, or run.sh with MAP_ARCHS)")
     sources, source_weights = heatmap_sources(kinds, weights)
     spec = specs[sources[0]]
     if any(specs[j] != spec for j in sources):

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cxr.config import OBJECT_KINDS
+
 
 def upsample(maps, size):
     """(N, h, w) maps -> (N, size, size), or (N, classes, h, w) -> (N, classes, size, size), bilinear:
@@ -87,7 +89,7 @@ def heatmap_sources(kinds, weights):
     when there are any (their maps learned where objects are; a classifier's Grad-CAM is only
     the fallback), weighted by |blend weight|, or alike when the blend gave them none; else the
     classifiers with a non-zero weight."""
-    maps = [j for j, kind in enumerate(kinds) if kind == "map"]
+    maps = [j for j, kind in enumerate(kinds) if kind in OBJECT_KINDS]  # map models and detectors
     if maps:
         weighed = [abs(float(weights[j])) for j in maps]
         return maps, (weighed if any(weighed) else [1.0] * len(maps))

@@ -149,7 +149,39 @@ class MaskedCrops:
         image = cut(image, left, top, side, crop, cv2.INTER_LINEAR)
         mask = cut(mask * 255, left, top, side, crop, cv2.INTER_LINEAR) > 0  # resized, a thin object never vanishes
         out = self.transform(image=image, mask=mask.astype(np.uint8))
-        small = shrink_mask(np.asarray(out["mask"]), self.stride)
+        return out["image"], *self.targets(image_id, np.asarray(out["mask"]))
+
+    def targets(self, image_id, mask):
+        """(target vector, (maps, h, w) masks at the map's stride) of a crop's augmented mask."""
+        small = shrink_mask(mask, self.stride)
         target = np.array([float(small.any())], np.float32)
         small = small[None] if small.ndim == 2 else small.transpose(2, 0, 1)  # (maps, h, w)
-        return out["image"], target, torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))
+        return target, torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))
+
+
+MAX_BOXES = 64  # a crop's boxes, padded to a fixed count so a batch stacks
+
+
+class BoxedCrops(MaskedCrops):
+    """MaskedCrops for detectors: the same crops and augmentation, each object drawn into a mask of
+    its own, so every object's box in the augmented crop is the box of its pixels (a flipped,
+    rotated or rescaled object keeps a box that holds it). A row is (image crop tensor, target
+    vector, (MAX_BOXES, 5) boxes: class, x1, y1, x2, y2 in crop pixels, rows of -1 after the last)."""
+
+    def mask(self, image_id):
+        shapes, width, height, _ = self.objects[image_id]
+        if not shapes:
+            return np.zeros((self.spec.size, self.spec.size, 1), np.uint8)
+        return np.stack([object_mask([s], width, height, self.spec.size, self.spec.mode) for s in shapes], axis=-1)
+
+    def targets(self, image_id, mask):
+        classes = self.objects[image_id][3] or [0] * len(self.objects[image_id][0])
+        mask = mask.reshape(*mask.shape[:2], -1)
+        boxes = np.full((MAX_BOXES, 5), -1.0, np.float32)
+        found = 0
+        for channel, label in enumerate(classes):
+            ys, xs = np.nonzero(mask[..., channel])
+            if len(xs) and found < MAX_BOXES:  # the object is (partly) inside the crop
+                boxes[found] = (label, xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)  # pixel edges
+                found += 1
+        return np.array([float(found > 0)], np.float32), torch.from_numpy(boxes)

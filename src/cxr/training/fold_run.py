@@ -27,11 +27,11 @@ from cxr.data.labels import prediction_column, target_columns, task_of
 from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from cxr.errors import UserError
-from cxr.config import changed_settings, scaled_lr
+from cxr.config import OBJECT_KINDS, changed_settings, scaled_lr
 from cxr.localization.map_scores import (SCORE_COLUMNS, UNSEEN_IMAGE_SCORE, choose_image_score,
                                          every_image_score, map_image_probability)
 from cxr.localization.gradcam import loader_cams
-from cxr.localization.targets import MaskedCrops
+from cxr.localization.targets import BoxedCrops, MaskedCrops
 from cxr.metrics.registry import for_task, get as get_metric
 from cxr.models.map_model import MAP_STRIDE
 from cxr.models.backbones import enable_grad_checkpointing
@@ -154,8 +154,9 @@ def build_data(cfg, world=World()):
         train_rows = with_pseudo_rows(train_rows, read_pseudo_labels(cfg.pseudo_labels), cfg.fold, test["image_id"],
                                       cfg.pseudo_labels)
     annotated = "annotation" in train_table
-    if cfg.kind == "map" and not annotated:
-        raise UserError(f"--kind map learns from object annotations; {train_table.attrs['source']} has none "
+    objects_learned = cfg.kind in OBJECT_KINDS
+    if objects_learned and not annotated:
+        raise UserError(f"--kind {cfg.kind} learns from object annotations; {train_table.attrs['source']} has none "
                         f"(train a classifier: --kind classifier)")
     spec = ImageSpec.of(cfg)
     if cfg.cache:
@@ -182,13 +183,14 @@ def build_data(cfg, world=World()):
     generator = torch.Generator().manual_seed(cfg.seed)
     classes = train_rows[columns].to_numpy().argmax(1) if task == "multiclass" else train_rows[columns[0]]
     sampler = recipe.balanced_sampler(classes, generator) if cfg.balance == "sampler" else None
-    classes = map_classes(train_table) if cfg.kind == "map" else []  # one object map per class (VinBigData)
-    objects = object_table(train_table, classes) if cfg.kind == "map" else None
+    classes = map_classes(train_table) if objects_learned else []  # one object map per class (VinBigData)
+    objects = object_table(train_table, classes) if objects_learned else None
+    crops_of = BoxedCrops if cfg.kind == "detector" else MaskedCrops
 
     crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
 
     def loader(table, transform, sharded=False, crops=False, training=False, **order):
-        dataset = (MaskedCrops(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
+        dataset = (crops_of(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
                                MAP_STRIDE, cfg.seed, max(len(classes), 1)) if crops else ImageTable(table, load, transform, columns))
         if sharded and world.distributed:  # this process's rows only (gathered after prediction)
             dataset = Subset(dataset, shard(len(table), world).tolist())
@@ -209,8 +211,8 @@ def build_data(cfg, world=World()):
         sampler = RandomSampler(range(len(train_rows)), generator=generator)
     train_order = dict(sampler=EpochSeeded(sampler))  # the epoch's seed rides with each index to the workers
     return FoldData(train_rows, val_rows, test,
-                    loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if cfg.kind == "map" else cfg.img_size),
-                           crops=cfg.kind == "map", training=True, **train_order),
+                    loader(train_rows, train_transform(cfg.seed, cfg.aug, crop if objects_learned else cfg.img_size),
+                           crops=objects_learned, training=True, **train_order),
                     loader(val_rows, eval_transform(), sharded=True), loader(test, eval_transform(), sharded=True),
                     generator, columns, annotated, world, image_score_setting(cfg), cfg.metric, classes)
 
@@ -218,7 +220,7 @@ def build_data(cfg, world=World()):
 def image_score_setting(cfg):
     """A map model's --image-score, auto made a fixed score under --select last (which promises that
     no choice looks at the validation rows); '' for a classifier."""
-    if cfg.kind != "map":
+    if cfg.kind not in OBJECT_KINDS:
         return ""
     return UNSEEN_IMAGE_SCORE if cfg.image_score == "auto" and cfg.select == "last" else cfg.image_score
 
@@ -226,7 +228,7 @@ def image_score_setting(cfg):
 def check_settings(cfg):
     if cfg.crop_size < 0 or not 0 <= cfg.object_crops <= 1 or cfg.scale_aug < 0 or cfg.val_every < 0:
         raise UserError("--crop-size >= 0, --object-crops is a share in [0, 1], --scale-aug >= 0 and --val-every >= 0 (0: after the last epoch only)")
-    if cfg.kind == "map" and (cfg.img_size % cfg.map_depth or cfg.crop_size % cfg.map_depth):
+    if cfg.kind in OBJECT_KINDS and (cfg.img_size % cfg.map_depth or cfg.crop_size % cfg.map_depth):
         bad, value = ("--crop-size", cfg.crop_size) if cfg.crop_size % cfg.map_depth else ("--img-size", cfg.img_size)
         low = value - value % cfg.map_depth
         raise UserError(f"{bad} {value}: a map model's input must be a multiple of its deepest stride, --map-depth "
@@ -238,7 +240,7 @@ def check_settings(cfg):
         raise UserError("--accumulate and --prefetch are counts of batches: 1 or more")
     if cfg.mixup < 0 or cfg.cutmix < 0:
         raise UserError("--mixup and --cutmix are Beta-distribution alphas: 0 (off) or more")
-    if cfg.kind == "map" and (cfg.mixup or cfg.cutmix or cfg.pseudo_labels):
+    if cfg.kind in OBJECT_KINDS and (cfg.mixup or cfg.cutmix or cfg.pseudo_labels):
         raise UserError("--mixup, --cutmix and --pseudo-labels give image targets, not object maps: they are for "
                         "classifiers (--kind classifier)")
 
@@ -533,7 +535,7 @@ def predict_fold(cfg, model, data, device, precision, with_cams, oof=None):
     image_score, oof_probs = data.image_probabilities(oof_head, oof_maps)  # a map model: auto chooses by OOF AUC
     _, test_probs = data.image_probabilities(test_head, test_maps, image_score)
     every_score = None
-    if cfg.kind == "map":  # the object maps are its heatmaps
+    if cfg.kind in OBJECT_KINDS:  # the object maps are its heatmaps
         cams = {"val": oof_maps, "test": test_maps if test_maps is not None else np.zeros((0, 1, 1), np.float16)}
         oof_scores, test_scores = every_image_score(oof_head, oof_maps), every_image_score(test_head, test_maps)
         every_score = {name: (oof_scores[name], test_scores[name]) for name in oof_scores}

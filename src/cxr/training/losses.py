@@ -1,7 +1,7 @@
 """The losses: binary cross-entropy for classifiers (one sigmoid per label), softmax
 cross-entropy for a multi-class task; for map models a focal loss over the object map, divided
 by a running mean of object cells (so a batch with few objects does not jump), plus the image
-logit's cross-entropy."""
+logit's cross-entropy; for detectors FCOS's losses plus the image logit's."""
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +75,25 @@ def map_loss(pos_weight=None):
     return MapLoss(pos_weight)
 
 
+def detector_loss(pos_weight=None):
+    """A detector's loss: FCOS's own (focal loss over the locations' classes, GIoU of their boxes,
+    centre-ness BCE, each per foreground location) plus the image head's BCE against whether the
+    crop holds an object. `outputs` = (head logits, the detection loss waiting for its targets:
+    models/detector.py), `boxes` (b, k, 5) rows of class, x1, y1, x2, y2, padded with -1 rows."""
+    head_loss = classifier_loss(pos_weight)
+
+    def loss(outputs, targets, boxes):
+        head, detection_loss = outputs
+        wanted = [{"boxes": rows[rows[:, 0] >= 0, 1:], "labels": rows[rows[:, 0] >= 0, 0].long()} for rows in boxes]
+        return sum(detection_loss(wanted).values()) + head_loss(head, targets)
+    return loss
+
+
 def loss_for(kind, weight=None, task="binary", label_smoothing=0.0):
-    """The training loss of a kind of model and task: map_loss, multiclass_loss (`weight` per
-    class) or classifier_loss (`weight`: BCE's pos_weight per label)."""
+    """The training loss of a kind of model and task: map_loss, detector_loss, multiclass_loss
+    (`weight` per class) or classifier_loss (`weight`: BCE's pos_weight per label)."""
     if kind == "map":
         return map_loss(weight)
+    if kind == "detector":
+        return detector_loss(weight)
     return (multiclass_loss if task == "multiclass" else classifier_loss)(weight, label_smoothing)
