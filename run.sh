@@ -23,6 +23,8 @@
 # MAP_ARCHS (encoders, default resnet18; "" for none), MAP_IMG_SIZE (default: the training images' median long
 # side, up to MAP_MAX_SIZE=512), CROP_SIZE (160), MAP_EPOCHS (12), MAP_MIN_STEPS (600: a small set trains more epochs
 # until its map models have 600 optimizer steps), MAP_BATCH_SIZE (16), MAP_ARGS (more train.py flags).
+# DET_ARCHS (encoders of detectors, <arch>-det: FCOS on the encoder, trained with the map models' settings above;
+# default none), DET_ARGS (more train.py flags for them only).
 # SEEDS (1): train every model on every fold this many times (seeds SEED, SEED+1, ...), blended like folds.
 # An annotated set trains map models only unless ARCHS names classifiers (measured: a classifier beside the map
 # model never helped the blend on the demo, the semi-real or the full-size Object-CXR sets; docs/benchmarks.md).
@@ -90,21 +92,26 @@ $PY src/blend.py --exp "$EXP" --dataset "$DATASET" --format "$FORMAT" --check-fo
 [ -f "reports/$DATASET/shift.json" ] || $PY src/shift.py "${DATA_ARGS[@]}" --share "${TEST_LIKE:-0.25}"
 fi
 
-if [ -n "$MAP_ARCHS" ] && [ -z "${MAP_IMG_SIZE:-}" ]; then
+DET_ARCHS=${DET_ARCHS:-}
+if [ -n "$MAP_ARCHS$DET_ARCHS" ] && [ -z "${MAP_IMG_SIZE:-}" ]; then
     MAP_IMG_SIZE=$($PY src/make_folds.py "${DATA_ARGS[@]}" --print-map-size "${MAP_MAX_SIZE:-512}")
 fi
 MODELS=$ARCHS
 for arch in $MAP_ARCHS; do MODELS="$MODELS $arch-map"; done
+for arch in $DET_ARCHS; do MODELS="$MODELS $arch-det"; done
 
-train_job() {  # one model (an arch, or <arch>-map for a map model) on one fold
+train_job() {  # one model (an arch, <arch>-map for a map model, <arch>-det for a detector) on one fold
     # --lr-batch: LR is meant for the default batches (32, map models 16); another BATCH_SIZE scales it
     local kind=(--img-size "$IMG_SIZE" --epochs "$EPOCHS" --batch-size "$BATCH_SIZE" --lr-batch 32) arch=$1
-    if [[ $1 == *-map ]]; then
-        arch=${1%-map}
+    if [[ $1 == *-map || $1 == *-det ]]; then
+        arch=${1%-???}
+        local own=map extra=()
         # shellcheck disable=SC2206
-        kind=(--kind map --img-size "$MAP_IMG_SIZE" --resize letterbox --crop-size "$CROP_SIZE" --epochs "$MAP_EPOCHS"
+        if [[ $1 == *-det ]]; then own=detector extra=(${DET_ARGS:-}); fi
+        # shellcheck disable=SC2206
+        kind=(--kind "$own" --img-size "$MAP_IMG_SIZE" --resize letterbox --crop-size "$CROP_SIZE" --epochs "$MAP_EPOCHS"
               --min-steps "$MAP_MIN_STEPS" --batch-size "$MAP_BATCH_SIZE" --lr-batch 16 --val-every "$MAP_EPOCHS"
-              ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-})
+              ${CONFIG_MAP_ARGS[@]+"${CONFIG_MAP_ARGS[@]}"} ${MAP_ARGS:-} ${extra[@]+"${extra[@]}"})
     fi
     $PY src/train.py "${DATA_ARGS[@]}" --exp "$EXP" --arch "$arch" --fold "$2" "${kind[@]}" \
         --lr "$LR" --seed "$SEED" --seeds "$SEEDS" --metric "${METRIC:-auto}" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "${@:3}"

@@ -52,7 +52,7 @@ SETTINGS = {  # key: its check; the run.sh variable is the key in capitals
     "batch_size": flag("batch_size"), "lr": flag("lr"),
     "map_archs": listed(architecture), "map_img_size": flag("img_size"), "map_max_size": flag("print_map_size"),
     "crop_size": flag("crop_size"), "map_epochs": flag("epochs"), "map_batch_size": flag("batch_size"),
-    "map_min_steps": flag("min_steps"), "seeds": flag("seeds"),
+    "map_min_steps": flag("min_steps"), "seeds": flag("seeds"), "det_archs": listed(architecture),
     "trials": plain(int), "bootstrap": plain(int), "metric": flag("metric"), "format": plain(str, SUBMISSION_FORMATS),
     "bn_adapt": plain(bool), "gpus": listed(plain(int)),
 }
@@ -61,7 +61,7 @@ RUN_SH_SETS = {**{name: f"a run.sh setting: write it as the top-level key {name}
                   ("dataset", "exp", "layout", "positive_classes", "label_column", "id_column", "group_column", "uncertain",
                    "skip_bad",
                    "img_size", "epochs", "batch_size", "lr", "seed", "seeds", "crop_size", "metric")},
-               **{name: "run.sh sets it for each job (from archs, map_archs, folds)"
+               **{name: "run.sh sets it for each job (from archs, map_archs, det_archs, folds)"
                   for name in ("arch", "fold", "kind")}}
 TRAIN_SECTIONS = {"train": "CONFIG_TRAIN_ARGS", "map_train": "CONFIG_MAP_ARGS"}  # shell arrays of train.py flags
 

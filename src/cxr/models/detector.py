@@ -4,7 +4,7 @@ centre-ness) on any convolutional timm encoder, with a feature pyramid at stride
 It is a model kind beside the map model and writes the same files: its image logit comes from
 an image head on the deepest features (as the map model's), and its boxes are painted into
 object maps at the map model's stride (each cell holds the best score of the boxes covering it,
-one map per box class). So folds, blending, nested thresholds, weighted boxes fusion, FROC,
+one map per box class; anti-aliased, see paint_boxes). So folds, blending, nested thresholds, weighted boxes fusion, FROC,
 predict.py and submit.py read a detector's outputs as they read a map model's. The painting
 costs only where boxes of one class overlap: below both scores they read back as their union."""
 from collections import OrderedDict
@@ -85,16 +85,32 @@ class DetectorModel(torch.nn.Module):
 
 def paint_boxes(detections, maps, height, width, stride):
     """(N, maps, height, width) float32 object maps at `stride` of N images' detections ({"boxes"
-    (k, 4) x1 y1 x2 y2 input pixels, "scores", "labels"}): every cell a box touches holds the box's
-    score, the best one where boxes of its class overlap; 0 where no box is."""
+    (k, 4) x1 y1 x2 y2 input pixels, "scores", "labels"}): a cell holds a box's score times the
+    share of the cell the box covers (anti-aliased, so a box's edges between cells survive the
+    map's upsampling: its blob at half the score has the box's extent, not the cells'), the best
+    one where boxes of its class overlap; 0 where no box is."""
     painted = torch.zeros(len(detections), maps, height, width)
     for image, found in enumerate(detections):
         for box, score, label in zip(found["boxes"].tolist(), found["scores"].tolist(), found["labels"].tolist()):
-            x1, y1 = int(box[0] // stride), int(box[1] // stride)
-            x2, y2 = max(x1 + 1, -int(-box[2] // stride)), max(y1 + 1, -int(-box[3] // stride))  # cells it touches
-            cells = painted[image, int(label), y1:y2, x1:x2]
-            torch.maximum(cells, torch.tensor(float(score)), out=cells)
+            columns, rows = cell_cover(box[0], box[2], stride, width), cell_cover(box[1], box[3], stride, height)
+            if columns is None or rows is None:
+                continue
+            (x1, across), (y1, down) = columns, rows
+            cells = painted[image, int(label), y1:y1 + len(down), x1:x1 + len(across)]
+            torch.maximum(cells, score * torch.outer(down, across), out=cells)
     return painted
+
+
+def cell_cover(low, high, stride, cells):
+    """(first cell, share of each cell from it on that [low, high) covers) along one axis of `cells`
+    cells of `stride` pixels; a box thinner than a cell covers its one cell whole (it is still
+    seen); None when it lies outside the map."""
+    first, last = max(int(low // stride), 0), min(int(-(-high // stride)), cells)
+    if last <= first:
+        return None
+    edges = torch.arange(first, last + 1, dtype=torch.float32) * stride
+    share = (torch.clamp(edges[1:], max=high) - torch.clamp(edges[:-1], min=low)).clamp(min=0) / stride
+    return first, share / share.max() if high - low < stride else share
 
 
 def create_detector(arch, num_classes=1, pretrained=False, weights="", drop_rate=0.0, drop_path_rate=0.0,
