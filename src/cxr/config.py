@@ -124,7 +124,7 @@ class TrainConfig(DataSettings):
     object_crops: float = option(0.7, "map models: share of a positive image's crops centred near one of its objects")
     scale_aug: float = option(0.25, "map models: crops rescaled by a random factor in [1/(1+s), 1+s] (objects of "
                                     "other pixel sizes)")
-    map_channels: int = option(64, "map models: decoder (FPN) channels")
+    map_channels: int = option(64, "map models: decoder (FPN) channels; detectors: FPN and FCOS head channels (a multiple of 32)")
     map_depth: int = option(16, "map models: the deepest encoder stride the decoder uses (16 or 32)", MAP_DEPTHS)
     image_score: str = option("auto", "map models: the image probability from the map's maximum (max), the image "
                                       "head (head), their mean (mean), or auto (the best validation AUC, recorded)",

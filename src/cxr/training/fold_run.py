@@ -234,6 +234,9 @@ def check_settings(cfg):
         raise UserError(f"{bad} {value}: a map model's input must be a multiple of its deepest stride, --map-depth "
                         f"{cfg.map_depth} (its map cells and the mask's would not line up): {low or cfg.map_depth} or "
                         f"{low + cfg.map_depth}")
+    if cfg.kind == "detector" and (cfg.map_channels < 32 or cfg.map_channels % 32):
+        raise UserError(f"--map-channels {cfg.map_channels}: a detector's FPN and FCOS head normalize their channels in "
+                        f"groups of 32 (GroupNorm): use a multiple of 32 (64, 128...)")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"--label-smoothing {cfg.label_smoothing}: a share in [0, 1)")
     if cfg.accumulate < 1 or cfg.prefetch < 1:
