@@ -3,9 +3,9 @@
     CONFIG=configs/pneumoniamnist.yaml bash run.sh        # run.sh evals what this prints
     python src/experiment.py configs/pneumoniamnist.yaml  # what it would set
 
-Keys are run.sh's variables in lower case (dataset, exp, archs and map_archs as lists, folds, img_size,
+Keys are run.sh's variables in lower case (dataset, exp, archs, map_archs and det_archs as lists, folds, img_size,
 lr, trials, format, ...), plus `train:`, a mapping of train.py settings given to every train.py call
-(pretrained: true, amp: bf16), and `map_train:`, the same for the map models alone (MAP_ARGS wins).
+(pretrained: true, amp: bf16), and `map_train:`, the same for the map models and detectors alone (MAP_ARGS wins).
 Every value is checked as the flag it becomes checks it, before anything runs, so a typo stops the
 experiment with one line instead of hours later. An environment variable the user set wins over the
 file, and flags after `run.sh` win over its train: settings.

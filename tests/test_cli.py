@@ -38,7 +38,7 @@ def parse_error(capsys, main, argv):
 
 @pytest.mark.parametrize("flag, value", [("--arch", "resnet_nope"), ("--schedule", "linear"), ("--amp", "fp8"),
                                          ("--resize", "crop"), ("--tta", "all"), ("--interpolation", "cubic"),
-                                         ("--pool", "gem"), ("--balance", "oversample"), ("--kind", "detector"),
+                                         ("--pool", "gem"), ("--balance", "oversample"), ("--kind", "segmenter"),
                                          ("--image-score", "top"), ("--heatmaps", "yes"), ("--layout", "coco"),
                                          ("--device", "gpu"), ("--map-depth", "8"),
                                          ("--optimizer", "lion"), ("--aug", "heavy")])

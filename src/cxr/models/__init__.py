@@ -1,2 +1,3 @@
 """Models: any timm backbone by name (backbones), the map model that learns object outlines
-(map_model), and the one call that builds either from a run's settings (factory)."""
+(map_model), the detector that learns their boxes and paints them into object maps (detector),
+and the one call that builds any of them from a run's settings (factory)."""
