@@ -13,9 +13,9 @@ from cxr.data.annotations import Shape
 from cxr.data.cache import ImageSpec
 from cxr.localization.peaks import heatmap_sources, upsample
 from cxr.localization.regions import map_boxes
-from cxr.localization.targets import MAX_BOXES, BoxedCrops
+from cxr.localization.targets import MAX_BOXES, BoxedCrops, long_sides
 from cxr.metrics.detection import box_iou
-from cxr.models.detector import paint_boxes
+from cxr.models.detector import PYRAMID_STRIDES, level_anchors, paint_boxes
 from cxr.models.factory import network_of
 from cxr.training.losses import loss_for
 
@@ -37,6 +37,29 @@ def test_boxes_are_painted_by_the_share_of_each_cell_they_cover():
     assert np.allclose(overlapping[0, 1].numpy(), [[0.4, 0.4], [0.4, 0.9]])  # the best score where they overlap
     outside = paint_boxes([detections([(40, 40, 50, 50)], [0.9])], 1, 4, 4, 4)
     assert outside.abs().sum() == 0
+    empty = paint_boxes([detections([(9, 9, 9, 12), (5, 5, 6, 6)], [0.9, 0.7])], 1, 4, 4, 4)  # FCOS may regress l = r = 0
+    assert torch.isfinite(empty).all() and empty.max() == pytest.approx(0.7)
+
+
+def test_anchors_sit_on_each_level_s_true_stride():
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.image_list import ImageList
+
+    def anchors(size, cells):
+        levels = [torch.zeros(1, 8, n, n) for n in cells]
+        generator = AnchorGenerator(tuple((s,) for s in PYRAMID_STRIDES), ((1.0,),) * len(PYRAMID_STRIDES))
+        return generator(ImageList(torch.zeros(1, 3, size, size), [(size, size)]), levels)[0], level_anchors(levels, PYRAMID_STRIDES)
+
+    theirs, ours = anchors(256, (32, 16, 8, 4))  # a multiple of 64: torchvision's anchors exactly
+    assert torch.equal(theirs, ours)
+    theirs, ours = anchors(160, (20, 10, 5, 3))  # the max-pooled level of a 160 crop: cells at 0, 64, 128
+    assert torch.equal(theirs[:-9], ours[:-9]) and ours[-9:-6, 0].tolist() == [-32, 32, 96]
+    assert theirs[-8, 0] != ours[-8, 0]  # torchvision's 160 // 3 = 53 px apart
+
+
+def test_long_boxes_are_measured_in_the_network_frame():
+    objects = {"a.png": ([Shape(0, (0, 0, 99, 49)), Shape(1, (10, 10, 20, 30))], 200, 100, None)}
+    assert long_sides(objects, ImageSpec(100, "letterbox", False, 0.0, "linear")).tolist() == [49.5, 10.0]
 
 
 def test_a_painted_box_off_the_cell_grid_reads_back_as_its_box():
@@ -77,6 +100,8 @@ def test_the_detector_trains_on_boxes_and_predicts_object_maps():
     network.train()
     head, waiting = network(torch.randn(2, 3, 64, 64))
     loss = loss_for("detector")((head, waiting), torch.tensor([[1.0], [0.0]]), boxes)
+    reducible = loss_for("detector", reducible_only=True)((head, waiting), torch.tensor([[1.0], [0.0]]), boxes)
+    assert reducible < loss  # the overfit check leaves out centre-ness (soft targets: a floor above zero)
     loss.backward()
     assert head.shape == (2, 1) and torch.isfinite(loss)
     assert network.fcos.backbone.encoder.conv1.weight.grad.abs().sum() > 0 and network.head.weight.grad is not None

@@ -255,8 +255,10 @@ def best_files(study, base, folder, arch, fold):
     rename = MAP_RUN_SH if is_map else {}
     run_sh = {rename.get(k, k): v for k, v in settings.items() if k in RUN_SH_SETS and k not in ("arch", "kind")}
     section = {k: v for k, v in settings.items() if k not in RUN_SH_SETS}
+    detector = settings.get("kind") == "detector"  # run.sh trains it from det_archs, with the map models' settings
     experiment = {"exp": study.study_name, **run_sh, "archs": [] if is_map else [arch],
-                  "map_archs": [arch] if is_map else [], "map_train" if is_map else "train": section}
+                  "map_archs": [arch] if is_map and not detector else [], **({"det_archs": [arch]} if detector else {}),
+                  "map_train" if is_map else "train": section}
     header = (f"# tune.py study '{study.study_name}': trial {best.number}, validation AUC {best.value:.4f} on fold "
               f"{fold}; {len(finished_trials(study))} trials finished\n")
     paths = folder / "best.yaml", folder / "run.yaml"

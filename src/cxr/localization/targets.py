@@ -147,9 +147,13 @@ class MaskedCrops:
         rng = np.random.default_rng([self.seed if seed is None else seed, index])
         left, top, side = crop_window(self.spec.size, crop, centres, self.object_share, rng, self.scale_range)
         image = cut(image, left, top, side, crop, cv2.INTER_LINEAR)
-        mask = cut(mask * 255, left, top, side, crop, cv2.INTER_LINEAR) > 0  # resized, a thin object never vanishes
+        mask = self.crop_mask(cut(mask * 255, left, top, side, crop, cv2.INTER_LINEAR))
         out = self.transform(image=image, mask=mask.astype(np.uint8))
         return out["image"], *self.targets(image_id, np.asarray(out["mask"]))
+
+    def crop_mask(self, resized):
+        """The crop's mask from the resized 0/255 mask: every pixel an object touches (a thin object never vanishes)."""
+        return resized > 0
 
     def targets(self, image_id, mask):
         """(target vector, (maps, h, w) masks at the map's stride) of a crop's augmented mask."""
@@ -157,6 +161,18 @@ class MaskedCrops:
         target = np.array([float(small.any())], np.float32)
         small = small[None] if small.ndim == 2 else small.transpose(2, 0, 1)  # (maps, h, w)
         return target, torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))
+
+
+def long_sides(objects, spec):
+    """Each object's longest box side in the network frame (pixels of the spec's size x size image);
+    `objects[image_id]` = (shapes, width, height, ...) in original pixels."""
+    sides = []
+    for shapes, width, height, *_ in objects.values():
+        _, _, new_w, new_h = placement(width, height, spec.size, spec.mode)
+        for shape in shapes:
+            extent = np.ptp(on_image(shape.points, width, height), axis=0)
+            sides.append(max(extent[0] * new_w / width, extent[1] * new_h / height))
+    return np.array(sides, dtype=float)
 
 
 MAX_BOXES = 64  # a crop's boxes, padded to a fixed count so a batch stacks
@@ -173,6 +189,16 @@ class BoxedCrops(MaskedCrops):
         if not shapes:
             return np.zeros((self.spec.size, self.spec.size, 1), np.uint8)
         return np.stack([object_mask([s], width, height, self.spec.size, self.spec.mode) for s in shapes], axis=-1)
+
+    def crop_mask(self, resized):
+        """Each object's pixels at least half covered after the resize (any pixel it touches would
+        grow a rescaled box by up to a pixel a side); an object thinner than that keeps every pixel
+        it touches."""
+        resized = resized.reshape(*resized.shape[:2], -1)
+        half = resized >= 128
+        thin = ~half.any(axis=(0, 1))
+        half[..., thin] = resized[..., thin] > 0
+        return half
 
     def targets(self, image_id, mask):
         classes = self.objects[image_id][3] or [0] * len(self.objects[image_id][0])

@@ -50,6 +50,7 @@ class DetectorModel(torch.nn.Module):
         from torchvision.models.detection.anchor_utils import AnchorGenerator
 
         super().__init__()
+        # only its sizes are read (FCOS's scale ranges, the module check); the anchors come from level_anchors
         anchors = AnchorGenerator(tuple((s,) for s in PYRAMID_STRIDES), ((1.0,),) * len(PYRAMID_STRIDES))
         # FCOS's own resizing and normalization are never called: images arrive normalized at network size
         self.fcos = FCOS(pyramid, object_maps, anchor_generator=anchors, score_thresh=SCORE_FLOOR,
@@ -59,18 +60,15 @@ class DetectorModel(torch.nn.Module):
         self.head = torch.nn.Linear(2 * widest, num_classes)
 
     def forward(self, images):
-        from torchvision.models.detection.image_list import ImageList
-
         deepest, pyramid = self.fcos.backbone(images)
         levels = list(pyramid.values())
-        outputs = self.fcos.head(levels)
+        outputs = {k: v.float() for k, v in self.fcos.head(levels).items()}  # boxes and loss in float32 (bf16 rounds pixels)
         size = tuple(images.shape[-2:])
-        anchors = self.fcos.anchor_generator(ImageList(images, [size] * len(images)), levels)
+        anchors = [level_anchors(levels, PYRAMID_STRIDES)] * len(images)
         per_level = [level.shape[2] * level.shape[3] for level in levels]
         pooled = torch.cat([deepest.amax((2, 3)), deepest.mean((2, 3))], 1)
         logits = self.head(self.dropout(pooled))
         if self.training:
-            outputs = {k: v.float() for k, v in outputs.items()}  # the loss in float32, outside autocast
             return logits, partial(self.fcos.compute_loss, head_outputs=outputs, anchors=anchors,
                                    num_anchors_per_level=per_level)
         split = {k: list(v.split(per_level, dim=1)) for k, v in outputs.items()}
@@ -83,6 +81,21 @@ class DetectorModel(torch.nn.Module):
         self.fcos.backbone.encoder.set_grad_checkpointing(enable)
 
 
+def level_anchors(levels, strides):
+    """(locations, 4) float32 anchors of the pyramid's levels, in FCOS's order: per level, row by
+    row, a box of the level's stride centred on each cell's corner (x * stride, y * stride), as
+    torchvision's AnchorGenerator makes them, but from the true strides: it divides the image by
+    the grid, which misplaces a max-pooled level's cells when the input is not a multiple of 64."""
+    found = []
+    for level, stride in zip(levels, strides):
+        height, width = level.shape[-2:]
+        ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=level.device) * stride,
+                                torch.arange(width, dtype=torch.float32, device=level.device) * stride, indexing="ij")
+        centres = torch.stack([xs.reshape(-1), ys.reshape(-1)] * 2, dim=1)
+        found.append(centres + torch.tensor([-stride, -stride, stride, stride], device=level.device) / 2)
+    return torch.cat(found)
+
+
 def paint_boxes(detections, maps, height, width, stride):
     """(N, maps, height, width) float32 object maps at `stride` of N images' detections ({"boxes"
     (k, 4) x1 y1 x2 y2 input pixels, "scores", "labels"}): a cell holds a box's score times the
@@ -92,6 +105,8 @@ def paint_boxes(detections, maps, height, width, stride):
     painted = torch.zeros(len(detections), maps, height, width)
     for image, found in enumerate(detections):
         for box, score, label in zip(found["boxes"].tolist(), found["scores"].tolist(), found["labels"].tolist()):
+            if box[2] <= box[0] or box[3] <= box[1]:  # an empty box (FCOS can regress one) marks nothing
+                continue
             columns, rows = cell_cover(box[0], box[2], stride, width), cell_cover(box[1], box[3], stride, height)
             if columns is None or rows is None:
                 continue

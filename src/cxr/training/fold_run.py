@@ -31,7 +31,7 @@ from cxr.config import OBJECT_KINDS, changed_settings, scaled_lr
 from cxr.localization.map_scores import (SCORE_COLUMNS, UNSEEN_IMAGE_SCORE, choose_image_score,
                                          every_image_score, map_image_probability)
 from cxr.localization.gradcam import loader_cams
-from cxr.localization.targets import BoxedCrops, MaskedCrops
+from cxr.localization.targets import BoxedCrops, MaskedCrops, long_sides
 from cxr.metrics.registry import for_task, get as get_metric
 from cxr.models.map_model import MAP_STRIDE
 from cxr.models.backbones import enable_grad_checkpointing
@@ -188,6 +188,8 @@ def build_data(cfg, world=World()):
     crops_of = BoxedCrops if cfg.kind == "detector" else MaskedCrops
 
     crop = min(cfg.crop_size or cfg.img_size, cfg.img_size)  # a crop larger than the image is the image
+    if cfg.kind == "detector" and world.is_main:
+        warn_of_long_boxes(long_sides(objects, spec), crop)
 
     def loader(table, transform, sharded=False, crops=False, training=False, **order):
         dataset = (crops_of(table, load, transform, objects, spec, crop, cfg.object_crops, cfg.scale_aug,
@@ -217,6 +219,17 @@ def build_data(cfg, world=World()):
                     generator, columns, annotated, world, image_score_setting(cfg), cfg.metric, classes)
 
 
+def warn_of_long_boxes(sides, crop):
+    """A detector learns a box from the crops that hold it: a box longer than most crops is seen cut
+    (its regression learns a truncated box, FCOS's coarse levels get no positives), while at
+    prediction, on the whole image, it is whole. Said once, with the share, before training."""
+    long = int((sides > 0.75 * crop).sum())
+    if long:
+        print(f"warning: {long} of {len(sides)} training boxes ({100 * long / len(sides):.0f} %) are longer than 3/4 of the "
+              f"{crop} px training crop: the detector sees them cut; a larger --crop-size (0: the whole image) "
+              f"lets it learn them whole", flush=True)
+
+
 def image_score_setting(cfg):
     """A map model's --image-score, auto made a fixed score under --select last (which promises that
     no choice looks at the validation rows); '' for a classifier."""
@@ -235,8 +248,8 @@ def check_settings(cfg):
                         f"{cfg.map_depth} (its map cells and the mask's would not line up): {low or cfg.map_depth} or "
                         f"{low + cfg.map_depth}")
     if cfg.kind == "detector" and (cfg.map_channels < 32 or cfg.map_channels % 32):
-        raise UserError(f"--map-channels {cfg.map_channels}: a detector's FPN and FCOS head normalize their channels in "
-                        f"groups of 32 (GroupNorm): use a multiple of 32 (64, 128...)")
+        raise UserError(f"--map-channels {cfg.map_channels}: a detector's FCOS head normalizes its channels in groups "
+                        f"of 32 (GroupNorm): use a multiple of 32 (64, 128...)")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"--label-smoothing {cfg.label_smoothing}: a share in [0, 1)")
     if cfg.accumulate < 1 or cfg.prefetch < 1:

@@ -75,25 +75,29 @@ def map_loss(pos_weight=None):
     return MapLoss(pos_weight)
 
 
-def detector_loss(pos_weight=None):
+def detector_loss(pos_weight=None, centre_ness=True):
     """A detector's loss: FCOS's own (focal loss over the locations' classes, GIoU of their boxes,
     centre-ness BCE, each per foreground location) plus the image head's BCE against whether the
     crop holds an object. `outputs` = (head logits, the detection loss waiting for its targets:
-    models/detector.py), `boxes` (b, k, 5) rows of class, x1, y1, x2, y2, padded with -1 rows."""
+    models/detector.py), `boxes` (b, k, 5) rows of class, x1, y1, x2, y2, padded with -1 rows.
+    `centre_ness` False leaves that term out: its targets are soft (in (0, 1]), so it cannot fall
+    below their entropy, and the overfit check asks for a loss near zero."""
     head_loss = classifier_loss(pos_weight)
 
     def loss(outputs, targets, boxes):
         head, detection_loss = outputs
         wanted = [{"boxes": rows[rows[:, 0] >= 0, 1:], "labels": rows[rows[:, 0] >= 0, 0].long()} for rows in boxes]
-        return sum(detection_loss(wanted).values()) + head_loss(head, targets)
+        terms = detection_loss(wanted)
+        return sum(v for k, v in terms.items() if centre_ness or k != "bbox_ctrness") + head_loss(head, targets)
     return loss
 
 
-def loss_for(kind, weight=None, task="binary", label_smoothing=0.0):
+def loss_for(kind, weight=None, task="binary", label_smoothing=0.0, reducible_only=False):
     """The training loss of a kind of model and task: map_loss, detector_loss, multiclass_loss
-    (`weight` per class) or classifier_loss (`weight`: BCE's pos_weight per label)."""
+    (`weight` per class) or classifier_loss (`weight`: BCE's pos_weight per label). `reducible_only`:
+    the terms that can reach zero (the overfit check's; a detector's centre-ness cannot)."""
     if kind == "map":
         return map_loss(weight)
     if kind == "detector":
-        return detector_loss(weight)
+        return detector_loss(weight, centre_ness=not reducible_only)
     return (multiclass_loss if task == "multiclass" else classifier_loss)(weight, label_smoothing)

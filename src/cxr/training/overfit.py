@@ -82,8 +82,8 @@ def check(cfg, model, data, device, precision):
         if index == 1 or index % every == 0:
             print(f"overfit pass {index}: training loss {loss:.4f}", flush=True)
 
-    result = run_check(model, loader, optimizer, scheduler, scaler, device, precision, loss_for(cfg.kind, None, data.task, cfg.label_smoothing),
-                       passes_for(cfg), report)
+    loss_fn = loss_for(cfg.kind, None, data.task, cfg.label_smoothing, reducible_only=True)
+    result = run_check(model, loader, optimizer, scheduler, scaler, device, precision, loss_fn, passes_for(cfg), report)
     return result, verdict(result, len(loader), len(loader.dataset))
 
 
