@@ -146,3 +146,21 @@ def test_a_detector_goes_through_blend_and_submit_like_a_map_model(tmp_path):
     run_script("submit.py", "image_path.csv", tmp_path / "cls.csv", tmp_path / "loc.csv", "--exp", "det", cwd=cwd)
     got = pd.read_csv(tmp_path / "cls.csv")
     assert np.allclose(got["prediction"], expected["prediction"], atol=1e-5)  # submit.py reproduces blend.py
+
+
+def test_a_tuned_detector_s_run_file_trains_a_detector(tmp_path):
+    from types import SimpleNamespace
+
+    import yaml
+
+    from cxr.diagnosis.hyperparameter_search import best_files
+    from cxr.run_file import assignments
+
+    trial = SimpleNamespace(number=3, value=0.9, user_attrs={"settings": {"lr": 0.002, "crop_size": 128}})
+    study = SimpleNamespace(study_name="s", best_trial=trial, get_trials=lambda **_: [trial])
+    base = {"arch": "resnet18", "kind": "detector", "img_size": 256, "dataset": "tiny"}
+    _, run_yaml = best_files(study, base, tmp_path, "resnet18", 0)
+    run = yaml.safe_load(run_yaml.read_text())
+    assert run["det_archs"] == ["resnet18"] and run["map_archs"] == [] and run["archs"] == []
+    assert run["map_img_size"] == 256 and "map_train" in run
+    assert "DET_ARCHS=resnet18" in "\n".join(assignments(run_yaml, {}))  # run.sh reads it
