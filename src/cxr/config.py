@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cxr.errors import UserError
 from cxr.formats.registry import NAMES as FORMAT_NAMES
+from cxr.models.kinds import KINDS
 
 
 def option(default, help, choices=None, metavar=None):
@@ -24,8 +25,6 @@ def option(default, help, choices=None, metavar=None):
 # The choice-valued flags, checked when the flags are parsed (before any data is read). The modules
 # that act on them own the same names (tests/test_cli.py keeps the two in step).
 LAYOUTS = ("auto", "objectcxr", "kaggle", "imagefolder", "medmnist", "rsna", "vinbig", "siim")
-KINDS = ("classifier", "map", "detector")
-OBJECT_KINDS = ("map", "detector")  # the kinds that learn from object annotations and write object maps
 RESIZE_MODES = ("squash", "letterbox")
 INTERPOLATIONS = ("auto", "linear", "area")
 IMAGE_SCORES = ("auto", "max", "head", "mean")

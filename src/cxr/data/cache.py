@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from cxr.artifacts import atomic_path, write_csv
 from cxr.data.images import check_complete, file_orientation, image_size, orient, read_image
-from cxr.config import OBJECT_KINDS
+from cxr.models.kinds import OBJECT_KINDS
 from cxr.errors import UserError
 
 RESIZE_MODES = ("squash", "letterbox")

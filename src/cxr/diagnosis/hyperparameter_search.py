@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr.config import OBJECT_KINDS, TrainConfig
+from cxr.config import TrainConfig
+from cxr.models.kinds import OBJECT_KINDS
 
 SEARCHABLE = ("lr", "weight_decay", "aug", "img_size", "optimizer", "schedule", "ema")
 LEARNING_RATES = {"adamw": (1e-4, 1e-2), "sgd": (1e-3, 2e-1)}  # SGD needs ~10x AdamW's rate

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr.config import OBJECT_KINDS
+from cxr.models.kinds import OBJECT_KINDS
 from cxr.errors import UserError
 
 # The grids: boxes by map threshold x an image gate (an image below it writes no box: RSNA scores an

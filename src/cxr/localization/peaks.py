@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxr.config import OBJECT_KINDS
+from cxr.models.kinds import OBJECT_KINDS
 
 
 def upsample(maps, size):

@@ -27,7 +27,8 @@ from cxr.data.labels import prediction_column, target_columns, task_of
 from cxr.data.folds import read_folds
 from cxr.training.distributed import World, barrier, gather_mean, gather_rows, shard, sync_buffers
 from cxr.errors import UserError
-from cxr.config import OBJECT_KINDS, changed_settings, scaled_lr
+from cxr.config import changed_settings, scaled_lr
+from cxr.models.kinds import OBJECT_KINDS
 from cxr.localization.map_scores import (SCORE_COLUMNS, UNSEEN_IMAGE_SCORE, choose_image_score,
                                          every_image_score, map_image_probability)
 from cxr.localization.gradcam import loader_cams
