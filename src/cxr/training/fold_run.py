@@ -245,7 +245,8 @@ def check_settings(cfg):
     if cfg.kind in OBJECT_KINDS and (cfg.img_size % cfg.map_depth or cfg.crop_size % cfg.map_depth):
         bad, value = ("--crop-size", cfg.crop_size) if cfg.crop_size % cfg.map_depth else ("--img-size", cfg.img_size)
         low = value - value % cfg.map_depth
-        raise UserError(f"{bad} {value}: a map model's input must be a multiple of its deepest stride, --map-depth "
+        who = "a map model's" if cfg.kind == "map" else "a detector's"
+        raise UserError(f"{bad} {value}: {who} input must be a multiple of its deepest stride, --map-depth "
                         f"{cfg.map_depth} (its map cells and the mask's would not line up): {low or cfg.map_depth} or "
                         f"{low + cfg.map_depth}")
     if cfg.kind == "detector" and (cfg.map_channels < 32 or cfg.map_channels % 32):
